@@ -1,0 +1,37 @@
+// The dispatched kernels (one table entry per compiled target). Callers are the
+// target-independent drivers in src/; each call works on one cache-sized block.
+#ifndef BNORM_DISPATCH_KERNELS_H_
+#define BNORM_DISPATCH_KERNELS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bnorm {
+namespace dispatch {
+
+// Channels-last moments: `rows` >= 1 rows of `channels` contiguous values, rows
+// `stride` floats apart. Writes mean[c] and m2[c] (sum of squared deviations).
+void MomentsRows(const float* x, size_t rows, size_t channels, size_t stride,
+                 double* mean, double* m2);
+
+// Channels-first moments of one channel: `runs` >= 1 runs of `len` >= 1
+// contiguous values, runs `stride` floats apart. Writes *mean and *m2.
+void MomentsRuns(const float* x, size_t runs, size_t len, size_t stride,
+                 double* mean, double* m2);
+
+// Channels-last normalize: y[r][c] = ((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c].
+void NormalizeRows(const float* x, float* y, size_t rows, size_t channels,
+                   size_t stride, const float* hi, const float* lo,
+                   const float* scale, const float* shift);
+
+// Channels-first normalize of one channel's runs with scalar coefficients.
+void NormalizeRuns(const float* x, float* y, size_t runs, size_t len,
+                   size_t stride, float hi, float lo, float scale, float shift);
+
+// The HWY_* bit of the target the dispatch table calls now.
+int64_t DispatchedTarget();
+
+}  // namespace dispatch
+}  // namespace bnorm
+
+#endif  // BNORM_DISPATCH_KERNELS_H_

@@ -1,0 +1,127 @@
+// The target registry over Highway's runtime dispatch.
+#include "bnorm/targets.hpp"
+
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <mutex>
+
+#include "bnorm/error.hpp"
+#include "dispatch/kernels.h"
+#include "hwy/highway.h"
+#include "hwy/targets.h"
+
+namespace bnorm {
+namespace {
+
+std::string Lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// All targets compiled into the kernels, best (lowest bit) first.
+std::vector<int64_t> CompiledBits() {
+  std::vector<int64_t> bits;
+  for (int64_t t = HWY_TARGETS; t != 0; t &= t - 1) bits.push_back(t & ~(t - 1));
+  return bits;
+}
+
+// What this CPU runs, ignoring any forcing done through this registry.
+int64_t CpuTargets() {
+  hwy::DisableTargets(0);
+  return hwy::SupportedTargets();
+}
+
+std::string Names(const std::vector<TargetInfo>& targets) {
+  std::string names;
+  for (const TargetInfo& t : targets) names += (names.empty() ? "" : ", ") + t.name;
+  return names;
+}
+
+int64_t g_forced = 0;  // the bit ForceTarget chose, 0 when not forced
+// Set once BNORM_TARGET was applied or an explicit ForceTarget/ResetTarget
+// made it moot: an explicit choice in code wins over the environment.
+std::atomic<bool> g_target_chosen{false};
+std::mutex g_env_mutex;
+
+void ForceTargetImpl(const std::string& name);
+
+}  // namespace
+
+std::vector<TargetInfo> CompiledTargets() {
+  const int64_t cpu = CpuTargets();
+  std::vector<TargetInfo> targets;
+  for (int64_t bit : CompiledBits()) {
+    targets.push_back(TargetInfo{Lower(hwy::TargetName(bit)), bit,
+                                 (cpu & bit) != 0 || bit == HWY_SCALAR});
+  }
+  // CpuTargets() cleared any forcing; put it back.
+  if (g_forced != 0) hwy::DisableTargets(HWY_TARGETS & ~g_forced);
+  return targets;
+}
+
+std::vector<TargetInfo> SupportedTargets() {
+  std::vector<TargetInfo> supported;
+  for (const TargetInfo& t : CompiledTargets()) {
+    if (t.supported) supported.push_back(t);
+  }
+  return supported;
+}
+
+
+void ForceTarget(const std::string& name) {
+  g_target_chosen = true;
+  ForceTargetImpl(name);
+}
+
+void ResetTarget() {
+  g_target_chosen = true;
+  g_forced = 0;
+  hwy::DisableTargets(0);
+}
+
+namespace {
+
+void ForceTargetImpl(const std::string& name) {
+  const std::string wanted = Lower(name);
+  const std::vector<TargetInfo> compiled = CompiledTargets();
+  for (const TargetInfo& t : compiled) {
+    if (t.name != wanted) continue;
+    if (!t.supported) {
+      throw Error("target '" + name + "' is compiled but this CPU does not support it (supported: " +
+                  Names(SupportedTargets()) + ")");
+    }
+    g_forced = t.bit;
+    hwy::DisableTargets(HWY_TARGETS & ~t.bit);
+    if (dispatch::DispatchedTarget() != t.bit) {
+      g_forced = 0;
+      hwy::DisableTargets(0);
+      throw Error("target '" + name + "' could not be forced: dispatch still chose '" +
+                  ActiveTarget() + "'");
+    }
+    return;
+  }
+  throw Error("target '" + name + "' is unknown (compiled: " + Names(compiled) + ")");
+}
+
+}  // namespace
+
+std::string ActiveTarget() { return Lower(hwy::TargetName(dispatch::DispatchedTarget())); }
+
+void ApplyTargetFromEnvironment() {
+  if (g_target_chosen) return;
+  std::lock_guard<std::mutex> lock(g_env_mutex);
+  if (g_target_chosen) return;
+  const char* name = std::getenv("BNORM_TARGET");
+  if (name != nullptr && *name != '\0') {
+    try {
+      ForceTargetImpl(name);
+    } catch (const Error& e) {
+      // Not marked chosen: every later call reports the bad name again.
+      throw Error(std::string("BNORM_TARGET: ") + e.what());
+    }
+  }
+  g_target_chosen = true;
+}
+
+}  // namespace bnorm

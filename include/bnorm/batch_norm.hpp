@@ -1,0 +1,124 @@
+// bnorm::BatchNorm: the complete semantics of Keras' BatchNormalization layer
+// (tf-keras 2.x), option by option. SPEC.md is the math.
+#ifndef BNORM_BATCH_NORM_HPP_
+#define BNORM_BATCH_NORM_HPP_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bnorm/execution.hpp"
+
+namespace bnorm {
+
+// Element types of x and y. Statistics, state and arithmetic are float32
+// whatever the I/O type (Keras' mixed precision).
+enum class DType { kFloat32, kFloat16, kBFloat16 };
+
+// Keras' `fused`: None (auto), True, False.
+enum class Fused { kAuto, kTrue, kFalse };
+
+// Keras' "zeros", "ones" and Constant(value) initializers.
+struct Initializer {
+  float value = 0.0f;
+  static Initializer Zeros() { return Initializer{0.0f}; }
+  static Initializer Ones() { return Initializer{1.0f}; }
+  static Initializer Constant(float v) { return Initializer{v}; }
+};
+
+// Keras' renorm_clipping: missing rmax, rmin, dmax mean inf, 0, inf.
+struct RenormClipping {
+  std::optional<float> rmax, rmin, dmax;
+  // From a Keras-style dict; keys other than rmax, rmin, dmax are an error.
+  static RenormClipping FromMap(const std::map<std::string, float>& clipping);
+};
+
+// Keras' adjustment: from the input shape to per-channel (scale, bias), written
+// into two arrays of the parameter size. Applied in training only.
+using Adjustment = std::function<void(const std::vector<int64_t>& input_shape,
+                                      float* scale, float* bias)>;
+
+// Keras' gamma/beta constraints: applied in place whenever the variable is
+// updated (set_gamma / set_beta, the equivalent of an optimizer step).
+// Regularizers are out of scope: they add to the caller's loss, not to the
+// layer's math.
+using Constraint = std::function<void(float* values, size_t count)>;
+
+struct Options {
+  std::vector<int> axis{-1};
+  float momentum = 0.99f;
+  float epsilon = 1e-3f;
+  bool center = true;
+  bool scale = true;
+  Initializer beta_initializer = Initializer::Zeros();
+  Initializer gamma_initializer = Initializer::Ones();
+  Initializer moving_mean_initializer = Initializer::Zeros();
+  Initializer moving_variance_initializer = Initializer::Ones();
+  Constraint beta_constraint;
+  Constraint gamma_constraint;
+  bool renorm = false;
+  RenormClipping renorm_clipping;
+  float renorm_momentum = 0.99f;
+  Fused fused = Fused::kAuto;
+  bool trainable = true;
+  std::optional<int64_t> virtual_batch_size;
+  Adjustment adjustment;
+};
+
+class BatchNorm {
+ public:
+  // Validates every option that does not depend on the input shape; throws
+  // bnorm::Error naming the argument.
+  explicit BatchNorm(Options options);
+
+  // Creates the state for inputs of this shape (the first Forward does it too).
+  void Build(const std::vector<int64_t>& input_shape);
+  bool built() const;
+
+  // One call of the layer. x and y are C-order tensors of `shape` (y may equal
+  // x). `training` resolves as in Keras: unset means inference, and
+  // trainable == false forces inference. In training the moving statistics
+  // (and renorm statistics) are updated; an empty batch updates nothing.
+  void Forward(const float* x, float* y, const std::vector<int64_t>& shape,
+               std::optional<bool> training = std::nullopt,
+               const Execution& exec = Execution());
+  // float16 / bfloat16 I/O as raw 16-bit patterns (`dtype` says which).
+  void Forward(const uint16_t* x, uint16_t* y, DType dtype,
+               const std::vector<int64_t>& shape,
+               std::optional<bool> training = std::nullopt,
+               const Execution& exec = Execution());
+
+  const Options& options() const;
+  std::vector<int64_t> parameter_shape() const;  // after Build
+  // Whether this layer uses the fused convention (resolved at Build as Keras does).
+  bool fused() const;
+
+  // State (float32, parameter size). Setters check the size and apply constraints.
+  const std::vector<float>& gamma() const;
+  const std::vector<float>& beta() const;
+  const std::vector<float>& moving_mean() const;
+  const std::vector<float>& moving_variance() const;
+  const std::vector<float>& moving_stddev() const;  // renorm only
+  const std::vector<float>& renorm_mean() const;    // renorm only
+  const std::vector<float>& renorm_stddev() const;  // renorm only
+  void set_gamma(const std::vector<float>& values);
+  void set_beta(const std::vector<float>& values);
+  void set_moving_mean(const std::vector<float>& values);
+  void set_moving_variance(const std::vector<float>& values);
+  void set_moving_stddev(const std::vector<float>& values);
+  void set_renorm_mean(const std::vector<float>& values);
+  void set_renorm_stddev(const std::vector<float>& values);
+
+ private:
+  struct State;
+  Options options_;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace bnorm
+
+#endif  // BNORM_BATCH_NORM_HPP_

@@ -1,0 +1,54 @@
+// Canonical geometry: any tensor and set of adjacent feature axes reduce to
+// [outer, channels, inner] in row-major order.
+//   channels-last  (inner == 1): rows of `channels` contiguous values.
+//   channels-first (inner > 1):  each channel is `outer` runs of `inner` values.
+#ifndef BNORM_GEOMETRY_HPP_
+#define BNORM_GEOMETRY_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace bnorm {
+
+struct Geometry {
+  size_t outer = 1;
+  size_t channels = 1;
+  size_t inner = 1;
+  // Outer rows come in groups of `group_rows` consecutive rows whose starts are
+  // `group_stride` elements apart. A dense tensor is a single group
+  // (group_rows == outer). Ghost batches view every G-th sample this way.
+  size_t group_rows = 1;
+  size_t group_stride = 0;
+
+  static Geometry Dense(size_t outer, size_t channels, size_t inner);
+
+  bool channels_last() const { return inner == 1; }
+  size_t row_elements() const { return channels * inner; }
+  // Values reduced per channel.
+  size_t reduced() const { return outer * inner; }
+  size_t elements() const { return outer * channels * inner; }
+  // Offset of outer row `o` from the base pointer.
+  size_t RowOffset(size_t o) const {
+    return (o / group_rows) * group_stride + (o % group_rows) * row_elements();
+  }
+};
+
+// Feature axes normalized to ascending, non-negative indices. `axes` may hold
+// negative values (counted from the end); duplicates, out-of-range values and an
+// empty list are errors naming the axis and the rank.
+std::vector<int> CanonicalAxes(const std::vector<int>& axes, size_t rank);
+
+// The geometry of `shape` with feature axes `axes`. The feature axes must be
+// adjacent after canonicalization; their sizes multiply into `channels`.
+// Throws bnorm::Error on invalid axes or on sizes whose product overflows.
+Geometry PlanGeometry(const std::vector<int64_t>& shape,
+                      const std::vector<int>& axes);
+
+// The parameter shape (sizes of the feature axes, in order).
+std::vector<int64_t> ParameterShape(const std::vector<int64_t>& shape,
+                                    const std::vector<int>& axes);
+
+}  // namespace bnorm
+
+#endif  // BNORM_GEOMETRY_HPP_

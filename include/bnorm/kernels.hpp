@@ -1,0 +1,42 @@
+// The low-level operations over a canonical geometry: per-channel batch moments
+// and the normalize pass. Both dispatch to the best SIMD target, split work into
+// thread-count-independent blocks and never allocate on the normalize path.
+#ifndef BNORM_KERNELS_HPP_
+#define BNORM_KERNELS_HPP_
+
+#include "bnorm/execution.hpp"
+#include "bnorm/geometry.hpp"
+
+namespace bnorm {
+
+// Per-channel mean and biased (population) variance of x, in double.
+// Exact to about 1e-7 relative even when |mean| >> std: blocks are reduced
+// two-pass while cache-resident and merged with Chan's formula in double.
+// Requires g.reduced() >= 1; `mean` and `variance` hold g.channels values.
+void BatchMoments(const float* x, const Geometry& g, double* mean,
+                  double* variance, const Execution& exec = Execution());
+
+// Per-channel coefficients of y = ((x - mean_hi) - mean_lo) * scale + shift.
+// The mean is split in two floats so that the subtraction stays exact when
+// |mean| >> std (a folded x * a + b would lose those digits).
+struct NormalizeParams {
+  const float* mean_hi = nullptr;
+  const float* mean_lo = nullptr;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+};
+
+// y may equal x (in place); any other overlap is the caller's error.
+void Normalize(const float* x, float* y, const Geometry& g,
+               const NormalizeParams& params,
+               const Execution& exec = Execution());
+
+// Splits a double mean into float hi + lo with hi + lo == mean to ~2^-48.
+inline void SplitMean(double mean, float* hi, float* lo) {
+  *hi = static_cast<float>(mean);
+  *lo = static_cast<float>(mean - static_cast<double>(*hi));
+}
+
+}  // namespace bnorm
+
+#endif  // BNORM_KERNELS_HPP_

@@ -1,0 +1,64 @@
+#include "src/blocks.h"
+
+#include <algorithm>
+
+namespace bnorm {
+namespace {
+
+// Values per block: 256 KiB of floats stays in L2 while a block is reduced, and
+// keeps the per-block partials of channels-last moments a small fraction of
+// the input's traffic.
+constexpr size_t kBlockElements = size_t{1} << 16;
+// Channels-last blocks are whole sub-blocks of the moments kernel (16 rows).
+constexpr size_t kRowQuantum = 16;
+
+size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+BlockPlan::BlockPlan(const Geometry& g) : g_(g) {
+  if (g.elements() == 0) return;
+  groups_ = g.outer / g.group_rows;
+  if (g.channels_last()) {
+    const size_t rows = CeilDiv(std::max<size_t>(kBlockElements / g.channels, 1), kRowQuantum);
+    rows_per_block_ = rows * kRowQuantum;
+    blocks_per_group_ = CeilDiv(g.group_rows, rows_per_block_);
+    per_channel_ = 0;
+    count_ = groups_ * blocks_per_group_;
+    return;
+  }
+  if (g.inner >= kBlockElements) {
+    rows_per_block_ = 1;
+    pieces_per_row_ = CeilDiv(g.inner, kBlockElements);
+  } else {
+    rows_per_block_ = std::max<size_t>(kBlockElements / g.inner, 1);
+  }
+  blocks_per_group_ = CeilDiv(g.group_rows, rows_per_block_) * pieces_per_row_;
+  per_channel_ = groups_ * blocks_per_group_;
+  count_ = g.channels * per_channel_;
+}
+
+Block BlockPlan::operator[](size_t index) const {
+  Block b;
+  size_t rest = index;
+  if (!g_.channels_last()) {
+    b.channel = rest / per_channel_;
+    rest %= per_channel_;
+  }
+  const size_t group = rest / blocks_per_group_;
+  rest %= blocks_per_group_;
+  const size_t row_block = rest / pieces_per_row_;
+  const size_t piece = rest % pieces_per_row_;
+  const size_t first = row_block * rows_per_block_;
+  b.row = group * g_.group_rows + first;
+  b.rows = std::min(rows_per_block_, g_.group_rows - first);
+  if (g_.channels_last()) {
+    b.inner_count = 1;
+  } else {
+    b.inner_begin = piece * kBlockElements;
+    b.inner_count = std::min(kBlockElements, g_.inner - b.inner_begin);
+  }
+  return b;
+}
+
+}  // namespace bnorm

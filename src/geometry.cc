@@ -1,0 +1,100 @@
+// Shape + feature axes -> canonical [outer, channels, inner] geometry.
+#include "bnorm/geometry.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "bnorm/error.hpp"
+
+namespace bnorm {
+namespace {
+
+std::string AxisRange(size_t rank) {
+  const long long r = static_cast<long long>(rank);
+  return "(valid: " + std::to_string(-r) + ".." + std::to_string(r - 1) + ")";
+}
+
+// a * b, or an error naming the shape when it does not fit in size_t.
+size_t CheckedMul(size_t a, size_t b, const std::vector<int64_t>& shape) {
+  if (a != 0 && b > std::numeric_limits<size_t>::max() / a) {
+    std::string dims;
+    for (int64_t s : shape) dims += (dims.empty() ? "" : ",") + std::to_string(s);
+    throw Error("shape [" + dims + "] has more elements than fit in size_t");
+  }
+  return a * b;
+}
+
+}  // namespace
+
+Geometry Geometry::Dense(size_t outer, size_t channels, size_t inner) {
+  Geometry g;
+  g.outer = outer;
+  g.channels = channels;
+  g.inner = inner;
+  g.group_rows = outer == 0 ? 1 : outer;
+  g.group_stride = outer * channels * inner;
+  return g;
+}
+
+std::vector<int> CanonicalAxes(const std::vector<int>& axes, size_t rank) {
+  if (axes.empty()) throw Error("axis is an empty list; expected at least one axis");
+  const long long r = static_cast<long long>(rank);
+  std::vector<int> canonical;
+  for (int axis : axes) {
+    if (axis < -r || axis >= r) {
+      throw Error("axis " + std::to_string(axis) + " is out of range for an input of rank " +
+                  std::to_string(rank) + " " + AxisRange(rank));
+    }
+    const int a = axis < 0 ? static_cast<int>(axis + r) : axis;
+    if (std::find(canonical.begin(), canonical.end(), a) != canonical.end()) {
+      throw Error("axis " + std::to_string(axis) + " is duplicated in the axis list (rank " +
+                  std::to_string(rank) + ")");
+    }
+    canonical.push_back(a);
+  }
+  std::sort(canonical.begin(), canonical.end());
+  return canonical;
+}
+
+Geometry PlanGeometry(const std::vector<int64_t>& shape, const std::vector<int>& axes) {
+  if (shape.empty()) throw Error("input rank is 0; expected a tensor of rank >= 1");
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0) {
+      throw Error("shape[" + std::to_string(i) + "] is " + std::to_string(shape[i]) +
+                  "; expected a size >= 0");
+    }
+  }
+  const std::vector<int> canonical = CanonicalAxes(axes, shape.size());
+  for (size_t i = 1; i < canonical.size(); ++i) {
+    if (canonical[i] != canonical[i - 1] + 1) {
+      throw Error("axis list is not contiguous (axes " + std::to_string(canonical[i - 1]) +
+                  " and " + std::to_string(canonical[i]) +
+                  " are separated); bnorm needs adjacent feature axes");
+    }
+  }
+  const size_t first = static_cast<size_t>(canonical.front());
+  const size_t last = static_cast<size_t>(canonical.back());
+  size_t outer = 1, channels = 1, inner = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const size_t s = static_cast<size_t>(shape[i]);
+    if (i < first) {
+      outer = CheckedMul(outer, s, shape);
+    } else if (i <= last) {
+      channels = CheckedMul(channels, s, shape);
+    } else {
+      inner = CheckedMul(inner, s, shape);
+    }
+  }
+  CheckedMul(CheckedMul(outer, channels, shape), inner, shape);
+  return Geometry::Dense(outer, channels, inner);
+}
+
+std::vector<int64_t> ParameterShape(const std::vector<int64_t>& shape,
+                                    const std::vector<int>& axes) {
+  std::vector<int64_t> params;
+  for (int a : CanonicalAxes(axes, shape.size())) params.push_back(shape[static_cast<size_t>(a)]);
+  return params;
+}
+
+}  // namespace bnorm

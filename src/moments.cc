@@ -1,0 +1,74 @@
+// BatchMoments: per-block partial moments from the dispatched kernels, merged
+// in block order with Chan's formula in double.
+#include <vector>
+
+#include "bnorm/kernels.hpp"
+#include "bnorm/targets.hpp"
+#include "dispatch/chan_merge.h"
+#include "dispatch/kernels.h"
+#include "src/blocks.h"
+
+namespace bnorm {
+
+void BatchMoments(const float* x, const Geometry& g, double* mean, double* variance,
+                  const Execution& exec) {
+  ApplyTargetFromEnvironment();
+  const BlockPlan plan(g);
+  const size_t C = g.channels;
+  if (g.channels_last()) {
+    // Per block: C means then C M2s.
+    std::vector<double> partials(plan.size() * 2 * C);
+    ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
+      const Block b = plan[i];
+      double* part = partials.data() + i * 2 * C;
+      dispatch::MomentsRows(x + g.RowOffset(b.row), b.rows, C, C, part, part + C);
+    });
+    std::vector<double> m2(C);
+    double count = 0.0;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const double rows = static_cast<double>(plan[i].rows);
+      const double* part = partials.data() + i * 2 * C;
+      for (size_t c = 0; c < C; ++c) {
+        if (i == 0) {
+          mean[c] = part[c];
+          m2[c] = part[C + c];
+        } else {
+          ChanMerge(count, &mean[c], &m2[c], rows, part[c], part[C + c]);
+        }
+      }
+      count += rows;
+    }
+    for (size_t c = 0; c < C; ++c) {
+      const double v = m2[c] / count;
+      variance[c] = v < 0.0 ? 0.0 : v;
+    }
+    return;
+  }
+  // Channels-first: per block one (mean, M2) pair.
+  std::vector<double> partials(plan.size() * 2);
+  ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
+    const Block b = plan[i];
+    const float* first = x + g.RowOffset(b.row) + b.channel * g.inner + b.inner_begin;
+    dispatch::MomentsRuns(first, b.rows, b.inner_count, g.row_elements(), &partials[2 * i],
+                          &partials[2 * i + 1]);
+  });
+  for (size_t c = 0; c < C; ++c) {
+    double count = 0.0, m = 0.0, m2 = 0.0;
+    for (size_t i = c * plan.per_channel(); i < (c + 1) * plan.per_channel(); ++i) {
+      const Block b = plan[i];
+      const double n = static_cast<double>(b.rows * b.inner_count);
+      if (count == 0.0) {
+        m = partials[2 * i];
+        m2 = partials[2 * i + 1];
+      } else {
+        ChanMerge(count, &m, &m2, n, partials[2 * i], partials[2 * i + 1]);
+      }
+      count += n;
+    }
+    mean[c] = m;
+    const double v = m2 / count;
+    variance[c] = v < 0.0 ? 0.0 : v;
+  }
+}
+
+}  // namespace bnorm
