@@ -3,6 +3,7 @@
 #define HWY_TARGET_INCLUDE "dispatch/kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
+#include "dispatch/convert-inl.h"
 #include "dispatch/moments-inl.h"
 #include "dispatch/normalize-inl.h"
 #include "hwy/highway.h"
@@ -30,28 +31,27 @@ HWY_EXPORT(NormalizeRowsImpl);
 HWY_EXPORT(NormalizeRunsImpl);
 HWY_EXPORT(DispatchedTargetImpl);
 
-void MomentsRows(const float* x, size_t rows, size_t channels, size_t stride,
+void MomentsRows(const void* x, DType type, size_t rows, size_t channels, size_t stride,
                  double* mean, double* m2) {
-  HWY_DYNAMIC_DISPATCH(MomentsRowsImpl)(x, rows, channels, stride, mean, m2);
+  HWY_DYNAMIC_DISPATCH(MomentsRowsImpl)(x, type, rows, channels, stride, mean, m2);
 }
 
-void MomentsRuns(const float* x, size_t runs, size_t len, size_t stride,
+void MomentsRuns(const void* x, DType type, size_t runs, size_t len, size_t stride,
                  double* mean, double* m2) {
-  HWY_DYNAMIC_DISPATCH(MomentsRunsImpl)(x, runs, len, stride, mean, m2);
+  HWY_DYNAMIC_DISPATCH(MomentsRunsImpl)(x, type, runs, len, stride, mean, m2);
 }
 
-void NormalizeRows(const float* x, float* y, size_t rows, size_t channels,
-                   size_t stride, const float* hi, const float* lo,
+void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows,
+                   size_t channels, size_t stride, const float* hi, const float* lo,
                    const float* scale, const float* shift) {
   HWY_DYNAMIC_DISPATCH(NormalizeRowsImpl)
-  (x, y, rows, channels, stride, hi, lo, scale, shift);
+  (x, y, type, act, rows, channels, stride, hi, lo, scale, shift);
 }
 
-void NormalizeRuns(const float* x, float* y, size_t runs, size_t len,
-                   size_t stride, float hi, float lo, float scale,
-                   float shift) {
+void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t runs, size_t len,
+                   size_t stride, float hi, float lo, float scale, float shift) {
   HWY_DYNAMIC_DISPATCH(NormalizeRunsImpl)
-  (x, y, runs, len, stride, hi, lo, scale, shift);
+  (x, y, type, act, runs, len, stride, hi, lo, scale, shift);
 }
 
 int64_t DispatchedTarget() {

@@ -6,26 +6,31 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "bnorm/dtype.hpp"
+
 namespace bnorm {
 namespace dispatch {
 
+// x and y hold elements of `type`; strides count elements, not bytes.
+
 // Channels-last moments: `rows` >= 1 rows of `channels` contiguous values, rows
-// `stride` floats apart. Writes mean[c] and m2[c] (sum of squared deviations).
-void MomentsRows(const float* x, size_t rows, size_t channels, size_t stride,
+// `stride` elements apart. Writes mean[c] and m2[c] (sum of squared deviations).
+void MomentsRows(const void* x, DType type, size_t rows, size_t channels, size_t stride,
                  double* mean, double* m2);
 
 // Channels-first moments of one channel: `runs` >= 1 runs of `len` >= 1
-// contiguous values, runs `stride` floats apart. Writes *mean and *m2.
-void MomentsRuns(const float* x, size_t runs, size_t len, size_t stride,
+// contiguous values, runs `stride` elements apart. Writes *mean and *m2.
+void MomentsRuns(const void* x, DType type, size_t runs, size_t len, size_t stride,
                  double* mean, double* m2);
 
-// Channels-last normalize: y[r][c] = ((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c].
-void NormalizeRows(const float* x, float* y, size_t rows, size_t channels,
-                   size_t stride, const float* hi, const float* lo,
+// Channels-last normalize:
+// y[r][c] = act(((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c]).
+void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows,
+                   size_t channels, size_t stride, const float* hi, const float* lo,
                    const float* scale, const float* shift);
 
 // Channels-first normalize of one channel's runs with scalar coefficients.
-void NormalizeRuns(const float* x, float* y, size_t runs, size_t len,
+void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t runs, size_t len,
                    size_t stride, float hi, float lo, float scale, float shift);
 
 // The HWY_* bit of the target the dispatch table calls now.

@@ -1,4 +1,4 @@
-// The normalize pass y = ((x - hi) - lo) * scale + shift, written once for
+// The normalize pass y = act(((x - hi) - lo) * scale + shift), written once for
 // every Highway target. Compiled once per target (toggling include guard).
 //
 // The mean arrives split in two floats (hi + lo): x - hi is exact for x near
@@ -13,7 +13,11 @@
 #endif
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "bnorm/dtype.hpp"
+#include "dispatch/convert-inl.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -21,49 +25,63 @@ namespace bnorm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <class D, class V = hn::Vec<D>>
-HWY_INLINE V NormalizeVector(V x, V hi, V lo, V scale, V shift) {
-  return hn::MulAdd(hn::Sub(hn::Sub(x, hi), lo), scale, shift);
+// Compile-time activation, so the common no-activation loop has no extra ops.
+template <Activation kAct, class D, class V = hn::Vec<D>>
+HWY_INLINE V Activate(D d, V v) {
+  if (kAct == Activation::kNone) return v;
+  // Compare-and-select rather than Max/Min: x86 max/min return the second
+  // operand for NaN, and NaN must stay NaN.
+  v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
+  if (kAct == Activation::kRelu6) {
+    const V six = hn::Set(d, 6.0f);
+    v = hn::IfThenElse(hn::Gt(v, six), six, v);
+  }
+  return v;
 }
 
-// Channels-last: `rows` rows of `channels` values, rows `stride` floats apart
+template <Activation kAct, class D, class V = hn::Vec<D>>
+HWY_INLINE V NormalizeVector(D d, V x, V hi, V lo, V scale, V shift) {
+  return Activate<kAct>(d, hn::MulAdd(hn::Sub(hn::Sub(x, hi), lo), scale, shift));
+}
+
+// Channels-last: `rows` rows of `channels` values, rows `stride` elements apart
 // in both x and y. x == y is allowed; any alignment.
-HWY_NOINLINE void NormalizeRowsImpl(const float* x, float* y, size_t rows,
-                                    size_t channels, size_t stride,
-                                    const float* HWY_RESTRICT hi,
-                                    const float* HWY_RESTRICT lo,
-                                    const float* HWY_RESTRICT scale,
-                                    const float* HWY_RESTRICT shift) {
+template <Activation kAct, class T>
+HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y, size_t rows,
+                               size_t channels, size_t stride, const float* HWY_RESTRICT hi,
+                               const float* HWY_RESTRICT lo, const float* HWY_RESTRICT scale,
+                               const float* HWY_RESTRICT shift) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * stride;
-    float* yr = y + r * stride;
+    const typename T::Raw* xr = x + r * stride;
+    typename T::Raw* yr = y + r * stride;
     size_t c = 0;
     for (; c + N <= channels; c += N) {
-      hn::StoreU(NormalizeVector<decltype(d)>(
-                     hn::LoadU(d, xr + c), hn::LoadU(d, hi + c),
-                     hn::LoadU(d, lo + c), hn::LoadU(d, scale + c),
-                     hn::LoadU(d, shift + c)),
-                 d, yr + c);
+      StoreAs(d, t,
+              NormalizeVector<kAct>(d, LoadAs(d, t, xr + c), hn::LoadU(d, hi + c),
+                                    hn::LoadU(d, lo + c), hn::LoadU(d, scale + c),
+                                    hn::LoadU(d, shift + c)),
+              yr + c);
     }
     // Remaining channels lane by lane: nothing outside the row is touched.
     for (; c < channels; ++c) {
-      hn::StoreU(NormalizeVector<decltype(d1)>(
-                     hn::LoadU(d1, xr + c), hn::LoadU(d1, hi + c),
-                     hn::LoadU(d1, lo + c), hn::LoadU(d1, scale + c),
-                     hn::LoadU(d1, shift + c)),
-                 d1, yr + c);
+      StoreAs(d1, t,
+              NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + c), hn::LoadU(d1, hi + c),
+                                    hn::LoadU(d1, lo + c), hn::LoadU(d1, scale + c),
+                                    hn::LoadU(d1, shift + c)),
+              yr + c);
     }
   }
 }
 
 // Channels-first: `runs` runs of `len` values of one channel, runs `stride`
-// floats apart. x == y is allowed; any alignment.
-HWY_NOINLINE void NormalizeRunsImpl(const float* x, float* y, size_t runs,
-                                    size_t len, size_t stride, float hi,
-                                    float lo, float scale, float shift) {
+// elements apart. x == y is allowed; any alignment.
+template <Activation kAct, class T>
+HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y, size_t runs,
+                               size_t len, size_t stride, float hi, float lo, float scale,
+                               float shift) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
@@ -72,29 +90,77 @@ HWY_NOINLINE void NormalizeRunsImpl(const float* x, float* y, size_t runs,
   const auto hi1 = hn::Set(d1, hi), lo1 = hn::Set(d1, lo);
   const auto scale1 = hn::Set(d1, scale), shift1 = hn::Set(d1, shift);
   for (size_t run = 0; run < runs; ++run) {
-    const float* xr = x + run * stride;
-    float* yr = y + run * stride;
+    const typename T::Raw* xr = x + run * stride;
+    typename T::Raw* yr = y + run * stride;
     size_t i = 0;
-    // Two vectors per iteration: two independent FMA chains per loop trip.
+    // Two vectors per iteration: two independent chains per loop trip.
     for (; i + 2 * N <= len; i += 2 * N) {
-      const auto v0 = hn::LoadU(d, xr + i);
-      const auto v1 = hn::LoadU(d, xr + i + N);
-      hn::StoreU(NormalizeVector<decltype(d)>(v0, vhi, vlo, vscale, vshift), d,
-                 yr + i);
-      hn::StoreU(NormalizeVector<decltype(d)>(v1, vhi, vlo, vscale, vshift), d,
-                 yr + i + N);
+      const auto v0 = LoadAs(d, t, xr + i);
+      const auto v1 = LoadAs(d, t, xr + i + N);
+      StoreAs(d, t, NormalizeVector<kAct>(d, v0, vhi, vlo, vscale, vshift), yr + i);
+      StoreAs(d, t, NormalizeVector<kAct>(d, v1, vhi, vlo, vscale, vshift), yr + i + N);
     }
     for (; i + N <= len; i += N) {
-      hn::StoreU(NormalizeVector<decltype(d)>(hn::LoadU(d, xr + i), vhi, vlo,
-                                              vscale, vshift),
-                 d, yr + i);
+      StoreAs(d, t, NormalizeVector<kAct>(d, LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift),
+              yr + i);
     }
     for (; i < len; ++i) {
-      hn::StoreU(NormalizeVector<decltype(d1)>(hn::LoadU(d1, xr + i), hi1, lo1,
-                                               scale1, shift1),
-                 d1, yr + i);
+      StoreAs(d1, t,
+              NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1),
+              yr + i);
     }
   }
+}
+
+// Calls f(tag, activation constant) for the runtime element type/activation.
+template <class F>
+HWY_INLINE void WithTypeAndActivation(DType type, Activation act, const F& f) {
+  auto with_act = [&](auto tag) {
+    switch (act) {
+      case Activation::kNone:
+        return f(tag, hwy::SizeTag<0>());
+      case Activation::kRelu:
+        return f(tag, hwy::SizeTag<1>());
+      case Activation::kRelu6:
+        return f(tag, hwy::SizeTag<2>());
+    }
+  };
+  switch (type) {
+    case DType::kFloat32:
+      return with_act(F32());
+    case DType::kBFloat16:
+      return with_act(BF16());
+    case DType::kFloat16:
+      return with_act(F16());
+  }
+}
+
+template <size_t kIndex>
+constexpr Activation ActivationOf(hwy::SizeTag<kIndex>) {
+  return static_cast<Activation>(kIndex);
+}
+
+HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activation act,
+                                    size_t rows, size_t channels, size_t stride,
+                                    const float* hi, const float* lo, const float* scale,
+                                    const float* shift) {
+  WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
+    using Raw = typename decltype(tag)::Raw;
+    NormalizeRowsT<ActivationOf(decltype(act_tag)())>(
+        tag, static_cast<const Raw*>(x), static_cast<Raw*>(y), rows, channels, stride, hi, lo,
+        scale, shift);
+  });
+}
+
+HWY_NOINLINE void NormalizeRunsImpl(const void* x, void* y, DType type, Activation act,
+                                    size_t runs, size_t len, size_t stride, float hi, float lo,
+                                    float scale, float shift) {
+  WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
+    using Raw = typename decltype(tag)::Raw;
+    NormalizeRunsT<ActivationOf(decltype(act_tag)())>(tag, static_cast<const Raw*>(x),
+                                                      static_cast<Raw*>(y), runs, len, stride,
+                                                      hi, lo, scale, shift);
+  });
 }
 
 }  // namespace HWY_NAMESPACE

@@ -12,6 +12,13 @@ namespace bnorm {
 
 void BatchMoments(const float* x, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
+  BatchMoments(x, DType::kFloat32, g, mean, variance, exec);
+}
+
+void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, double* variance,
+                  const Execution& exec) {
+  const char* bytes = static_cast<const char*>(x);
+  const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
   const size_t C = g.channels;
@@ -21,7 +28,8 @@ void BatchMoments(const float* x, const Geometry& g, double* mean, double* varia
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       double* part = partials.data() + i * 2 * C;
-      dispatch::MomentsRows(x + g.RowOffset(b.row), b.rows, C, C, part, part + C);
+      dispatch::MomentsRows(bytes + g.RowOffset(b.row) * size, type, b.rows, C, C, part,
+                            part + C);
     });
     std::vector<double> m2(C);
     double count = 0.0;
@@ -48,9 +56,9 @@ void BatchMoments(const float* x, const Geometry& g, double* mean, double* varia
   std::vector<double> partials(plan.size() * 2);
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
-    const float* first = x + g.RowOffset(b.row) + b.channel * g.inner + b.inner_begin;
-    dispatch::MomentsRuns(first, b.rows, b.inner_count, g.row_elements(), &partials[2 * i],
-                          &partials[2 * i + 1]);
+    const size_t first = g.RowOffset(b.row) + b.channel * g.inner + b.inner_begin;
+    dispatch::MomentsRuns(bytes + first * size, type, b.rows, b.inner_count, g.row_elements(),
+                          &partials[2 * i], &partials[2 * i + 1]);
   });
   for (size_t c = 0; c < C; ++c) {
     double count = 0.0, m = 0.0, m2 = 0.0;

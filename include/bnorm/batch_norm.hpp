@@ -11,13 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "bnorm/dtype.hpp"
 #include "bnorm/execution.hpp"
 
 namespace bnorm {
-
-// Element types of x and y. Statistics, state and arithmetic are float32
-// whatever the I/O type (Keras' mixed precision).
-enum class DType { kFloat32, kFloat16, kBFloat16 };
 
 // Keras' `fused`: None (auto), True, False.
 enum class Fused { kAuto, kTrue, kFalse };

@@ -4,6 +4,7 @@
 #ifndef BNORM_KERNELS_HPP_
 #define BNORM_KERNELS_HPP_
 
+#include "bnorm/dtype.hpp"
 #include "bnorm/execution.hpp"
 #include "bnorm/geometry.hpp"
 
@@ -15,8 +16,12 @@ namespace bnorm {
 // Requires g.reduced() >= 1; `mean` and `variance` hold g.channels values.
 void BatchMoments(const float* x, const Geometry& g, double* mean,
                   double* variance, const Execution& exec = Execution());
+// The same for x of any element type (float16/bfloat16 as 16-bit patterns).
+void BatchMoments(const void* x, DType type, const Geometry& g, double* mean,
+                  double* variance, const Execution& exec = Execution());
 
-// Per-channel coefficients of y = ((x - mean_hi) - mean_lo) * scale + shift.
+// Per-channel coefficients of
+// y = activation(((x - mean_hi) - mean_lo) * scale + shift).
 // The mean is split in two floats so that the subtraction stays exact when
 // |mean| >> std (a folded x * a + b would lose those digits).
 struct NormalizeParams {
@@ -24,10 +29,15 @@ struct NormalizeParams {
   const float* mean_lo = nullptr;
   const float* scale = nullptr;
   const float* shift = nullptr;
+  Activation activation = Activation::kNone;
 };
 
 // y may equal x (in place); any other overlap is the caller's error.
 void Normalize(const float* x, float* y, const Geometry& g,
+               const NormalizeParams& params,
+               const Execution& exec = Execution());
+// The same for x and y of any element type (both of `type`).
+void Normalize(const void* x, void* y, DType type, const Geometry& g,
                const NormalizeParams& params,
                const Execution& exec = Execution());
 
