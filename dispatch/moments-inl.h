@@ -53,8 +53,52 @@ HWY_INLINE void MergeSubBlock(double done, double k, float m, float s1,
   }
 }
 
+// Merges the sub-block moments of Lanes(d) channels (float shift m and
+// deviation sums s1, s2 over k values) into mean[0..N) and m2[0..N), which hold
+// `done` values. Vectorized in double: per sub-block this is a handful of
+// double ops per lane, which one-lane-at-a-time code made the bottleneck.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE void MergeSubBlockLanes(D d, V m, V s1, V s2, double done, size_t k,
+                                   double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
+  const double kd = static_cast<double>(k);
+  if constexpr (hn::MaxLanes(D()) == 1) {
+    MergeSubBlock(done, kd, hn::GetLane(m), hn::GetLane(s1), hn::GetLane(s2), mean, m2);
+  } else {
+#if HWY_TARGET != HWY_SCALAR  // the scalar target has no vector halves
+    const hn::Half<D> dh;
+    const hn::Repartition<double, D> dd;
+    const size_t half = hn::Lanes(dd);
+    const auto inv_k = hn::Set(dd, 1.0 / kd);
+    const auto weight_b = hn::Set(dd, kd / (done + kd));
+    const auto weight_ab = hn::Set(dd, done * kd / (done + kd));
+    for (size_t part = 0; part < 2; ++part) {
+      const auto pm = part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, m))
+                                : hn::PromoteTo(dd, hn::UpperHalf(dh, m));
+      const auto p1 = part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, s1))
+                                : hn::PromoteTo(dd, hn::UpperHalf(dh, s1));
+      const auto p2 = part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, s2))
+                                : hn::PromoteTo(dd, hn::UpperHalf(dh, s2));
+      const auto block_mean = hn::MulAdd(p1, inv_k, pm);
+      const auto block_m2 = hn::NegMulAdd(hn::Mul(p1, p1), inv_k, p2);
+      double* HWY_RESTRICT mean_part = mean + part * half;
+      double* HWY_RESTRICT m2_part = m2 + part * half;
+      if (done == 0.0) {
+        hn::StoreU(block_mean, dd, mean_part);
+        hn::StoreU(block_m2, dd, m2_part);
+        continue;
+      }
+      const auto mean_a = hn::LoadU(dd, mean_part);
+      const auto delta = hn::Sub(block_mean, mean_a);
+      hn::StoreU(hn::MulAdd(delta, weight_b, mean_a), dd, mean_part);
+      const auto m2_a = hn::Add(hn::LoadU(dd, m2_part), block_m2);
+      hn::StoreU(hn::MulAdd(hn::Mul(delta, delta), weight_ab, m2_a), dd, m2_part);
+    }
+#endif
+  }
+}
+
 // Channels-last: moments of Lanes(d) adjacent channels over k <= kSubRows rows
-// `stride` floats apart, merged into mean[0..N) and m2[0..N) holding `done`
+// `stride` elements apart, merged into mean[0..N) and m2[0..N) holding `done`
 // rows. Any alignment; reads exactly the k * Lanes(d) values.
 template <class D, class T>
 HWY_INLINE void SubBlockColumnMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x,
@@ -62,31 +106,35 @@ HWY_INLINE void SubBlockColumnMoments(D d, T t, const typename T::Raw* HWY_RESTR
                                       double* HWY_RESTRICT mean,
                                       double* HWY_RESTRICT m2) {
   using V = hn::Vec<D>;
-  const size_t N = hn::Lanes(d);
   // Scaling each term by 1/k (instead of dividing the sum) cannot overflow.
+  // Rows alternate between two accumulators (two sets for s1, s2): a single
+  // chain of 16 dependent FMAs would make this latency-bound.
   const V inv_k = hn::Set(d, 1.0f / static_cast<float>(k));
-  V m = hn::Zero(d);
-  for (size_t r = 0; r < k; ++r) {
-    m = hn::MulAdd(LoadAs(d, t, x + r * stride), inv_k, m);
+  V m0 = hn::Zero(d), m1 = hn::Zero(d);
+  size_t r = 0;
+  for (; r + 2 <= k; r += 2) {
+    m0 = hn::MulAdd(LoadAs(d, t, x + r * stride), inv_k, m0);
+    m1 = hn::MulAdd(LoadAs(d, t, x + (r + 1) * stride), inv_k, m1);
   }
-  V s1 = hn::Zero(d);
-  V s2 = hn::Zero(d);
-  for (size_t r = 0; r < k; ++r) {
-    const V dev = hn::Sub(LoadAs(d, t, x + r * stride), m);
-    s1 = hn::Add(s1, dev);
-    s2 = hn::MulAdd(dev, dev, s2);
+  if (r < k) m0 = hn::MulAdd(LoadAs(d, t, x + r * stride), inv_k, m0);
+  const V m = hn::Add(m0, m1);
+  V s1a = hn::Zero(d), s1b = hn::Zero(d), s2a = hn::Zero(d), s2b = hn::Zero(d);
+  for (r = 0; r + 2 <= k; r += 2) {
+    const V dev0 = hn::Sub(LoadAs(d, t, x + r * stride), m);
+    const V dev1 = hn::Sub(LoadAs(d, t, x + (r + 1) * stride), m);
+    s1a = hn::Add(s1a, dev0);
+    s1b = hn::Add(s1b, dev1);
+    s2a = hn::MulAdd(dev0, dev0, s2a);
+    s2b = hn::MulAdd(dev1, dev1, s2b);
   }
-  HWY_ALIGN float lane_m[hn::MaxLanes(D())];
-  HWY_ALIGN float lane_s1[hn::MaxLanes(D())];
-  HWY_ALIGN float lane_s2[hn::MaxLanes(D())];
-  hn::Store(m, d, lane_m);
-  hn::Store(s1, d, lane_s1);
-  hn::Store(s2, d, lane_s2);
-  const double kd = static_cast<double>(k);
-  for (size_t i = 0; i < N; ++i) {
-    MergeSubBlock(done, kd, lane_m[i], lane_s1[i], lane_s2[i], mean + i,
-                  m2 + i);
+  if (r < k) {
+    const V dev0 = hn::Sub(LoadAs(d, t, x + r * stride), m);
+    s1a = hn::Add(s1a, dev0);
+    s2a = hn::MulAdd(dev0, dev0, s2a);
   }
+  const V s1 = hn::Add(s1a, s1b);
+  const V s2 = hn::Add(s2a, s2b);
+  MergeSubBlockLanes(d, m, s1, s2, done, k, mean, m2);
 }
 
 // Channels-last moments of `rows` >= 1 rows of `channels` values.
@@ -114,95 +162,138 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   }
 }
 
-// Σ x * scale over n floats: four accumulators hide the FMA latency; the tail
-// goes lane by lane so nothing past x + n is touched.
+// Σ x * scale over `runs` runs of `len` values (`stride` apart): four vector
+// accumulators hide the FMA latency; run tails go lane by lane (nothing past a
+// run is touched) into a double accumulator.
 template <class D, class T>
-HWY_INLINE float ScaledSum(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t n,
-                           float scale) {
+HWY_INLINE float ScaledSum(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                           size_t len, size_t stride, float scale) {
   using V = hn::Vec<D>;
+  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   const V vscale = hn::Set(d, scale);
   V a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-  size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    a0 = hn::MulAdd(LoadAs(d, t, x + i), vscale, a0);
-    a1 = hn::MulAdd(LoadAs(d, t, x + i + N), vscale, a1);
-    a2 = hn::MulAdd(LoadAs(d, t, x + i + 2 * N), vscale, a2);
-    a3 = hn::MulAdd(LoadAs(d, t, x + i + 3 * N), vscale, a3);
-  }
-  for (; i + N <= n; i += N) {
-    a0 = hn::MulAdd(LoadAs(d, t, x + i), vscale, a0);
+  double tail = 0.0;
+  for (size_t run = 0; run < runs; ++run) {
+    const typename T::Raw* HWY_RESTRICT p = x + run * stride;
+    size_t i = 0;
+    for (; i + 4 * N <= len; i += 4 * N) {
+      a0 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a0);
+      a1 = hn::MulAdd(LoadAs(d, t, p + i + N), vscale, a1);
+      a2 = hn::MulAdd(LoadAs(d, t, p + i + 2 * N), vscale, a2);
+      a3 = hn::MulAdd(LoadAs(d, t, p + i + 3 * N), vscale, a3);
+    }
+    if (i + N <= len) a1 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a1), i += N;
+    if (i + N <= len) a2 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a2), i += N;
+    if (i + N <= len) a3 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a3), i += N;
+    for (; i < len; ++i) tail += hn::GetLane(LoadAs(d1, t, p + i)) * static_cast<double>(scale);
   }
   const V sum = hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
-  const hn::CappedTag<float, 1> d1;
-  const auto scale1 = hn::Set(d1, scale);
-  auto tail = hn::Zero(d1);
-  for (; i < n; ++i) tail = hn::MulAdd(LoadAs(d1, t, x + i), scale1, tail);
-  return hn::GetLane(hn::SumOfLanes(d, sum)) + hn::GetLane(tail);
+  return static_cast<float>(hn::GetLane(hn::SumOfLanes(d, sum)) + tail);
 }
 
-// Σ(x - m) and Σ(x - m)² over n floats, four accumulator pairs.
+// Σ(x - m) and Σ(x - m)² over `runs` runs of `len` values, four accumulator
+// pairs; run tails in double.
 template <class D, class T>
-HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t n,
-                              float m, float* s1_out, float* s2_out) {
+HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                              size_t len, size_t stride, float m, double* s1_out,
+                              double* s2_out) {
   using V = hn::Vec<D>;
+  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   const V vm = hn::Set(d, m);
   V s1a = hn::Zero(d), s1b = hn::Zero(d), s1c = hn::Zero(d), s1d = hn::Zero(d);
   V s2a = hn::Zero(d), s2b = hn::Zero(d), s2c = hn::Zero(d), s2d = hn::Zero(d);
-  size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    const V d0 = hn::Sub(LoadAs(d, t, x + i), vm);
-    const V d1 = hn::Sub(LoadAs(d, t, x + i + N), vm);
-    const V d2 = hn::Sub(LoadAs(d, t, x + i + 2 * N), vm);
-    const V d3 = hn::Sub(LoadAs(d, t, x + i + 3 * N), vm);
-    s1a = hn::Add(s1a, d0);
-    s1b = hn::Add(s1b, d1);
-    s1c = hn::Add(s1c, d2);
-    s1d = hn::Add(s1d, d3);
-    s2a = hn::MulAdd(d0, d0, s2a);
-    s2b = hn::MulAdd(d1, d1, s2b);
-    s2c = hn::MulAdd(d2, d2, s2c);
-    s2d = hn::MulAdd(d3, d3, s2d);
-  }
-  for (; i + N <= n; i += N) {
-    const V d0 = hn::Sub(LoadAs(d, t, x + i), vm);
-    s1a = hn::Add(s1a, d0);
-    s2a = hn::MulAdd(d0, d0, s2a);
+  double t1 = 0.0, t2 = 0.0;
+  for (size_t run = 0; run < runs; ++run) {
+    const typename T::Raw* HWY_RESTRICT p = x + run * stride;
+    size_t i = 0;
+    for (; i + 4 * N <= len; i += 4 * N) {
+      const V d0 = hn::Sub(LoadAs(d, t, p + i), vm);
+      const V d1v = hn::Sub(LoadAs(d, t, p + i + N), vm);
+      const V d2 = hn::Sub(LoadAs(d, t, p + i + 2 * N), vm);
+      const V d3 = hn::Sub(LoadAs(d, t, p + i + 3 * N), vm);
+      s1a = hn::Add(s1a, d0);
+      s1b = hn::Add(s1b, d1v);
+      s1c = hn::Add(s1c, d2);
+      s1d = hn::Add(s1d, d3);
+      s2a = hn::MulAdd(d0, d0, s2a);
+      s2b = hn::MulAdd(d1v, d1v, s2b);
+      s2c = hn::MulAdd(d2, d2, s2c);
+      s2d = hn::MulAdd(d3, d3, s2d);
+    }
+    // Up to three more whole vectors, each into its own accumulator pair so no
+    // accumulator collects more terms than the others.
+    if (i + N <= len) {
+      const V dv = hn::Sub(LoadAs(d, t, p + i), vm);
+      s1b = hn::Add(s1b, dv), s2b = hn::MulAdd(dv, dv, s2b), i += N;
+    }
+    if (i + N <= len) {
+      const V dv = hn::Sub(LoadAs(d, t, p + i), vm);
+      s1c = hn::Add(s1c, dv), s2c = hn::MulAdd(dv, dv, s2c), i += N;
+    }
+    if (i + N <= len) {
+      const V dv = hn::Sub(LoadAs(d, t, p + i), vm);
+      s1d = hn::Add(s1d, dv), s2d = hn::MulAdd(dv, dv, s2d), i += N;
+    }
+    for (; i < len; ++i) {
+      const double dev = hn::GetLane(LoadAs(d1, t, p + i)) - static_cast<double>(m);
+      t1 += dev;
+      t2 += dev * dev;
+    }
   }
   const V s1 = hn::Add(hn::Add(s1a, s1b), hn::Add(s1c, s1d));
   const V s2 = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
-  const hn::CappedTag<float, 1> d1;
-  const auto m1 = hn::Set(d1, m);
-  auto t1 = hn::Zero(d1), t2 = hn::Zero(d1);
-  for (; i < n; ++i) {
-    const auto dev = hn::Sub(LoadAs(d1, t, x + i), m1);
-    t1 = hn::Add(t1, dev);
-    t2 = hn::MulAdd(dev, dev, t2);
-  }
-  *s1_out = hn::GetLane(hn::SumOfLanes(d, s1)) + hn::GetLane(t1);
-  *s2_out = hn::GetLane(hn::SumOfLanes(d, s2)) + hn::GetLane(t2);
+  *s1_out = hn::GetLane(hn::SumOfLanes(d, s1)) + t1;
+  *s2_out = hn::GetLane(hn::SumOfLanes(d, s2)) + t2;
 }
 
-// Channels-first moments of one channel: `runs` runs of `len` values.
+// Moments of one two-pass chunk (`runs` runs of `len` values) merged into
+// (mean, m2) holding `done` values.
+template <class D, class T>
+HWY_INLINE void ChunkMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                             size_t len, size_t stride, double done, double* HWY_RESTRICT mean,
+                             double* HWY_RESTRICT m2) {
+  const size_t k = runs * len;
+  const float m = ScaledSum(d, t, x, runs, len, stride, 1.0f / static_cast<float>(k));
+  double s1, s2;
+  DeviationSums(d, t, x, runs, len, stride, m, &s1, &s2);
+  const double kd = static_cast<double>(k);
+  const double block_mean = static_cast<double>(m) + s1 / kd;
+  const double block_m2 = s2 - s1 * s1 / kd;
+  if (done == 0.0) {
+    *mean = block_mean;
+    *m2 = block_m2;
+  } else {
+    ChanMerge(done, mean, m2, kd, block_mean, block_m2);
+  }
+}
+
+// Channels-first moments of one channel: `runs` runs of `len` values. A chunk
+// is a piece of one long run, or several short runs together, so short runs
+// (e.g. 14x14 feature maps) do not pay a horizontal reduction each.
 template <class T>
 HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                                  size_t len, size_t stride,
-                                  double* HWY_RESTRICT mean,
-                                  double* HWY_RESTRICT m2) {
+                             size_t len, size_t stride, double* HWY_RESTRICT mean,
+                             double* HWY_RESTRICT m2) {
   const hn::ScalableTag<float> d;
   const size_t chunk = kRunChunkVectors * hn::Lanes(d);
   double done = 0.0;
-  for (size_t run = 0; run < runs; ++run) {
-    const typename T::Raw* HWY_RESTRICT p = x + run * stride;
-    for (size_t i0 = 0; i0 < len; i0 += chunk) {
-      const size_t k = HWY_MIN(chunk, len - i0);
-      const float m = ScaledSum(d, t, p + i0, k, 1.0f / static_cast<float>(k));
-      float s1, s2;
-      DeviationSums(d, t, p + i0, k, m, &s1, &s2);
-      MergeSubBlock(done, static_cast<double>(k), m, s1, s2, mean, m2);
-      done += static_cast<double>(k);
+  if (len >= chunk) {
+    for (size_t run = 0; run < runs; ++run) {
+      for (size_t i0 = 0; i0 < len; i0 += chunk) {
+        const size_t k = HWY_MIN(chunk, len - i0);
+        ChunkMoments(d, t, x + run * stride + i0, 1, k, stride, done, mean, m2);
+        done += static_cast<double>(k);
+      }
     }
+    return;
+  }
+  const size_t runs_per_chunk = chunk / len;
+  for (size_t r0 = 0; r0 < runs; r0 += runs_per_chunk) {
+    const size_t q = HWY_MIN(runs_per_chunk, runs - r0);
+    ChunkMoments(d, t, x + r0 * stride, q, len, stride, done, mean, m2);
+    done += static_cast<double>(q * len);
   }
 }
 
