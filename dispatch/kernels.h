@@ -24,7 +24,8 @@ void MomentsRuns(const void* x, DType type, size_t runs, size_t len, size_t stri
                  double* mean, double* m2);
 
 // Channels-last normalize:
-// y[r][c] = act(((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c]).
+// y[r][c] = act(((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c]); lo may be
+// null (all zero).
 void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows,
                    size_t channels, size_t stride, const float* hi, const float* lo,
                    const float* scale, const float* shift);

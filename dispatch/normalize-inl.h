@@ -44,9 +44,15 @@ HWY_INLINE V NormalizeVector(D d, V x, V hi, V lo, V scale, V shift) {
   return Activate<kAct>(d, hn::MulAdd(hn::Sub(hn::Sub(x, hi), lo), scale, shift));
 }
 
+// Without a low mean part (inference: the moving mean is a float already).
+template <Activation kAct, class D, class V = hn::Vec<D>>
+HWY_INLINE V NormalizeVector(D d, V x, V hi, V scale, V shift) {
+  return Activate<kAct>(d, hn::MulAdd(hn::Sub(x, hi), scale, shift));
+}
+
 // Channels-last: `rows` rows of `channels` values, rows `stride` elements apart
 // in both x and y. x == y is allowed; any alignment.
-template <Activation kAct, class T>
+template <Activation kAct, bool kHasLo, class T>
 HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y, size_t rows,
                                size_t channels, size_t stride, const float* HWY_RESTRICT hi,
                                const float* HWY_RESTRICT lo, const float* HWY_RESTRICT scale,
@@ -59,18 +65,24 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
     typename T::Raw* yr = y + r * stride;
     size_t c = 0;
     for (; c + N <= channels; c += N) {
+      const auto v = LoadAs(d, t, xr + c);
+      const auto vhi = hn::LoadU(d, hi + c);
+      const auto vscale = hn::LoadU(d, scale + c);
+      const auto vshift = hn::LoadU(d, shift + c);
       StoreAs(d, t,
-              NormalizeVector<kAct>(d, LoadAs(d, t, xr + c), hn::LoadU(d, hi + c),
-                                    hn::LoadU(d, lo + c), hn::LoadU(d, scale + c),
-                                    hn::LoadU(d, shift + c)),
+              kHasLo ? NormalizeVector<kAct>(d, v, vhi, hn::LoadU(d, lo + c), vscale, vshift)
+                     : NormalizeVector<kAct>(d, v, vhi, vscale, vshift),
               yr + c);
     }
     // Remaining channels lane by lane: nothing outside the row is touched.
     for (; c < channels; ++c) {
+      const auto v = LoadAs(d1, t, xr + c);
+      const auto vhi = hn::LoadU(d1, hi + c);
+      const auto vscale = hn::LoadU(d1, scale + c);
+      const auto vshift = hn::LoadU(d1, shift + c);
       StoreAs(d1, t,
-              NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + c), hn::LoadU(d1, hi + c),
-                                    hn::LoadU(d1, lo + c), hn::LoadU(d1, scale + c),
-                                    hn::LoadU(d1, shift + c)),
+              kHasLo ? NormalizeVector<kAct>(d1, v, vhi, hn::LoadU(d1, lo + c), vscale, vshift)
+                     : NormalizeVector<kAct>(d1, v, vhi, vscale, vshift),
               yr + c);
     }
   }
@@ -146,9 +158,14 @@ HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activati
                                     const float* shift) {
   WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
     using Raw = typename decltype(tag)::Raw;
-    NormalizeRowsT<ActivationOf(decltype(act_tag)())>(
-        tag, static_cast<const Raw*>(x), static_cast<Raw*>(y), rows, channels, stride, hi, lo,
-        scale, shift);
+    constexpr Activation kAct = ActivationOf(decltype(act_tag)());
+    if (lo == nullptr) {
+      NormalizeRowsT<kAct, false>(tag, static_cast<const Raw*>(x), static_cast<Raw*>(y), rows,
+                                  channels, stride, hi, lo, scale, shift);
+    } else {
+      NormalizeRowsT<kAct, true>(tag, static_cast<const Raw*>(x), static_cast<Raw*>(y), rows,
+                                 channels, stride, hi, lo, scale, shift);
+    }
   });
 }
 

@@ -33,7 +33,7 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
     const size_t offset = (g.RowOffset(b.row) + b.channel * g.inner + b.inner_begin) * size;
     const size_t c = b.channel;
     dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.rows, b.inner_count,
-                            g.row_elements(), p.mean_hi[c], p.mean_lo[c], p.scale[c],
+                            g.row_elements(), p.mean_hi[c], p.mean_lo == nullptr ? 0.0f : p.mean_lo[c], p.scale[c],
                             p.shift[c]);
   });
 }

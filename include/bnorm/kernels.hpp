@@ -24,6 +24,7 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean,
 // y = activation(((x - mean_hi) - mean_lo) * scale + shift).
 // The mean is split in two floats so that the subtraction stays exact when
 // |mean| >> std (a folded x * a + b would lose those digits).
+// mean_lo may be null (all zero), as for a float32 moving mean.
 struct NormalizeParams {
   const float* mean_hi = nullptr;
   const float* mean_lo = nullptr;

@@ -1,0 +1,84 @@
+#include "bnorm/fold.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "bnorm/error.hpp"
+
+namespace bnorm {
+namespace {
+
+void CheckInputs(const float* moving_mean, const float* moving_variance, size_t channels,
+                 float epsilon) {
+  if (moving_mean == nullptr) throw Error("moving_mean is null; expected channels values");
+  if (moving_variance == nullptr) {
+    throw Error("moving_variance is null; expected channels values");
+  }
+  if (channels == 0) throw Error("channels is 0; expected at least 1");
+  if (!(std::isfinite(epsilon) && epsilon > 0.0f)) {
+    throw Error("epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
+  }
+  for (size_t c = 0; c < channels; ++c) {
+    if (moving_variance[c] < 0.0f) {
+      throw Error("moving_variance[" + std::to_string(c) + "] is " +
+                  std::to_string(moving_variance[c]) + "; expected a value >= 0");
+    }
+  }
+}
+
+// gamma / sqrt(variance + epsilon) in double.
+double InvStd(const float* gamma, const float* moving_variance, size_t c, float epsilon) {
+  const double g = gamma == nullptr ? 1.0 : gamma[c];
+  return g / std::sqrt(static_cast<double>(moving_variance[c]) + epsilon);
+}
+
+}  // namespace
+
+void Fold(const float* gamma, const float* beta, const float* moving_mean,
+          const float* moving_variance, size_t channels, float epsilon, float* scale,
+          float* shift) {
+  CheckInputs(moving_mean, moving_variance, channels, epsilon);
+  if (scale == nullptr || shift == nullptr) throw Error("scale/shift output is null");
+  for (size_t c = 0; c < channels; ++c) {
+    scale[c] = static_cast<float>(InvStd(gamma, moving_variance, c, epsilon));
+    shift[c] = beta == nullptr ? 0.0f : beta[c];
+  }
+}
+
+void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape,
+                     WeightLayout layout, float* bias, const float* gamma, const float* beta,
+                     const float* moving_mean, const float* moving_variance, size_t channels,
+                     float epsilon) {
+  CheckInputs(moving_mean, moving_variance, channels, epsilon);
+  if (weights == nullptr) throw Error("weights is null");
+  if (bias == nullptr) throw Error("bias is null; pass zeros when the layer had no bias");
+  if (weight_shape.size() < 2) {
+    throw Error("weight_shape has rank " + std::to_string(weight_shape.size()) +
+                "; expected rank >= 2 (dense [out,in]/[in,out] or a convolution)");
+  }
+  const size_t out_axis = layout == WeightLayout::kOutputFirst ? 0 : weight_shape.size() - 1;
+  size_t total = 1;
+  for (int64_t s : weight_shape) {
+    if (s <= 0) throw Error("weight_shape has a dimension " + std::to_string(s) + "; expected > 0");
+    total *= static_cast<size_t>(s);
+  }
+  if (static_cast<size_t>(weight_shape[out_axis]) != channels) {
+    throw Error("weight_shape[" + std::to_string(out_axis) + "] is " +
+                std::to_string(weight_shape[out_axis]) + " output channels; expected " +
+                std::to_string(channels) + " (the batch norm's channels)");
+  }
+  for (size_t c = 0; c < channels; ++c) {
+    const double s = InvStd(gamma, moving_variance, c, epsilon);
+    const double b = beta == nullptr ? 0.0 : beta[c];
+    bias[c] = static_cast<float>((static_cast<double>(bias[c]) - moving_mean[c]) * s + b);
+  }
+  // kOutputFirst: each output channel owns a contiguous slab; kOutputLast:
+  // the output channel is the fastest-moving index.
+  const size_t slab = total / channels;
+  for (size_t i = 0; i < total; ++i) {
+    const size_t c = layout == WeightLayout::kOutputFirst ? i / slab : i % channels;
+    weights[i] = static_cast<float>(weights[i] * InvStd(gamma, moving_variance, c, epsilon));
+  }
+}
+
+}  // namespace bnorm
