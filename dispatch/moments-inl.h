@@ -62,6 +62,7 @@ HWY_INLINE void MergeSubBlockLanes(D d, V m, V s1, V s2, double done, size_t k,
                                    double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
   const double kd = static_cast<double>(k);
   if constexpr (hn::MaxLanes(D()) == 1) {
+    (void)d;
     MergeSubBlock(done, kd, hn::GetLane(m), hn::GetLane(s1), hn::GetLane(s2), mean, m2);
   } else {
 #if HWY_TARGET != HWY_SCALAR  // the scalar target has no vector halves

@@ -90,6 +90,62 @@ Geometry PlanGeometry(const std::vector<int64_t>& shape, const std::vector<int>&
   return Geometry::Dense(outer, channels, inner);
 }
 
+Geometry PlanStridedGeometry(const std::vector<int64_t>& shape,
+                             const std::vector<int64_t>& strides, const std::vector<int>& axes) {
+  Geometry g = PlanGeometry(shape, axes);
+  if (strides.size() != shape.size()) {
+    throw Error("strides has " + std::to_string(strides.size()) + " values; expected " +
+                std::to_string(shape.size()) + " (one per axis)");
+  }
+  const std::vector<int> canonical = CanonicalAxes(axes, shape.size());
+  const size_t first = static_cast<size_t>(canonical.front());
+  const size_t last = static_cast<size_t>(canonical.back());
+  // Within each span of axes, the stride of axis i must be the stride of the
+  // next non-trivial axis times its size (axes of size 1 have no say).
+  auto collapse = [&](size_t begin, size_t end, int64_t innermost, const char* what) {
+    int64_t expected = innermost;
+    int64_t span_stride = -1;
+    for (size_t i = end; i-- > begin;) {
+      if (strides[i] < 0) {
+        throw Error("strides[" + std::to_string(i) + "] is " + std::to_string(strides[i]) +
+                    "; expected a stride >= 0");
+      }
+      if (shape[i] == 1) continue;
+      if (span_stride < 0) {
+        span_stride = strides[i];
+        if (innermost >= 0 && strides[i] != innermost) {
+          throw Error("strides[" + std::to_string(i) + "] is " + std::to_string(strides[i]) +
+                      "; the " + what + " axes must be contiguous (expected " +
+                      std::to_string(innermost) + ")");
+        }
+      } else if (strides[i] != expected) {
+        throw Error("strides[" + std::to_string(i) + "] is " + std::to_string(strides[i]) +
+                    "; the " + what + " axes must collapse into one stride (expected " +
+                    std::to_string(expected) + ")");
+      }
+      expected = strides[i] * shape[i];
+    }
+    return span_stride;
+  };
+  collapse(last + 1, shape.size(), 1, "inner");
+  const int64_t channel_stride = collapse(first, last + 1, -1, "feature");
+  const int64_t row_stride = collapse(0, first, -1, "outer");
+  g.channel_stride = channel_stride < 0 ? g.inner : static_cast<size_t>(channel_stride);
+  g.row_stride = row_stride < 0 ? g.row_elements() : static_cast<size_t>(row_stride);
+  // Distinct elements must not share memory (y is written through the view).
+  if (g.channels > 1 && g.channel_stride < g.inner) {
+    throw Error("the feature axes' stride " + std::to_string(g.channel_stride) +
+                " makes channels overlap; expected >= " + std::to_string(g.inner));
+  }
+  const size_t row_extent = (g.channels - 1) * g.channel_stride + g.inner;
+  if (g.outer > 1 && g.row_stride < row_extent) {
+    throw Error("the outer axes' stride " + std::to_string(g.row_stride) +
+                " makes rows overlap; expected >= " + std::to_string(row_extent));
+  }
+  g.group_stride = g.outer * g.row_stride;
+  return g;
+}
+
 std::vector<int64_t> ParameterShape(const std::vector<int64_t>& shape,
                                     const std::vector<int>& axes) {
   std::vector<int64_t> params;

@@ -28,7 +28,7 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       double* part = partials.data() + i * 2 * C;
-      dispatch::MomentsRows(bytes + g.RowOffset(b.row) * size, type, b.rows, C, C, part,
+      dispatch::MomentsRows(bytes + g.RowOffset(b.row) * size, type, b.rows, C, g.RowStride(), part,
                             part + C);
     });
     std::vector<double> m2(C);
@@ -56,8 +56,8 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   std::vector<double> partials(plan.size() * 2);
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
-    const size_t first = g.RowOffset(b.row) + b.channel * g.inner + b.inner_begin;
-    dispatch::MomentsRuns(bytes + first * size, type, b.rows, b.inner_count, g.row_elements(),
+    const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
+    dispatch::MomentsRuns(bytes + first * size, type, b.rows, b.inner_count, g.RowStride(),
                           &partials[2 * i], &partials[2 * i + 1]);
   });
   for (size_t c = 0; c < C; ++c) {

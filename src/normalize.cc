@@ -24,16 +24,17 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
       const Block b = plan[i];
       const size_t offset = g.RowOffset(b.row) * size;
       dispatch::NormalizeRows(in + offset, out + offset, type, p.activation, b.rows, g.channels,
-                              g.channels, p.mean_hi, p.mean_lo, p.scale, p.shift);
+                              g.RowStride(), p.mean_hi, p.mean_lo, p.scale, p.shift);
     });
     return;
   }
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
-    const size_t offset = (g.RowOffset(b.row) + b.channel * g.inner + b.inner_begin) * size;
+    const size_t offset =
+        (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
     const size_t c = b.channel;
     dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.rows, b.inner_count,
-                            g.row_elements(), p.mean_hi[c], p.mean_lo == nullptr ? 0.0f : p.mean_lo[c], p.scale[c],
+                            g.RowStride(), p.mean_hi[c], p.mean_lo == nullptr ? 0.0f : p.mean_lo[c], p.scale[c],
                             p.shift[c]);
   });
 }

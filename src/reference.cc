@@ -13,7 +13,7 @@ void ForEachElement(const Geometry& g, const F& f) {
   for (size_t o = 0; o < g.outer; ++o) {
     const size_t row = g.RowOffset(o);
     for (size_t c = 0; c < g.channels; ++c) {
-      for (size_t i = 0; i < g.inner; ++i) f(c, row + c * g.inner + i);
+      for (size_t i = 0; i < g.inner; ++i) f(c, row + c * g.ChannelStride() + i);
     }
   }
 }

@@ -20,17 +20,28 @@ struct Geometry {
   // (group_rows == outer). Ghost batches view every G-th sample this way.
   size_t group_rows = 1;
   size_t group_stride = 0;
+  // Strided views (a channel slice of a larger buffer, padded rows): elements
+  // between consecutive outer rows of a group, and between channels. 0 means
+  // dense (channels * inner, and inner). Inner values are always contiguous.
+  size_t row_stride = 0;
+  size_t channel_stride = 0;
 
   static Geometry Dense(size_t outer, size_t channels, size_t inner);
 
-  bool channels_last() const { return inner == 1; }
+  // Rows of contiguous channels: SIMD across channels. A strided channel axis
+  // with inner == 1 runs as channels-first runs of one value instead.
+  bool channels_last() const { return inner == 1 && ChannelStride() == 1; }
   size_t row_elements() const { return channels * inner; }
+  size_t RowStride() const { return row_stride != 0 ? row_stride : channels * inner; }
+  size_t ChannelStride() const { return channel_stride != 0 ? channel_stride : inner; }
+  // Whether values of a row are contiguous (the SIMD-across-channels path).
+  bool channels_contiguous() const { return ChannelStride() == inner; }
   // Values reduced per channel.
   size_t reduced() const { return outer * inner; }
   size_t elements() const { return outer * channels * inner; }
   // Offset of outer row `o` from the base pointer.
   size_t RowOffset(size_t o) const {
-    return (o / group_rows) * group_stride + (o % group_rows) * row_elements();
+    return (o / group_rows) * group_stride + (o % group_rows) * RowStride();
   }
 };
 
@@ -44,6 +55,15 @@ std::vector<int> CanonicalAxes(const std::vector<int>& axes, size_t rank);
 // Throws bnorm::Error on invalid axes or on sizes whose product overflows.
 Geometry PlanGeometry(const std::vector<int64_t>& shape,
                       const std::vector<int>& axes);
+
+// The geometry of a strided view: `strides[i]` elements between neighbours
+// along axis i. The axes after the feature axes must be dense (contiguous
+// inner values), the feature axes must collapse into one channel stride and
+// the axes before them into one row stride; anything else is an error that
+// names the axis. Also checks that distinct elements do not overlap.
+Geometry PlanStridedGeometry(const std::vector<int64_t>& shape,
+                             const std::vector<int64_t>& strides,
+                             const std::vector<int>& axes);
 
 // The parameter shape (sizes of the feature axes, in order).
 std::vector<int64_t> ParameterShape(const std::vector<int64_t>& shape,

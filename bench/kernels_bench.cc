@@ -1,0 +1,179 @@
+// Google Benchmark suite for the two kernels, BatchMoments and Normalize, on
+// every SIMD target this CPU supports, on one thread and on all threads.
+// Benchmark names read target/kernel/layout/shape/threads, e.g.
+//   avx3/normalize/nchw/32x64x56x56/threads:1
+// so --benchmark_filter can pick any slice (e.g. 'avx2/moments/' or
+// '/nhwc/.*threads:1$'). Throughput is reported as bytes per second of the
+// minimum memory traffic: moments reads x once (4 bytes per element),
+// normalize reads x and writes y (8 bytes per element).
+#include <benchmark/benchmark.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bnorm/error.hpp"
+#include "bnorm/execution.hpp"
+#include "bnorm/geometry.hpp"
+#include "bnorm/kernels.hpp"
+#include "bnorm/targets.hpp"
+
+namespace {
+
+struct Shape {
+  const char* layout;  // nhwc, nchw or dense (channels-last [N, C])
+  const char* name;    // in the layout's own axis order
+  size_t outer, channels, inner;
+};
+
+// Two ResNet-sized activations (25.7 MB each, far beyond the last-level
+// cache), a dense layer's [N, C], and one cache-resident activation in both
+// layouts, where the fixed cost per call dominates.
+const Shape kShapes[] = {
+    {"nhwc", "32x56x56x64", 32 * 56 * 56, 64, 1},
+    {"nchw", "32x64x56x56", 32, 64, 56 * 56},
+    {"dense", "4096x1024", 4096, 1024, 1},
+    {"nhwc", "1x28x28x64", 28 * 28, 64, 1},
+    {"nchw", "1x64x28x28", 1, 64, 28 * 28},
+};
+constexpr size_t kNumShapes = sizeof(kShapes) / sizeof(kShapes[0]);
+
+enum class Kernel { kMoments, kNormalize };
+
+// The input, output and normalize coefficients of one shape.
+struct Tensor {
+  explicit Tensor(const Shape& s)
+      : g(bnorm::Geometry::Dense(s.outer, s.channels, s.inner)),
+        x(g.elements()),
+        // Zero-filled, so y's pages are mapped before the first timing.
+        y(g.elements(), 0.0f),
+        mean(s.channels),
+        variance(s.channels),
+        hi(s.channels),
+        lo(s.channels),
+        scale(s.channels),
+        shift(s.channels, 0.0f) {
+    std::mt19937 rng(42);
+    std::normal_distribution<float> normal(1.0f, 2.0f);
+    for (float& v : x) v = normal(rng);
+    bnorm::BatchMoments(x.data(), g, mean.data(), variance.data());
+    for (size_t c = 0; c < s.channels; ++c) {
+      bnorm::SplitMean(mean[c], &hi[c], &lo[c]);
+      scale[c] = static_cast<float>(1.0 / std::sqrt(variance[c] + 1e-3));
+    }
+  }
+
+  bnorm::Geometry g;
+  std::vector<float> x, y;
+  std::vector<double> mean, variance;
+  std::vector<float> hi, lo, scale, shift;
+};
+
+// One tensor at a time: benchmarks run in registration order, shape by shape,
+// so keeping only the current shape's data bounds the memory to ~52 MB.
+Tensor& TensorFor(size_t shape) {
+  static size_t current = kNumShapes;
+  static std::unique_ptr<Tensor> tensor;
+  if (current != shape) {
+    tensor.reset();
+    tensor = std::make_unique<Tensor>(kShapes[shape]);
+    current = shape;
+  }
+  return *tensor;
+}
+
+void RunKernel(benchmark::State& state, const std::string& target, size_t shape,
+               Kernel kernel, bool parallel) {
+  // Forcing is not thread-safe: done here, before any parallel work.
+  try {
+    bnorm::ForceTarget(target);
+  } catch (const bnorm::Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  if (bnorm::ActiveTarget() != target) {
+    state.SkipWithError(("dispatch chose " + bnorm::ActiveTarget()).c_str());
+    return;
+  }
+  Tensor& t = TensorFor(shape);
+  const bnorm::Execution exec =
+      parallel ? bnorm::Execution::Parallel() : bnorm::Execution::Serial();
+  const int64_t elements = static_cast<int64_t>(t.g.elements());
+  if (kernel == Kernel::kMoments) {
+    for (auto _ : state) {
+      bnorm::BatchMoments(t.x.data(), t.g, t.mean.data(), t.variance.data(),
+                          exec);
+      benchmark::DoNotOptimize(t.mean.data());
+      benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(state.iterations() * elements * 4);
+  } else {
+    const bnorm::NormalizeParams params{t.hi.data(), t.lo.data(),
+                                        t.scale.data(), t.shift.data()};
+    for (auto _ : state) {
+      bnorm::Normalize(t.x.data(), t.y.data(), t.g, params, exec);
+      benchmark::DoNotOptimize(t.y.data());
+      benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(state.iterations() * elements * 8);
+  }
+  state.SetItemsProcessed(state.iterations() * elements);
+}
+
+std::string Join(const std::vector<bnorm::TargetInfo>& targets) {
+  std::string names;
+  for (const bnorm::TargetInfo& t : targets) {
+    names += (names.empty() ? "" : " ") + t.name;
+  }
+  return names;
+}
+
+// Shape-major order (see TensorFor); within a shape, the targets of one
+// kernel and thread mode sit next to each other for comparison.
+void RegisterAll() {
+  const std::vector<bnorm::TargetInfo> targets = bnorm::SupportedTargets();
+  const std::string all_threads =
+      "threads:" + std::to_string(tbb::this_task_arena::max_concurrency());
+  for (size_t s = 0; s < kNumShapes; ++s) {
+    for (Kernel kernel : {Kernel::kMoments, Kernel::kNormalize}) {
+      for (bool parallel : {false, true}) {
+        for (const bnorm::TargetInfo& target : targets) {
+          const std::string name =
+              target.name + "/" +
+              (kernel == Kernel::kMoments ? "moments" : "normalize") + "/" +
+              kShapes[s].layout + "/" + kShapes[s].name + "/" +
+              (parallel ? all_threads : std::string("threads:1"));
+          benchmark::RegisterBenchmark(name.c_str(),
+                                       [target = target.name, s, kernel,
+                                        parallel](benchmark::State& state) {
+                                         RunKernel(state, target, s, kernel,
+                                                   parallel);
+                                       })
+              // Wall time: with threads, the main thread's CPU time says
+              // nothing about the throughput.
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
+  benchmark::AddCustomContext("bnorm_compiled_targets",
+                              Join(bnorm::CompiledTargets()));
+  benchmark::AddCustomContext("bnorm_supported_targets", Join(targets));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  bnorm::ResetTarget();
+  return 0;
+}
