@@ -13,6 +13,7 @@
 
 #include "bnorm/dtype.hpp"
 #include "bnorm/execution.hpp"
+#include "bnorm/export.h"
 
 namespace bnorm {
 
@@ -28,7 +29,7 @@ struct Initializer {
 };
 
 // Keras' renorm_clipping: missing rmax, rmin, dmax mean inf, 0, inf.
-struct RenormClipping {
+struct BNORM_API RenormClipping {
   std::optional<float> rmax, rmin, dmax;
   // From a Keras-style dict; keys other than rmax, rmin, dmax are an error.
   static RenormClipping FromMap(const std::map<std::string, float>& clipping);
@@ -66,11 +67,17 @@ struct Options {
   Adjustment adjustment;
 };
 
-class BatchNorm {
+class BNORM_API BatchNorm {
  public:
   // Validates every option that does not depend on the input shape; throws
   // bnorm::Error naming the argument.
   explicit BatchNorm(Options options);
+  // A layer owns its state: copying would have to choose between sharing and
+  // duplicating it, so it is not copyable; moving is fine.
+  BatchNorm(const BatchNorm&) = delete;
+  BatchNorm& operator=(const BatchNorm&) = delete;
+  BatchNorm(BatchNorm&&) noexcept = default;
+  BatchNorm& operator=(BatchNorm&&) noexcept = default;
 
   // Creates the state for inputs of this shape (the first Forward does it too).
   void Build(const std::vector<int64_t>& input_shape);
@@ -90,6 +97,9 @@ class BatchNorm {
                const Execution& exec = Execution());
 
   const Options& options() const;
+  // Keras' `layer.trainable = False` after construction (fine-tuning): from
+  // then on every call runs in inference mode.
+  void set_trainable(bool trainable);
   std::vector<int64_t> parameter_shape() const;  // after Build
   // Whether this layer uses the fused convention (resolved at Build as Keras does).
   bool fused() const;

@@ -6,9 +6,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "bnorm/export.h"
+
 namespace bnorm {
 
-class Error : public std::invalid_argument {
+class BNORM_API Error : public std::invalid_argument {
  public:
   explicit Error(const std::string& message) : std::invalid_argument(message) {}
 };

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "bnorm/export.h"
+
 namespace bnorm {
 
 // scale[c] = gamma[c] / sqrt(moving_variance[c] + epsilon) and shift[c] = beta[c],
@@ -14,9 +16,9 @@ namespace bnorm {
 // moving_mean as NormalizeParams::mean_hi and these as scale/shift. gamma or
 // beta may be null (scale=False / center=False). Throws bnorm::Error on a null
 // required pointer, epsilon not finite and > 0, or a negative variance.
-void Fold(const float* gamma, const float* beta, const float* moving_mean,
-          const float* moving_variance, size_t channels, float epsilon, float* scale,
-          float* shift);
+BNORM_API void Fold(const float* gamma, const float* beta, const float* moving_mean,
+                    const float* moving_variance, size_t channels, float epsilon, float* scale,
+                    float* shift);
 
 // Where the output channel sits in a weight tensor.
 enum class WeightLayout {
@@ -29,10 +31,10 @@ enum class WeightLayout {
 // `layout` (its output-channel dimension must equal `channels`); bias holds
 // `channels` values and is rewritten (pass the layer's bias, zeros if it had
 // none). Computed in double. gamma or beta may be null. Throws bnorm::Error.
-void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape,
-                     WeightLayout layout, float* bias, const float* gamma, const float* beta,
-                     const float* moving_mean, const float* moving_variance, size_t channels,
-                     float epsilon);
+BNORM_API void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape,
+                               WeightLayout layout, float* bias, const float* gamma, const float* beta,
+                               const float* moving_mean, const float* moving_variance, size_t channels,
+                               float epsilon);
 
 }  // namespace bnorm
 

@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "bnorm/export.h"
+
 namespace bnorm {
 
-struct Geometry {
+struct BNORM_API Geometry {
   size_t outer = 1;
   size_t channels = 1;
   size_t inner = 1;
@@ -48,26 +50,26 @@ struct Geometry {
 // Feature axes normalized to ascending, non-negative indices. `axes` may hold
 // negative values (counted from the end); duplicates, out-of-range values and an
 // empty list are errors naming the axis and the rank.
-std::vector<int> CanonicalAxes(const std::vector<int>& axes, size_t rank);
+BNORM_API std::vector<int> CanonicalAxes(const std::vector<int>& axes, size_t rank);
 
 // The geometry of `shape` with feature axes `axes`. The feature axes must be
 // adjacent after canonicalization; their sizes multiply into `channels`.
 // Throws bnorm::Error on invalid axes or on sizes whose product overflows.
-Geometry PlanGeometry(const std::vector<int64_t>& shape,
-                      const std::vector<int>& axes);
+BNORM_API Geometry PlanGeometry(const std::vector<int64_t>& shape,
+                                const std::vector<int>& axes);
 
 // The geometry of a strided view: `strides[i]` elements between neighbours
 // along axis i. The axes after the feature axes must be dense (contiguous
 // inner values), the feature axes must collapse into one channel stride and
 // the axes before them into one row stride; anything else is an error that
 // names the axis. Also checks that distinct elements do not overlap.
-Geometry PlanStridedGeometry(const std::vector<int64_t>& shape,
-                             const std::vector<int64_t>& strides,
-                             const std::vector<int>& axes);
+BNORM_API Geometry PlanStridedGeometry(const std::vector<int64_t>& shape,
+                                       const std::vector<int64_t>& strides,
+                                       const std::vector<int>& axes);
 
 // The parameter shape (sizes of the feature axes, in order).
-std::vector<int64_t> ParameterShape(const std::vector<int64_t>& shape,
-                                    const std::vector<int>& axes);
+BNORM_API std::vector<int64_t> ParameterShape(const std::vector<int64_t>& shape,
+                                              const std::vector<int>& axes);
 
 }  // namespace bnorm
 

@@ -6,6 +6,7 @@
 
 #include "bnorm/dtype.hpp"
 #include "bnorm/execution.hpp"
+#include "bnorm/export.h"
 #include "bnorm/geometry.hpp"
 
 namespace bnorm {
@@ -14,11 +15,11 @@ namespace bnorm {
 // Exact to about 1e-7 relative even when |mean| >> std: blocks are reduced
 // two-pass while cache-resident and merged with Chan's formula in double.
 // Requires g.reduced() >= 1; `mean` and `variance` hold g.channels values.
-void BatchMoments(const float* x, const Geometry& g, double* mean,
-                  double* variance, const Execution& exec = Execution());
+BNORM_API void BatchMoments(const float* x, const Geometry& g, double* mean,
+                            double* variance, const Execution& exec = Execution());
 // The same for x of any element type (float16/bfloat16 as 16-bit patterns).
-void BatchMoments(const void* x, DType type, const Geometry& g, double* mean,
-                  double* variance, const Execution& exec = Execution());
+BNORM_API void BatchMoments(const void* x, DType type, const Geometry& g, double* mean,
+                            double* variance, const Execution& exec = Execution());
 
 // Per-channel coefficients of
 // y = activation(((x - mean_hi) - mean_lo) * scale + shift).
@@ -34,13 +35,13 @@ struct NormalizeParams {
 };
 
 // y may equal x (in place); any other overlap is the caller's error.
-void Normalize(const float* x, float* y, const Geometry& g,
-               const NormalizeParams& params,
-               const Execution& exec = Execution());
+BNORM_API void Normalize(const float* x, float* y, const Geometry& g,
+                         const NormalizeParams& params,
+                         const Execution& exec = Execution());
 // The same for x and y of any element type (both of `type`).
-void Normalize(const void* x, void* y, DType type, const Geometry& g,
-               const NormalizeParams& params,
-               const Execution& exec = Execution());
+BNORM_API void Normalize(const void* x, void* y, DType type, const Geometry& g,
+                         const NormalizeParams& params,
+                         const Execution& exec = Execution());
 
 // Splits a double mean into float hi + lo with hi + lo == mean to ~2^-48.
 inline void SplitMean(double mean, float* hi, float* lo) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "bnorm/export.h"
+
 namespace bnorm {
 
 struct TargetInfo {
@@ -17,23 +19,23 @@ struct TargetInfo {
 };
 
 // Every compiled target, best first.
-std::vector<TargetInfo> CompiledTargets();
+BNORM_API std::vector<TargetInfo> CompiledTargets();
 // The compiled targets this CPU supports, best first.
-std::vector<TargetInfo> SupportedTargets();
+BNORM_API std::vector<TargetInfo> SupportedTargets();
 
 // Forces the kernels onto one target by name (case-insensitive). Throws
 // bnorm::Error naming the target if it is unknown, not compiled or not supported.
 // Not thread-safe: call it before starting parallel work.
-void ForceTarget(const std::string& name);
+BNORM_API void ForceTarget(const std::string& name);
 // Back to the best supported target.
-void ResetTarget();
+BNORM_API void ResetTarget();
 // The name of the target the kernels dispatch to now (asked of the dispatch
 // table itself, so it proves which code runs).
-std::string ActiveTarget();
+BNORM_API std::string ActiveTarget();
 
 // Applies BNORM_TARGET if set (once per process; kernels call it lazily).
 // Throws bnorm::Error for an unknown or unsupported name.
-void ApplyTargetFromEnvironment();
+BNORM_API void ApplyTargetFromEnvironment();
 
 }  // namespace bnorm
 

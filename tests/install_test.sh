@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs a bnorm build into a temporary prefix with `cmake --install`, checks
+# what was installed and what libbnorm.so exports, then builds examples/c
+# (pkg-config) and examples/cpp (find_package), each against the shared and the
+# static library, with warnings as errors, and runs them.
+#
+# Usage: install_test.sh <build-dir> <source-dir> [cmake] [cc] [c++]
+set -euo pipefail
+
+build=$1
+source=$2
+cmake=${3:-cmake}
+cc=${4:-cc}
+cxx=${5:-c++}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+fail() {
+  echo "install_test: $*" >&2
+  exit 1
+}
+
+echo "== cmake --install $build --prefix $prefix"
+"$cmake" --install "$build" --prefix "$prefix" > "$work/install.log" ||
+  { cat "$work/install.log"; fail "cmake --install failed"; }
+
+so=$(find "$prefix" -name 'libbnorm.so.0' -print -quit)
+[[ -n $so ]] || fail "libbnorm.so.0 was not installed"
+libdir=$(dirname "$so")
+for file in "$libdir/libbnorm.so" "$libdir/libbnorm.a" "$libdir/pkgconfig/bnorm.pc" \
+            "$libdir/cmake/bnorm/bnorm-config.cmake" \
+            "$libdir/cmake/bnorm/bnorm-config-version.cmake" \
+            "$libdir/cmake/bnorm/bnorm-targets.cmake" \
+            "$libdir/cmake/bnorm/bnorm-static-targets.cmake"; do
+  [[ -e $file ]] || fail "$file was not installed"
+done
+for header in "$source"/include/bnorm/*; do
+  [[ -e $prefix/include/bnorm/$(basename "$header") ]] || fail "$header was not installed"
+done
+
+echo "== exported symbols of $so"
+nm -D --defined-only "$so" | awk '{print $3}' > "$work/symbols"
+# Only the C ABI and namespace bnorm (functions, and Error's type information).
+if grep -Ev '^(bnorm_|_ZNK?5bnorm|_ZT[ISV]N5bnorm)' "$work/symbols" > "$work/foreign"; then
+  c++filt < "$work/foreign" >&2
+  fail "libbnorm.so exports symbols outside bnorm (above)"
+fi
+# Every function bnorm.h declares.
+grep -oE 'BNORM_API [^(]*\bbnorm_[a-z0-9_]+\(' "$prefix/include/bnorm/bnorm.h" |
+  sed -E 's/.*[^a-z0-9_](bnorm_[a-z0-9_]+)\($/\1/' | sort -u > "$work/declared"
+[[ $(wc -l < "$work/declared") -ge 20 ]] || fail "could not read the declarations of bnorm.h"
+if missing=$(grep -vxFf "$work/symbols" "$work/declared"); then
+  fail "libbnorm.so does not export: $missing"
+fi
+echo "$(wc -l < "$work/symbols") symbols, $(grep -c '^bnorm_' "$work/symbols") of them C;" \
+     "all $(wc -l < "$work/declared") functions of bnorm.h exported"
+
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+[[ $(pkg-config --modversion bnorm) == "$(sed -n 's/^#define BNORM_VERSION_STRING "\(.*\)"/\1/p' \
+    "$prefix/include/bnorm/bnorm.h")" ]] || fail "bnorm.pc's version differs from bnorm.h's"
+
+echo "== examples/c with pkg-config"
+cp -r "$source/examples/c" "$work/c"
+make -s -C "$work/c" CC="$cc" CFLAGS="-O2 -Werror" bnorm_example bnorm_example_static
+readelf -d "$work/c/bnorm_example" | grep -q 'libbnorm\.so\.0' ||
+  fail "examples/c did not link libbnorm.so.0"
+if readelf -d "$work/c/bnorm_example_static" | grep -q 'libbnorm\.so'; then
+  fail "examples/c static build links libbnorm.so"
+fi
+LD_LIBRARY_PATH=$libdir "$work/c/bnorm_example"
+"$work/c/bnorm_example_static" > /dev/null
+
+echo "== examples/cpp with find_package(bnorm)"
+for variant in shared static; do
+  flag=OFF
+  [[ $variant == static ]] && flag=ON
+  "$cmake" -S "$source/examples/cpp" -B "$work/cpp-$variant" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS=-Werror \
+    -DBNORM_EXAMPLE_STATIC=$flag > "$work/cpp-$variant.log" ||
+    { cat "$work/cpp-$variant.log"; fail "examples/cpp ($variant) did not configure"; }
+  "$cmake" --build "$work/cpp-$variant" > "$work/cpp-$variant-build.log" ||
+    { cat "$work/cpp-$variant-build.log"; fail "examples/cpp ($variant) did not build"; }
+done
+readelf -d "$work/cpp-shared/bnorm_example" | grep -q 'libbnorm\.so\.0' ||
+  fail "examples/cpp did not link libbnorm.so.0"
+"$work/cpp-shared/bnorm_example"
+"$work/cpp-static/bnorm_example" > /dev/null
+echo "install_test: OK"

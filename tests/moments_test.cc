@@ -1,0 +1,229 @@
+// bnorm::BatchMoments on every supported target and both layouts against the
+// float64 reference: the exactness thresholds of issue 2, misaligned inputs and
+// non-finite values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "bnorm/geometry.hpp"
+#include "bnorm/kernels.hpp"
+#include "bnorm/reference.hpp"
+#include "tests/test_util.h"
+
+namespace bnorm {
+namespace test {
+namespace {
+
+struct Stats {
+  std::vector<double> mean, variance;
+  explicit Stats(size_t channels)
+      : mean(channels, std::numeric_limits<double>::quiet_NaN()),
+        variance(channels, std::numeric_limits<double>::quiet_NaN()) {}
+};
+
+Stats ReferenceMoments(const float* x, const Geometry& g) {
+  Stats s(g.channels);
+  reference::Moments(x, g, s.mean.data(), s.variance.data());
+  return s;
+}
+
+Stats KernelMoments(const float* x, const Geometry& g) {
+  Stats s(g.channels);
+  BatchMoments(x, g, s.mean.data(), s.variance.data());
+  return s;
+}
+
+// Every size case with data from `dist`, on every target.
+void ExpectSizeCasesMatchReference(const Distribution& dist) {
+  uint32_t seed = kSeed;
+  for (const Geometry& g : SizeCases()) {
+    SCOPED_TRACE(Describe(g));
+    const std::vector<float> x = NormalVector(g.elements(), dist, ++seed);
+    const Stats ref = ReferenceMoments(x.data(), g);
+    ForEachSupportedTarget([&](const std::string&) {
+      const Stats got = KernelMoments(x.data(), g);
+      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+    });
+  }
+}
+
+// One channel of kHeavyValues values from each distribution, on the best
+// target and scalar.
+void ExpectHeavyChannelMatchesReference(const Geometry& g) {
+  SCOPED_TRACE(Describe(g));
+  uint32_t seed = kSeed;
+  for (const Distribution& dist : kDistributions) {
+    SCOPED_TRACE(dist.name);
+    const std::vector<float> x = NormalVector(g.elements(), dist, ++seed);
+    const Stats ref = ReferenceMoments(x.data(), g);
+    ForBestAndScalarTargets([&](const std::string&) {
+      const Stats got = KernelMoments(x.data(), g);
+      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+    });
+  }
+}
+
+TEST(BatchMoments, MatchesReferenceOnStandardNormalData) {
+  ExpectSizeCasesMatchReference(kStandardNormal);
+}
+
+TEST(BatchMoments, MatchesReferenceWhenTheMeanIsLarge) {
+  ExpectSizeCasesMatchReference(kLargeMean);
+}
+
+TEST(BatchMoments, MatchesReferenceWhenTheMeanIsLargeAndTheStdTiny) {
+  ExpectSizeCasesMatchReference(kLargeMeanTinyStd);
+}
+
+TEST(BatchMoments, HeavyChannelsLastChannelMatchesReference) {
+  ExpectHeavyChannelMatchesReference(Geometry::Dense(kHeavyValues, 1, 1));
+}
+
+// Runs of 10^4 values: several runs per block and many blocks per channel.
+TEST(BatchMoments, HeavyChannelsFirstChannelMatchesReference) {
+  ExpectHeavyChannelMatchesReference(
+      Geometry::Dense(kHeavyValues / 10000, 1, 10000));
+}
+
+// One value per channel: the mean is that value and the variance 0. Only
+// channels-last can hold it (channels-first has inner > 1, so at least two
+// values per channel).
+TEST(BatchMoments, OneValuePerChannelHasZeroVariance) {
+  for (size_t channels : {1, 17, 1000}) {
+    const Geometry g = Geometry::Dense(1, channels, 1);
+    SCOPED_TRACE(Describe(g));
+    const std::vector<float> x =
+        NormalVector(g.elements(), kLargeMean, kSeed + channels);
+    ForEachSupportedTarget([&](const std::string&) {
+      const Stats got = KernelMoments(x.data(), g);
+      for (size_t c = 0; c < channels; ++c) {
+        EXPECT_EQ(got.mean[c], static_cast<double>(x[c])) << "channel " << c;
+        EXPECT_EQ(got.variance[c], 0.0) << "channel " << c;
+      }
+    });
+  }
+}
+
+// A channel holding one value many times has that mean and a variance of 0
+// (to 1e-12), never a negative one, for small and large magnitudes.
+TEST(BatchMoments, ConstantChannelsHaveZeroVariance) {
+  const float values[] = {0.0f, 1.0f, -3.3f, 1e4f + 0.37f, 7.1e-20f, -2.5e6f};
+  const size_t kValues = sizeof(values) / sizeof(values[0]);
+  for (const Geometry& g :
+       {Geometry::Dense(1000, 17, 1), Geometry::Dense(7, 5, 333),
+        Geometry::Dense(2, 6, 70001)}) {
+    SCOPED_TRACE(Describe(g));
+    std::vector<float> x(g.elements());
+    ForEachOffset(g, [&](size_t k) {
+      x[k] = values[(k / g.inner % g.channels) % kValues];
+    });
+    const Stats ref = ReferenceMoments(x.data(), g);
+    ForEachSupportedTarget([&](const std::string&) {
+      const Stats got = KernelMoments(x.data(), g);
+      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+      for (size_t c = 0; c < g.channels; ++c) {
+        EXPECT_GE(got.variance[c], 0.0) << "channel " << c;
+      }
+    });
+  }
+}
+
+// The input may start anywhere: 1, 2 or 3 floats past a 64-byte boundary,
+// with odd channel counts and run lengths so that every tail path runs.
+TEST(BatchMoments, UnalignedInputMatchesReference) {
+  for (const Geometry& g :
+       {Geometry::Dense(37, 19, 1), Geometry::Dense(5, 3, 37),
+        Geometry::Dense(70, 35, 1), Geometry::Dense(3, 2, 1031)}) {
+    for (size_t offset : {1, 2, 3}) {
+      SCOPED_TRACE(Describe(g) + ", offset " + std::to_string(offset));
+      GuardedBuffer x(g.elements(), offset);
+      FillNormal(x.data(), g.elements(), kLargeMean, kSeed + offset);
+      const Stats ref = ReferenceMoments(x.data(), g);
+      ForEachSupportedTarget([&](const std::string&) {
+        const Stats got = KernelMoments(x.data(), g);
+        EXPECT_TRUE(
+            MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+      });
+    }
+  }
+}
+
+// Channels and element positions to poison in the non-finite tests: the first
+// and the last channel (vector body and scalar tail of channels-last), in the
+// middle and at the very end of the data, and short channels-first runs that
+// share a two-pass chunk.
+struct Poison {
+  Geometry g;
+  size_t channel;
+  size_t row;
+  size_t inner;
+};
+
+std::vector<Poison> PoisonCases() {
+  const Geometry cl = Geometry::Dense(40, 17, 1);
+  const Geometry cf = Geometry::Dense(3, 5, 37);
+  const Geometry short_runs = Geometry::Dense(300, 3, 3);
+  return {{cl, 0, 20, 0},         {cl, 16, 39, 0}, {cl, 5, 0, 0},
+          {cf, 0, 1, 10},         {cf, 4, 2, 36},  {cf, 2, 0, 0},
+          {short_runs, 1, 150, 2}};
+}
+
+std::string DescribePoison(const Poison& p) {
+  return Describe(p.g) + ", channel " + std::to_string(p.channel) + ", row " +
+         std::to_string(p.row) + ", inner " + std::to_string(p.inner);
+}
+
+size_t PoisonOffset(const Poison& p) {
+  return p.g.RowOffset(p.row) + p.channel * p.g.inner + p.inner;
+}
+
+// A NaN makes its channel's mean and variance NaN; every other channel keeps
+// its exact statistics.
+TEST(BatchMoments, NaNPoisonsOnlyItsChannel) {
+  for (const Poison& p : PoisonCases()) {
+    SCOPED_TRACE(DescribePoison(p));
+    std::vector<float> x = NormalVector(p.g.elements(), kLargeMean, kSeed);
+    x[PoisonOffset(p)] = std::numeric_limits<float>::quiet_NaN();
+    const Stats ref = ReferenceMoments(x.data(), p.g);
+    ForEachSupportedTarget([&](const std::string&) {
+      const Stats got = KernelMoments(x.data(), p.g);
+      EXPECT_TRUE(std::isnan(got.mean[p.channel])) << got.mean[p.channel];
+      EXPECT_TRUE(std::isnan(got.variance[p.channel]))
+          << got.variance[p.channel];
+      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance,
+                              p.channel));
+    });
+  }
+}
+
+// An infinity in a channel: mathematically its mean is that infinity and its
+// variance NaN (Inf - Inf). bnorm's kernels subtract a per-block shift (the
+// block's approximate mean, itself infinite) before summing, so the mean comes
+// out NaN rather than Inf; the contract is only "not finite". The variance is
+// NaN and every other channel keeps its exact statistics.
+TEST(BatchMoments, InfinityMakesItsChannelNonFiniteAndLeavesOthersExact) {
+  for (const float inf : {std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()}) {
+    for (const Poison& p : PoisonCases()) {
+      SCOPED_TRACE(DescribePoison(p) + (inf > 0 ? ", +Inf" : ", -Inf"));
+      std::vector<float> x = NormalVector(p.g.elements(), kLargeMean, kSeed);
+      x[PoisonOffset(p)] = inf;
+      const Stats ref = ReferenceMoments(x.data(), p.g);
+      ForEachSupportedTarget([&](const std::string&) {
+        const Stats got = KernelMoments(x.data(), p.g);
+        EXPECT_FALSE(std::isfinite(got.mean[p.channel])) << got.mean[p.channel];
+        EXPECT_TRUE(std::isnan(got.variance[p.channel]))
+            << got.variance[p.channel];
+        EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance,
+                                p.channel));
+      });
+    }
+  }
+}
+
+}  // namespace
+}  // namespace test
+}  // namespace bnorm

@@ -1,0 +1,444 @@
+// The .npy reader and writer: round trips for every dtype and rank, the exact
+// bytes NumPy expects, and one test per malformed-file error (the bad bytes are
+// written here, by hand).
+#include "bnorm/npy.hpp"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bnorm/error.hpp"
+#include "gtest/gtest.h"
+
+namespace bnorm {
+namespace npy {
+namespace {
+
+constexpr DType kAllDTypes[] = {DType::kFloat32, DType::kFloat64,
+                                DType::kFloat16, DType::kBFloat16};
+
+class NpyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/npy_test.XXXXXX";
+    ASSERT_NE(mkdtemp(&pattern[0]), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    for (const std::string& name : ListDir())
+      std::remove((dir_ + "/" + name).c_str());
+    rmdir(dir_.c_str());
+  }
+
+  std::string PathOf(const std::string& name) const {
+    return dir_ + "/" + name;
+  }
+
+  std::vector<std::string> ListDir() const {
+    std::vector<std::string> names;
+    if (DIR* d = opendir(dir_.c_str())) {
+      while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name != "." && name != "..") names.push_back(name);
+      }
+      closedir(d);
+    }
+    return names;
+  }
+
+  // Writes raw bytes to `name` and returns the path.
+  std::string WriteBytes(const std::string& name,
+                         const std::string& bytes) const {
+    const std::string path = PathOf(name);
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+  }
+
+  // A .npy file of format `major`.0 with this header dict (padded to 64 bytes
+  // and ended with '\n', as NumPy does) and payload.
+  static std::string Npy(const std::string& dict, const std::string& payload,
+                         int major = 1) {
+    const size_t prefix = major == 1 ? 10 : 12;
+    std::string header = dict;
+    while ((prefix + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::string bytes =
+        std::string("\x93NUMPY", 6) + static_cast<char>(major) + '\0';
+    for (size_t i = 0; i < prefix - 8; ++i) {
+      bytes += static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+    }
+    return bytes + header + payload;
+  }
+
+  // Reads `path` expecting a bnorm::Error whose message names the file and
+  // contains `problem`.
+  static void ExpectReadError(const std::string& path,
+                              const std::string& problem) {
+    try {
+      Read(path);
+      ADD_FAILURE() << "reading " << path
+                    << " did not fail; expected: " << problem;
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(path), std::string::npos) << message;
+      EXPECT_NE(message.find(problem), std::string::npos) << message;
+    }
+  }
+
+  std::string dir_;
+};
+
+std::string Floats(const std::vector<float>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()),
+                     values.size() * 4);
+}
+
+// Values of `dtype` from a seeded generator, exactly representable in it.
+Array RandomArray(DType dtype, const std::vector<int64_t>& shape,
+                  std::mt19937* rng) {
+  size_t count = 1;
+  for (int64_t d : shape) count *= static_cast<size_t>(d);
+  std::uniform_real_distribution<float> dist(-100.0f, 100.0f);
+  std::vector<float> values(count);
+  for (float& v : values) v = dist(*rng);
+  return FromFloats(values, shape, dtype);
+}
+
+TEST_F(NpyTest, RoundTripsEveryDTypeAndRankZeroToFive) {
+  std::mt19937 rng(42);
+  const std::vector<std::vector<int64_t>> shapes = {
+      {},     {5},      {2, 3}, {2, 1, 3}, {1, 2, 3, 2}, {2, 1, 2, 1, 3},
+      {0, 3}, {4, 0, 1}};
+  for (DType dtype : kAllDTypes) {
+    for (const auto& shape : shapes) {
+      const Array written = RandomArray(dtype, shape, &rng);
+      const std::string path = PathOf("a.npy");
+      Write(path, written);
+      const Array read = Read(path);
+      EXPECT_EQ(read.dtype, dtype) << Name(dtype);
+      EXPECT_EQ(read.shape, shape) << Name(dtype);
+      EXPECT_EQ(read.data, written.data)
+          << Name(dtype) << " rank " << shape.size();
+      EXPECT_EQ(read.count(), written.count());
+    }
+  }
+}
+
+TEST_F(NpyTest, ZeroDimensionalArrayHoldsOneElement) {
+  const Array a = FromFloats({3.5f}, {}, DType::kFloat64);
+  EXPECT_EQ(a.count(), 1u);
+  Write(PathOf("s.npy"), a);
+  const Array b = Read(PathOf("s.npy"));
+  EXPECT_TRUE(b.shape.empty());
+  EXPECT_EQ(ToFloats(b), std::vector<float>{3.5f});
+}
+
+TEST_F(NpyTest, WritesTheHeaderNumPyWrites) {
+  Write(PathOf("h.npy"),
+        FromFloats({1, 2, 3, 4, 5, 6}, {2, 3}, DType::kFloat32));
+  std::ifstream in(PathOf("h.npy"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)),
+                          std::istreambuf_iterator<char>());
+  const std::string dict =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  // NumPy's own file for this array: a 118-byte header, the payload at 128.
+  ASSERT_EQ(bytes.size(), 128u + 24u);
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  EXPECT_EQ(bytes.substr(8, 2), std::string("\x76\x00", 2));
+  EXPECT_EQ(bytes.substr(10, 118),
+            dict + std::string(118 - dict.size() - 1, ' ') + "\n");
+  EXPECT_EQ(bytes.substr(128), Floats({1, 2, 3, 4, 5, 6}));
+}
+
+TEST_F(NpyTest, OneDimensionalShapeIsWrittenAsOneTuple) {
+  Write(PathOf("v.npy"), FromFloats({1, 2, 3}, {3}, DType::kFloat16));
+  std::ifstream in(PathOf("v.npy"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)),
+                          std::istreambuf_iterator<char>());
+  EXPECT_NE(
+      bytes.find("{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }"),
+      std::string::npos);
+}
+
+TEST_F(NpyTest, ReadsFormatVersionsTwoAndThree) {
+  for (int major : {2, 3}) {
+    const std::string path = WriteBytes(
+        "v.npy",
+        Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+            Floats({1.5f, -2.0f}), major));
+    const Array a = Read(path);
+    EXPECT_EQ(a.shape, std::vector<int64_t>{2});
+    EXPECT_EQ(ToFloats(a), (std::vector<float>{1.5f, -2.0f}));
+  }
+}
+
+TEST_F(NpyTest, HeadersBeyond64KiBUseFormatVersionTwo) {
+  // 25000 dimensions of size 1 spell a 75000-byte shape tuple.
+  const std::vector<int64_t> shape(25000, 1);
+  Write(PathOf("wide.npy"), FromFloats({2.5f}, shape, DType::kFloat32));
+  std::ifstream in(PathOf("wide.npy"), std::ios::binary);
+  char preamble[8];
+  in.read(preamble, 8);
+  EXPECT_EQ(preamble[6], 2);
+  const Array a = Read(PathOf("wide.npy"));
+  EXPECT_EQ(a.shape, shape);
+  EXPECT_EQ(ToFloats(a), std::vector<float>{2.5f});
+}
+
+TEST_F(NpyTest, AcceptsAnyValidDictSpelling) {
+  const std::vector<std::string> dicts = {
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)}",
+      "{\"shape\": (2,), \"descr\": \"<f4\", \"fortran_order\": False}",
+      "{ 'fortran_order' :False ,'shape':( 2 , ) ,'descr':'<f4' , }",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2,), }",
+  };
+  for (const std::string& dict : dicts) {
+    const Array a = Read(WriteBytes("d.npy", Npy(dict, Floats({7, 8}))));
+    EXPECT_EQ(ToFloats(a), (std::vector<float>{7, 8})) << dict;
+  }
+}
+
+TEST_F(NpyTest, MissingFileIsAnError) {
+  ExpectReadError(PathOf("does_not_exist.npy"), "cannot open");
+}
+
+TEST_F(NpyTest, TruncatedFileIsAnError) {
+  ExpectReadError(WriteBytes("empty.npy", ""), "truncated");
+  ExpectReadError(WriteBytes("short.npy", std::string("\x93NUMPY\x01", 7)),
+                  "truncated");
+  // Version 2.0 needs a 4-byte length; only 2 are there.
+  ExpectReadError(
+      WriteBytes("short2.npy", std::string("\x93NUMPY\x02\x00\x10\x00", 10)),
+      "truncated");
+}
+
+TEST_F(NpyTest, WrongMagicIsAnError) {
+  const std::string good = Npy(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats({1}));
+  ExpectReadError(WriteBytes("magic.npy", "\x93NUMPZ" + good.substr(6)),
+                  "wrong magic");
+  ExpectReadError(WriteBytes("text.npy", "hello, world\n"), "wrong magic");
+}
+
+TEST_F(NpyTest, UnsupportedVersionIsAnError) {
+  const std::string good = Npy(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats({1}));
+  std::string v4 = good, v11 = good;
+  v4[6] = 4;
+  v11[7] = 1;
+  ExpectReadError(WriteBytes("v4.npy", v4),
+                  "unsupported .npy format version 4.0");
+  ExpectReadError(WriteBytes("v11.npy", v11),
+                  "unsupported .npy format version 1.1");
+}
+
+TEST_F(NpyTest, HeaderLengthPastTheEndIsAnError) {
+  std::string bytes =
+      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "");
+  bytes[8] =
+      static_cast<char>(0xF0);  // claims a 240-byte header in a 64-byte file
+  ExpectReadError(WriteBytes("long.npy", bytes),
+                  "runs past the end of the file");
+}
+
+TEST_F(NpyTest, AbsurdHeaderLengthIsAnError) {
+  std::string bytes =
+      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
+          Floats({1}), 2);
+  bytes[8] = 0;
+  bytes[9] = 0;
+  bytes[10] = 0x20;  // 2 MiB
+  bytes[11] = 0;
+  ExpectReadError(WriteBytes("absurd.npy", bytes), "absurd");
+}
+
+TEST_F(NpyTest, MalformedHeaderIsAnError) {
+  const std::vector<std::string> dicts = {
+      "",
+      "not a dict",
+      "{'descr': '<f4', 'fortran_order': False}",
+      "{'descr': '<f4', 'shape': (1,)}",
+      "{'fortran_order': False, 'shape': (1,)}",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'extra': 1}",
+      "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}",
+      "{'descr': '<f4', 'fortran_order': false, 'shape': (1,)}",
+      "{'descr': '<f4', 'fortran_order': 0, 'shape': (1,)}",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1)}",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': [1]}",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1.0,)}",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,,)}",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,)",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} junk",
+      "{'descr': '<f4' 'fortran_order': False, 'shape': (1,)}",
+      "{'descr: '<f4', 'fortran_order': False, 'shape': (1,)}",
+      "{descr: '<f4', 'fortran_order': False, 'shape': (1,)}",
+      "{'descr': <f4, 'fortran_order': False, 'shape': (1,)}",
+  };
+  for (const std::string& dict : dicts) {
+    SCOPED_TRACE(dict);
+    ExpectReadError(WriteBytes("bad.npy", Npy(dict, Floats({1}))),
+                    "malformed header");
+  }
+}
+
+TEST_F(NpyTest, UnsupportedDTypeIsAnError) {
+  for (const char* descr :
+       {"'>f4'", "'<i4'", "'|O'", "'<f16'", "'|u2'", "'<c8'", "'f4'"}) {
+    SCOPED_TRACE(descr);
+    const std::string dict = std::string("{'descr': ") + descr +
+                             ", 'fortran_order': False, 'shape': (1,), }";
+    ExpectReadError(WriteBytes("dtype.npy", Npy(dict, Floats({1}))),
+                    "unsupported dtype");
+  }
+  ExpectReadError(
+      WriteBytes("struct.npy", Npy("{'descr': [('a', '<f4')], 'fortran_order': "
+                                   "False, 'shape': (1,), }",
+                                   Floats({1}))),
+      "unsupported dtype");
+}
+
+TEST_F(NpyTest, FortranOrderIsAnError) {
+  ExpectReadError(
+      WriteBytes(
+          "f.npy",
+          Npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+              Floats({1, 2, 3, 4}))),
+      "fortran_order is True");
+}
+
+TEST_F(NpyTest, NegativeShapeIsAnError) {
+  ExpectReadError(
+      WriteBytes(
+          "neg.npy",
+          Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1), }",
+              Floats({1, 2}))),
+      "negative dimension");
+}
+
+TEST_F(NpyTest, OverflowingShapeIsAnError) {
+  ExpectReadError(
+      WriteBytes(
+          "big.npy",
+          Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, "
+              "4294967296), }",
+              Floats({1}))),
+      "more elements than fit");
+  ExpectReadError(
+      WriteBytes("huge.npy",
+                 Npy("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                     "(99999999999999999999,), }",
+                     Floats({1}))),
+      "overflows int64");
+}
+
+TEST_F(NpyTest, PayloadShorterThanTheShapeIsAnError) {
+  ExpectReadError(
+      WriteBytes(
+          "short.npy",
+          Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+              Floats({1, 2, 3, 4, 5}))),
+      "truncated payload: shape (2, 3) of float32 needs 24 bytes, the file has "
+      "20");
+}
+
+TEST_F(NpyTest, PayloadLongerThanTheShapeIsAnError) {
+  ExpectReadError(
+      WriteBytes("long.npy",
+                 Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
+                     std::string(9, '\0'))),
+      "trailing data: shape () of float64 needs 8 bytes, the file has 9");
+}
+
+TEST_F(NpyTest, WriteReplacesAtomicallyAndLeavesNoTemporaryFiles) {
+  const std::string path = PathOf("out.npy");
+  Write(path, FromFloats({1, 2}, {2}, DType::kFloat32));
+  Write(path, FromFloats({3, 4, 5}, {3}, DType::kFloat64));
+  EXPECT_EQ(ToFloats(Read(path)), (std::vector<float>{3, 4, 5}));
+  EXPECT_EQ(ListDir(), std::vector<std::string>{"out.npy"});
+}
+
+TEST_F(NpyTest, WriteErrorsNameThePath) {
+  const std::string missing_dir = PathOf("no/such/dir/x.npy");
+  try {
+    Write(missing_dir, FromFloats({1}, {1}, DType::kFloat32));
+    ADD_FAILURE() << "writing into a missing directory did not fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(missing_dir), std::string::npos)
+        << e.what();
+  }
+  Array inconsistent = FromFloats({1, 2}, {2}, DType::kFloat32);
+  inconsistent.shape = {3};
+  EXPECT_THROW(Write(PathOf("bad.npy"), inconsistent), Error);
+  EXPECT_TRUE(ListDir().empty());
+}
+
+TEST_F(NpyTest, FromFloatsChecksTheCount) {
+  EXPECT_THROW(FromFloats({1, 2, 3}, {2, 2}, DType::kFloat32), Error);
+  EXPECT_THROW(FromBits16({1, 2}, {3}, DType::kFloat16), Error);
+  EXPECT_THROW(FromBits16({1}, {1}, DType::kFloat32), Error);
+  EXPECT_THROW(ToBits16(FromFloats({1}, {1}, DType::kFloat64)), Error);
+}
+
+// Every finite float16 / bfloat16 value survives float32 and back unchanged,
+// and NaNs stay NaN.
+TEST_F(NpyTest, SixteenBitConversionsAreExactForRepresentableValues) {
+  for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+    std::vector<uint16_t> bits(65536);
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = static_cast<uint16_t>(i);
+    const Array a = FromBits16(bits, {65536}, dtype);
+    const std::vector<float> values = ToFloats(a);
+    const std::vector<uint16_t> back =
+        ToBits16(FromFloats(values, {65536}, dtype));
+    for (size_t i = 0; i < bits.size(); ++i) {
+      if (std::isnan(values[i])) {
+        const Array nan = FromBits16({back[i]}, {}, dtype);
+        EXPECT_TRUE(std::isnan(ToFloats(nan)[0]))
+            << Name(dtype) << " bits " << i;
+      } else {
+        ASSERT_EQ(back[i], bits[i]) << Name(dtype) << " value " << values[i];
+      }
+    }
+  }
+}
+
+TEST_F(NpyTest, SixteenBitConversionsMatchKnownPatterns) {
+  const auto half = [](float v) {
+    return ToBits16(FromFloats({v}, {}, DType::kFloat16))[0];
+  };
+  const auto bf16 = [](float v) {
+    return ToBits16(FromFloats({v}, {}, DType::kBFloat16))[0];
+  };
+  EXPECT_EQ(half(1.0f), 0x3C00);
+  EXPECT_EQ(half(-2.0f), 0xC000);
+  EXPECT_EQ(half(65504.0f), 0x7BFF);
+  EXPECT_EQ(half(std::ldexp(1.0f, -24)), 0x0001);
+  EXPECT_EQ(half(65520.0f), 0x7C00);  // rounds up to infinity
+  EXPECT_EQ(half(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie to even
+  EXPECT_EQ(half(1.0f + 3 * std::ldexp(1.0f, -11)),
+            0x3C02);  // tie to even, upward
+  EXPECT_EQ(bf16(1.0f), 0x3F80);
+  EXPECT_EQ(bf16(-3.0f), 0xC040);
+  EXPECT_EQ(bf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80);  // tie to even
+  EXPECT_EQ(bf16(std::numeric_limits<float>::infinity()), 0x7F80);
+}
+
+TEST_F(NpyTest, Float64WidensExactlyAndNarrowsToNearest) {
+  const Array a = FromFloats({0.1f, -1e30f}, {2}, DType::kFloat64);
+  double first;
+  std::memcpy(&first, a.data.data(), 8);
+  EXPECT_EQ(first, static_cast<double>(0.1f));
+  EXPECT_EQ(ToFloats(a), (std::vector<float>{0.1f, -1e30f}));
+}
+
+}  // namespace
+}  // namespace npy
+}  // namespace bnorm
