@@ -316,6 +316,13 @@ void BatchNorm::State::Call(BatchNorm* layer, const void* x, void* y, DType type
     throw Error(std::string(x == nullptr ? "x" : "y") + " is null for a shape of " +
                 std::to_string(total) + " elements");
   }
+  const size_t bytes = total * SizeOf(type);
+  const char* xb = static_cast<const char*>(x);
+  const char* yb = static_cast<const char*>(y);
+  if (xb != yb && xb < yb + bytes && yb < xb + bytes) {
+    throw Error("x and y overlap without being the same buffer; expected y == x (in place) or "
+                "disjoint buffers");
+  }
   // Keras: unset means inference (no learning phase here), and trainable=false
   // forces inference (the fine-tuning behaviour of TF 2).
   const bool train = training.value_or(false) && layer->options_.trainable;

@@ -1,7 +1,9 @@
 // BatchMoments: per-block partial moments from the dispatched kernels, merged
 // in block order with Chan's formula in double.
+#include <string>
 #include <vector>
 
+#include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/chan_merge.h"
@@ -17,6 +19,15 @@ void BatchMoments(const float* x, const Geometry& g, double* mean, double* varia
 
 void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
+  if (g.reduced() == 0 || g.channels == 0) {
+    throw Error("x has " + std::to_string(g.reduced()) + " values per channel and " +
+                std::to_string(g.channels) + " channels; moments need at least one of each");
+  }
+  if (x == nullptr) throw Error("x is null; expected " + std::to_string(g.elements()) + " values");
+  if (mean == nullptr || variance == nullptr) {
+    throw Error(std::string(mean == nullptr ? "mean" : "variance") + " is null; expected " +
+                std::to_string(g.channels) + " per-channel values");
+  }
   const char* bytes = static_cast<const char*>(x);
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();

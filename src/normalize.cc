@@ -1,11 +1,37 @@
 // Normalize: the dispatched kernel over thread-independent blocks. No heap
 // allocation: inference engines call this in their hot path.
+#include <string>
+
+#include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/kernels.h"
 #include "src/blocks.h"
 
 namespace bnorm {
+namespace {
+
+// Everything is checked before the first write: a rejected call leaves y as it was.
+void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
+                    const NormalizeParams& p) {
+  if (x == nullptr) throw Error("x is null; expected " + std::to_string(g.elements()) + " values");
+  if (y == nullptr) throw Error("y is null; expected " + std::to_string(g.elements()) + " values");
+  if (p.mean_hi == nullptr || p.scale == nullptr || p.shift == nullptr) {
+    throw Error(std::string(p.mean_hi == nullptr ? "mean_hi" : p.scale == nullptr ? "scale" : "shift") +
+                " is null; expected " + std::to_string(g.channels) + " per-channel values");
+  }
+  // Exact in-place (y == x) is fine: every element is read before it is written
+  // by the same lane. Any other overlap would read values already overwritten.
+  const size_t bytes = g.Extent() * SizeOf(type);
+  const char* xb = static_cast<const char*>(x);
+  const char* yb = static_cast<const char*>(y);
+  if (xb != yb && xb < yb + bytes && yb < xb + bytes) {
+    throw Error("x and y overlap without being the same buffer; expected y == x (in place) or "
+                "disjoint buffers");
+  }
+}
+
+}  // namespace
 
 void Normalize(const float* x, float* y, const Geometry& g, const NormalizeParams& p,
                const Execution& exec) {
@@ -14,6 +40,8 @@ void Normalize(const float* x, float* y, const Geometry& g, const NormalizeParam
 
 void Normalize(const void* x, void* y, DType type, const Geometry& g, const NormalizeParams& p,
                const Execution& exec) {
+  if (g.elements() == 0) return;
+  CheckArguments(x, y, type, g, p);
   const char* in = static_cast<const char*>(x);
   char* out = static_cast<char*>(y);
   const size_t size = SizeOf(type);

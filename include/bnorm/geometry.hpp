@@ -41,6 +41,11 @@ struct BNORM_API Geometry {
   // Values reduced per channel.
   size_t reduced() const { return outer * inner; }
   size_t elements() const { return outer * channels * inner; }
+  // Elements from the base pointer to one past the last element of the view.
+  size_t Extent() const {
+    if (elements() == 0) return 0;
+    return RowOffset(outer - 1) + (channels - 1) * ChannelStride() + inner;
+  }
   // Offset of outer row `o` from the base pointer.
   size_t RowOffset(size_t o) const {
     return (o / group_rows) * group_stride + (o % group_rows) * RowStride();
