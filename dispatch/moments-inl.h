@@ -36,15 +36,23 @@ constexpr size_t kSubRows = 16;
 // kSubRows) on every target; 4 KiB on AVX-512, L1-resident.
 constexpr size_t kRunChunkVectors = 64;
 
-// Turns a sub-block's float shift m and deviation sums s1 = Σ(x - m),
-// s2 = Σ(x - m)² over k values into double moments and merges them into
+// Deviations are accumulated as (x - m) / 8, computed exactly as
+// x * (1/8) - m * (1/8) in one FMA: a float sum of up to 64 squared deviations
+// then cannot overflow unless a single deviation's square does (|x - m| above
+// ~1.8e19), where Σ(x - m)² itself would overflow for variances near float's
+// limit. Powers of two keep the scaling exact.
+constexpr float kDevScale = 0.125f;
+constexpr double kDevUnscale = 8.0;
+
+// Turns a sub-block's float shift m and scaled deviation sums s1 = Σ(x - m)/8,
+// s2 = Σ((x - m)/8)² over k values into double moments and merges them into
 // (mean, m2), which already hold `done` values (done == 0: assign).
 HWY_INLINE void MergeSubBlock(double done, double k, float m, float s1,
                               float s2, double* HWY_RESTRICT mean,
                               double* HWY_RESTRICT m2) {
-  const double s1d = s1;
+  const double s1d = s1 * kDevUnscale;
   const double block_mean = static_cast<double>(m) + s1d / k;
-  const double block_m2 = static_cast<double>(s2) - s1d * s1d / k;
+  const double block_m2 = static_cast<double>(s2) * (kDevUnscale * kDevUnscale) - s1d * s1d / k;
   if (done == 0.0) {
     *mean = block_mean;
     *m2 = block_m2;
@@ -70,15 +78,17 @@ HWY_INLINE void MergeSubBlockLanes(D d, V m, V s1, V s2, double done, size_t k,
     const hn::Repartition<double, D> dd;
     const size_t half = hn::Lanes(dd);
     const auto inv_k = hn::Set(dd, 1.0 / kd);
+    const auto unscale = hn::Set(dd, kDevUnscale);
+    const auto unscale2 = hn::Set(dd, kDevUnscale * kDevUnscale);
     const auto weight_b = hn::Set(dd, kd / (done + kd));
     const auto weight_ab = hn::Set(dd, done * kd / (done + kd));
     for (size_t part = 0; part < 2; ++part) {
       const auto pm = part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, m))
                                 : hn::PromoteTo(dd, hn::UpperHalf(dh, m));
-      const auto p1 = part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, s1))
-                                : hn::PromoteTo(dd, hn::UpperHalf(dh, s1));
-      const auto p2 = part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, s2))
-                                : hn::PromoteTo(dd, hn::UpperHalf(dh, s2));
+      const auto p1 = hn::Mul(unscale, part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, s1))
+                                                 : hn::PromoteTo(dd, hn::UpperHalf(dh, s1)));
+      const auto p2 = hn::Mul(unscale2, part == 0 ? hn::PromoteTo(dd, hn::LowerHalf(dh, s2))
+                                                  : hn::PromoteTo(dd, hn::UpperHalf(dh, s2)));
       const auto block_mean = hn::MulAdd(p1, inv_k, pm);
       const auto block_m2 = hn::NegMulAdd(hn::Mul(p1, p1), inv_k, p2);
       double* HWY_RESTRICT mean_part = mean + part * half;
@@ -119,17 +129,19 @@ HWY_INLINE void SubBlockColumnMoments(D d, T t, const typename T::Raw* HWY_RESTR
   }
   if (r < k) m0 = hn::MulAdd(LoadAs(d, t, x + r * stride), inv_k, m0);
   const V m = hn::Add(m0, m1);
+  const V scale = hn::Set(d, kDevScale);
+  const V m_scaled = hn::Mul(m, scale);
   V s1a = hn::Zero(d), s1b = hn::Zero(d), s2a = hn::Zero(d), s2b = hn::Zero(d);
   for (r = 0; r + 2 <= k; r += 2) {
-    const V dev0 = hn::Sub(LoadAs(d, t, x + r * stride), m);
-    const V dev1 = hn::Sub(LoadAs(d, t, x + (r + 1) * stride), m);
+    const V dev0 = hn::MulSub(LoadAs(d, t, x + r * stride), scale, m_scaled);
+    const V dev1 = hn::MulSub(LoadAs(d, t, x + (r + 1) * stride), scale, m_scaled);
     s1a = hn::Add(s1a, dev0);
     s1b = hn::Add(s1b, dev1);
     s2a = hn::MulAdd(dev0, dev0, s2a);
     s2b = hn::MulAdd(dev1, dev1, s2b);
   }
   if (r < k) {
-    const V dev0 = hn::Sub(LoadAs(d, t, x + r * stride), m);
+    const V dev0 = hn::MulSub(LoadAs(d, t, x + r * stride), scale, m_scaled);
     s1a = hn::Add(s1a, dev0);
     s2a = hn::MulAdd(dev0, dev0, s2a);
   }
@@ -193,8 +205,19 @@ HWY_INLINE float ScaledSum(D d, T t, const typename T::Raw* HWY_RESTRICT x, size
   return static_cast<float>(hn::GetLane(hn::SumOfLanes(d, sum)) + tail);
 }
 
+// The lanes of v summed in double: up to 64 lanes of partial sums whose float
+// total could round badly or overflow.
+template <class D>
+HWY_INLINE double SumLanesInDouble(D d, hn::Vec<D> v) {
+  HWY_ALIGN float lanes[hn::MaxLanes(D())];
+  hn::Store(v, d, lanes);
+  double sum = 0.0;
+  for (size_t i = 0; i < hn::Lanes(d); ++i) sum += lanes[i];
+  return sum;
+}
+
 // Σ(x - m) and Σ(x - m)² over `runs` runs of `len` values, four accumulator
-// pairs; run tails in double.
+// pairs of scaled deviations (kDevScale); run tails in double.
 template <class D, class T>
 HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
                               size_t len, size_t stride, float m, double* s1_out,
@@ -202,7 +225,8 @@ HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, s
   using V = hn::Vec<D>;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
-  const V vm = hn::Set(d, m);
+  const V scale = hn::Set(d, kDevScale);
+  const V vm = hn::Set(d, m * kDevScale);
   V s1a = hn::Zero(d), s1b = hn::Zero(d), s1c = hn::Zero(d), s1d = hn::Zero(d);
   V s2a = hn::Zero(d), s2b = hn::Zero(d), s2c = hn::Zero(d), s2d = hn::Zero(d);
   double t1 = 0.0, t2 = 0.0;
@@ -210,10 +234,10 @@ HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, s
     const typename T::Raw* HWY_RESTRICT p = x + run * stride;
     size_t i = 0;
     for (; i + 4 * N <= len; i += 4 * N) {
-      const V d0 = hn::Sub(LoadAs(d, t, p + i), vm);
-      const V d1v = hn::Sub(LoadAs(d, t, p + i + N), vm);
-      const V d2 = hn::Sub(LoadAs(d, t, p + i + 2 * N), vm);
-      const V d3 = hn::Sub(LoadAs(d, t, p + i + 3 * N), vm);
+      const V d0 = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
+      const V d1v = hn::MulSub(LoadAs(d, t, p + i + N), scale, vm);
+      const V d2 = hn::MulSub(LoadAs(d, t, p + i + 2 * N), scale, vm);
+      const V d3 = hn::MulSub(LoadAs(d, t, p + i + 3 * N), scale, vm);
       s1a = hn::Add(s1a, d0);
       s1b = hn::Add(s1b, d1v);
       s1c = hn::Add(s1c, d2);
@@ -226,15 +250,15 @@ HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, s
     // Up to three more whole vectors, each into its own accumulator pair so no
     // accumulator collects more terms than the others.
     if (i + N <= len) {
-      const V dv = hn::Sub(LoadAs(d, t, p + i), vm);
+      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
       s1b = hn::Add(s1b, dv), s2b = hn::MulAdd(dv, dv, s2b), i += N;
     }
     if (i + N <= len) {
-      const V dv = hn::Sub(LoadAs(d, t, p + i), vm);
+      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
       s1c = hn::Add(s1c, dv), s2c = hn::MulAdd(dv, dv, s2c), i += N;
     }
     if (i + N <= len) {
-      const V dv = hn::Sub(LoadAs(d, t, p + i), vm);
+      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
       s1d = hn::Add(s1d, dv), s2d = hn::MulAdd(dv, dv, s2d), i += N;
     }
     for (; i < len; ++i) {
@@ -245,8 +269,8 @@ HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, s
   }
   const V s1 = hn::Add(hn::Add(s1a, s1b), hn::Add(s1c, s1d));
   const V s2 = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
-  *s1_out = hn::GetLane(hn::SumOfLanes(d, s1)) + t1;
-  *s2_out = hn::GetLane(hn::SumOfLanes(d, s2)) + t2;
+  *s1_out = SumLanesInDouble(d, s1) * kDevUnscale + t1;
+  *s2_out = SumLanesInDouble(d, s2) * (kDevUnscale * kDevUnscale) + t2;
 }
 
 // Moments of one two-pass chunk (`runs` runs of `len` values) merged into

@@ -1,6 +1,7 @@
 #include "bnorm/fold.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "bnorm/error.hpp"
@@ -60,6 +61,9 @@ void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape,
   size_t total = 1;
   for (int64_t s : weight_shape) {
     if (s <= 0) throw Error("weight_shape has a dimension " + std::to_string(s) + "; expected > 0");
+    if (static_cast<uint64_t>(s) > SIZE_MAX / total) {
+      throw Error("weight_shape has more elements than fit in size_t");
+    }
     total *= static_cast<size_t>(s);
   }
   if (static_cast<size_t>(weight_shape[out_axis]) != channels) {

@@ -227,3 +227,31 @@ TEST(BatchMoments, InfinityMakesItsChannelNonFiniteAndLeavesOthersExact) {
 }  // namespace
 }  // namespace test
 }  // namespace bnorm
+
+namespace bnorm {
+namespace {
+
+// Float sums of squared deviations must not overflow while the variance itself
+// is representable: std 1e18 gives a variance of 1e36 (float max ~3.4e38).
+TEST(MomentsExtremes, HugeSpreadDoesNotOverflow) {
+  for (const Geometry& g : {Geometry::Dense(1, 1, 4096), Geometry::Dense(1000, 16, 1),
+                            Geometry::Dense(3, 5, 4099)}) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 1e18f);
+    std::vector<float> x(g.elements());
+    for (float& v : x) v = normal(rng);
+    std::vector<double> mean(g.channels), var(g.channels), rmean(g.channels), rvar(g.channels);
+    reference::Moments(x.data(), g, rmean.data(), rvar.data());
+    test::ForEachSupportedTarget([&](const std::string&) {
+      BatchMoments(x.data(), g, mean.data(), var.data());
+      for (size_t c = 0; c < g.channels; ++c) {
+        ASSERT_TRUE(std::isfinite(var[c])) << "channel " << c;
+        EXPECT_NEAR(var[c] / rvar[c], 1.0, 1e-6) << "channel " << c;
+        EXPECT_NEAR(mean[c], rmean[c], 1e-6 * std::sqrt(rvar[c])) << "channel " << c;
+      }
+    });
+  }
+}
+
+}  // namespace
+}  // namespace bnorm
