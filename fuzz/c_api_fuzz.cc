@@ -72,11 +72,44 @@ class Buffer {
   std::vector<uint8_t> storage_;
 };
 
+// True once in n draws; false when the input is exhausted, so that the tail
+// of an input makes plain, valid calls.
+bool Rare(FuzzedDataProvider& in, int n) { return in.ConsumeIntegralInRange<int>(0, n - 1) == n - 1; }
+
+// A case in [0, n): the low cases are the rare, wild ones, and an exhausted
+// input gives n - 1.
+int PickCase(FuzzedDataProvider& in, int n) { return n - 1 - in.ConsumeIntegralInRange<int>(0, n - 1); }
+
+// An enum argument as a C caller passes it: usually one of the `count` listed
+// values, sometimes any int (C converts any int to an enum type; bnorm.h's
+// functions must answer it with INVALID_ARGUMENT). Built with memcpy so that
+// this file has no undefined behaviour of its own; it is compiled with
+// -fno-sanitize=enum (fuzz/CMakeLists.txt), so that UBSan's enum check fires
+// only where the library loads such a value. With
+// C_API_FUZZ_ENUMS_IN_TYPE_RANGE the wild values stay within the C++ value
+// range of the enum type (0..type_max), to fuzz on past that class of report.
+template <class E>
+E PickEnum(FuzzedDataProvider& in, int count, int type_max) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized here");
+  int v = in.ConsumeIntegralInRange<int>(0, count - 1);
+  if (Rare(in, 8)) {
+#ifdef C_API_FUZZ_ENUMS_IN_TYPE_RANGE
+    v = in.ConsumeIntegralInRange<int>(0, type_max);
+#else
+    (void)type_max;
+    v = in.ConsumeIntegral<int>();
+#endif
+  }
+  E e;
+  std::memcpy(&e, &v, sizeof(v));
+  return e;
+}
+
 struct ShapeCase {
   std::vector<int64_t> dims;  // holds BNORM_MAX_RANK + 2 so larger ranks read valid memory
   size_t rank = 0;
   bool null = false;
-  bool overflows = false;  // elements or bytes (at 4 bytes each) overflow size_t
+  bool elements_overflow = false;  // the element count overflows size_t
   size_t elements = 0;     // when not overflowing
 };
 
@@ -88,10 +121,10 @@ ShapeCase PickShape(FuzzedDataProvider& in, size_t max_rank, bool for_layer = fa
   ShapeCase s;
   s.dims.assign(BNORM_MAX_RANK + 2, 1);
   s.rank = in.ConsumeIntegralInRange<size_t>(0, max_rank);
-  if (in.ConsumeIntegralInRange<int>(0, 31) == 0) s.rank = in.ConsumeIntegral<size_t>();
-  s.null = in.ConsumeIntegralInRange<int>(0, 31) == 0;
+  if (Rare(in, 32)) s.rank = in.ConsumeIntegral<size_t>();
+  s.null = Rare(in, 32);
   for (int64_t& d : s.dims) {
-    switch (in.ConsumeIntegralInRange<int>(0, 31)) {
+    switch (PickCase(in, 32)) {
       case 0:
         d = 0;
         break;
@@ -120,39 +153,53 @@ ShapeCase PickShape(FuzzedDataProvider& in, size_t max_rank, bool for_layer = fa
     if (s.dims[i] < 0) continue;  // rejected anyway
     overflow |= __builtin_mul_overflow(n, static_cast<size_t>(s.dims[i]), &n);
   }
-  size_t bytes = 0;
-  overflow |= __builtin_mul_overflow(n, size_t{4}, &bytes);
-  s.overflows = overflow && n != 0;
+  s.elements_overflow = overflow && n != 0;
   s.elements = overflow ? 0 : n;
   return s;
 }
 
-// Whether the harness can back the shape with real memory (or need not).
-bool Passable(const ShapeCase& s) {
-  if (s.null || s.rank == 0 || s.rank > BNORM_MAX_RANK || s.overflows) return true;
+// Whether the element count or the byte count at `item` bytes per element
+// overflows size_t: bnorm must reject the shape.
+bool Overflows(const ShapeCase& s, size_t item) {
+  size_t bytes = 0;
+  return s.elements_overflow || __builtin_mul_overflow(s.elements, item, &bytes);
+}
+
+// Whether the harness can back the shape with real memory (or need not,
+// because bnorm must reject it before reading).
+bool Passable(const ShapeCase& s, size_t item) {
+  if (s.null || s.rank == 0 || s.rank > BNORM_MAX_RANK || Overflows(s, item)) return true;
   for (size_t i = 0; i < s.rank; ++i) {
     if (s.dims[i] < 0) return true;
   }
   return s.elements <= kMaxElements;
 }
 
-size_t Backing(const ShapeCase& s) {
-  return s.overflows || s.elements > kMaxElements ? 1 : std::max<size_t>(s.elements, 1);
+// Elements to allocate for the shape.
+size_t Backing(const ShapeCase& s, size_t item) {
+  return Overflows(s, item) || s.elements > kMaxElements ? 1 : std::max<size_t>(s.elements, 1);
+}
+
+// Bytes per element; an invalid dtype (which bnorm must reject) counts 4.
+size_t ItemSize(bnorm_dtype dtype) {
+  int v;
+  std::memcpy(&v, &dtype, sizeof(v));
+  return v == BNORM_DTYPE_F16 || v == BNORM_DTYPE_BF16 ? 2 : 4;
 }
 
 std::vector<int> PickAxes(FuzzedDataProvider& in, size_t* num_axes) {
   std::vector<int> axes(BNORM_MAX_RANK + 2);
   for (int& a : axes) {
-    a = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? in.ConsumeIntegral<int>()
+    a = Rare(in, 16) ? in.ConsumeIntegral<int>()
                                                    : in.ConsumeIntegralInRange<int>(-6, 5);
   }
   *num_axes = in.ConsumeIntegralInRange<size_t>(0, 4);
-  if (in.ConsumeIntegralInRange<int>(0, 31) == 0) *num_axes = in.ConsumeIntegral<size_t>();
+  if (Rare(in, 32)) *num_axes = in.ConsumeIntegral<size_t>();
   return axes;
 }
 
 float PickFloat(FuzzedDataProvider& in, float low, float high) {
-  switch (in.ConsumeIntegralInRange<int>(0, 11)) {
+  switch (PickCase(in, 12)) {
     case 0:
       return std::numeric_limits<float>::quiet_NaN();
     case 1:
@@ -167,7 +214,7 @@ float PickFloat(FuzzedDataProvider& in, float low, float high) {
 // Element pointers into `buffer`: the base, null, one byte off, or a partial
 // overlap with `other`.
 void* PickPointer(FuzzedDataProvider& in, Buffer& buffer) {
-  switch (in.ConsumeIntegralInRange<int>(0, 15)) {
+  switch (PickCase(in, 16)) {
     case 0:
       return nullptr;
     case 1:
@@ -203,7 +250,7 @@ bnorm_options PickOptions(FuzzedDataProvider& in) {
   o.has_dmax = in.ConsumeBool();
   o.dmax = PickFloat(in, -1.0f, 3.0f);
   o.renorm_momentum = PickFloat(in, 0.0f, 1.0f);
-  o.fused = static_cast<bnorm_fused>(in.ConsumeIntegralInRange<int>(-1, 3));
+  o.fused = PickEnum<bnorm_fused>(in, 3, 3);
   o.trainable = in.ConsumeIntegralInRange<int>(0, 3) != 0;
   o.virtual_batch_size = in.ConsumeIntegralInRange<int>(0, 3) != 0
                              ? 0
@@ -232,35 +279,42 @@ std::vector<std::vector<uint8_t>> LayerState(const Layer& layer) {
 
 void Forward(FuzzedDataProvider& in, Layer& layer) {
   const ShapeCase s = PickShape(in, 5, true);
-  if (!Passable(s)) return;
-  const int dtype = in.ConsumeIntegralInRange<int>(-1, 3);
-  const size_t item = dtype == BNORM_DTYPE_F32 ? 4 : 2;
-  Buffer bx(Backing(s) * item, in);
-  Buffer by(Backing(s) * item, in);
+  const bnorm_dtype dtype = PickEnum<bnorm_dtype>(in, 3, 3);
+  const size_t item = ItemSize(dtype);
+  if (!Passable(s, item)) return;
+  Buffer bx(Backing(s, item) * item, in);
+  Buffer by(Backing(s, item) * item, in);
   void* x = PickPointer(in, bx);
   void* y = nullptr;
+  size_t shift = 0;  // y - x in bytes when y points into x's buffer
   switch (in.ConsumeIntegralInRange<int>(0, 7)) {
     case 0:
       y = x;  // in place
       break;
     case 1:
-      // Partial overlap: y a few elements into x (x's buffer has slack).
-      y = x == nullptr ? nullptr : static_cast<uint8_t*>(x) + item * in.ConsumeIntegralInRange<int>(1, 8);
+      // y a few elements into x (x's buffer has slack): a partial overlap
+      // unless x holds at most that many elements.
+      shift = item * in.ConsumeIntegralInRange<size_t>(1, 8);
+      y = x == nullptr ? nullptr : static_cast<uint8_t*>(x) + shift;
       break;
     default:
       y = PickPointer(in, by);
   }
   const int training = in.ConsumeIntegralInRange<int>(-2, 2);
-  bnorm_layer* handle = in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : layer.handle;
+  bnorm_layer* handle = Rare(in, 32) ? nullptr : layer.handle;
   const auto state = LayerState(layer);
   const auto x_before = bx.Snapshot();
   const auto y_before = by.Snapshot();
-  const bnorm_status status = bnorm_layer_forward(handle, x, y, static_cast<bnorm_dtype>(dtype),
+  const bnorm_status status = bnorm_layer_forward(handle, x, y, dtype,
                                                   s.null ? nullptr : s.dims.data(), s.rank, training);
   if (Ok(status, "bnorm_layer_forward")) {
-    Check(!s.overflows, "bnorm_layer_forward accepted an overflowing shape");
+    Check(!Overflows(s, item), "bnorm_layer_forward accepted an overflowing shape");
     Check(x != nullptr && y != nullptr && handle != nullptr, "accepted a null pointer");
-    if (y != x) Check(bx.Same(x_before), "bnorm_layer_forward wrote into x");
+    if (shift != 0) {
+      Check(s.elements * item <= shift, "bnorm_layer_forward accepted a partial overlap");
+    } else if (y != x) {
+      Check(bx.Same(x_before), "bnorm_layer_forward wrote into x");
+    }
     size_t channels = 0;
     Check(Ok(bnorm_layer_channels(layer.handle, &channels), "bnorm_layer_channels"),
           "a layer that ran is not built");
@@ -283,9 +337,10 @@ void Forward(FuzzedDataProvider& in, Layer& layer) {
 
 void Build(FuzzedDataProvider& in, Layer& layer) {
   const ShapeCase s = PickShape(in, 5, true);
-  bnorm_layer* handle = in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : layer.handle;
+  bnorm_layer* handle = Rare(in, 32) ? nullptr : layer.handle;
   if (Ok(bnorm_layer_build(handle, s.null ? nullptr : s.dims.data(), s.rank), "bnorm_layer_build")) {
-    Check(!s.overflows, "bnorm_layer_build accepted an overflowing shape");
+    // Build touches no tensor, so only the element count must fit.
+    Check(!s.elements_overflow, "bnorm_layer_build accepted an overflowing shape");
     size_t channels = 0;
     Check(Ok(bnorm_layer_channels(layer.handle, &channels), "bnorm_layer_channels"),
           "a built layer has no channel count");
@@ -294,24 +349,24 @@ void Build(FuzzedDataProvider& in, Layer& layer) {
 }
 
 void State(FuzzedDataProvider& in, Layer& layer) {
-  const int which = in.ConsumeIntegralInRange<int>(-1, 7);
+  const bnorm_state which = PickEnum<bnorm_state>(in, 7, 7);
   size_t count = in.ConsumeBool() ? layer.channels : in.ConsumeIntegralInRange<size_t>(0, 9);
-  if (in.ConsumeIntegralInRange<int>(0, 31) == 0) count = in.ConsumeIntegral<size_t>();
+  if (Rare(in, 32)) count = in.ConsumeIntegral<size_t>();
   // The buffer holds `count` floats whenever count could be accepted.
   const bool backed = count <= kMaxElements;
   Buffer values((backed ? std::max<size_t>(count, 1) : 1) * sizeof(float), in);
-  float* p = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr
+  float* p = Rare(in, 16) ? nullptr
                                                         : reinterpret_cast<float*>(values.Base());
   if (!backed && count == layer.channels) return;  // cannot back a valid huge count
   const auto before = values.Snapshot();
   const auto state = LayerState(layer);
   if (in.ConsumeBool()) {
-    if (!Ok(bnorm_layer_get_state(layer.handle, static_cast<bnorm_state>(which), p, count),
+    if (!Ok(bnorm_layer_get_state(layer.handle, which, p, count),
             "bnorm_layer_get_state")) {
       Check(values.Same(before), "a failed bnorm_layer_get_state wrote values");
     }
   } else {
-    if (!Ok(bnorm_layer_set_state(layer.handle, static_cast<bnorm_state>(which), p, count),
+    if (!Ok(bnorm_layer_set_state(layer.handle, which, p, count),
             "bnorm_layer_set_state")) {
       Check(LayerState(layer) == state, "a failed bnorm_layer_set_state changed the state");
     }
@@ -320,9 +375,10 @@ void State(FuzzedDataProvider& in, Layer& layer) {
 
 void Moments(FuzzedDataProvider& in) {
   const ShapeCase s = PickShape(in, 5);
-  if (!Passable(s)) return;
-  const int dtype = in.ConsumeIntegralInRange<int>(-1, 3);
-  Buffer bx(Backing(s) * 4, in);
+  const bnorm_dtype dtype = PickEnum<bnorm_dtype>(in, 3, 3);
+  const size_t item = ItemSize(dtype);
+  if (!Passable(s, item)) return;
+  Buffer bx(Backing(s, item) * item, in);
   size_t num_axes = 0;
   const std::vector<int> axes = PickAxes(in, &num_axes);
   size_t channels = in.ConsumeIntegralInRange<size_t>(0, 8);
@@ -336,24 +392,24 @@ void Moments(FuzzedDataProvider& in) {
   Buffer mean(backing * sizeof(double), in), variance(backing * sizeof(double), in);
   const auto m0 = mean.Snapshot(), v0 = variance.Snapshot();
   const void* x = PickPointer(in, bx);
-  double* mp = in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : reinterpret_cast<double*>(mean.Base());
-  double* vp = in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : reinterpret_cast<double*>(variance.Base());
-  if (!Ok(bnorm_moments(x, static_cast<bnorm_dtype>(dtype), s.null ? nullptr : s.dims.data(),
-                        s.rank, in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : axes.data(),
+  double* mp = Rare(in, 32) ? nullptr : reinterpret_cast<double*>(mean.Base());
+  double* vp = Rare(in, 32) ? nullptr : reinterpret_cast<double*>(variance.Base());
+  if (!Ok(bnorm_moments(x, dtype, s.null ? nullptr : s.dims.data(),
+                        s.rank, Rare(in, 32) ? nullptr : axes.data(),
                         num_axes, mp, vp, channels),
           "bnorm_moments")) {
     Check(mean.Same(m0) && variance.Same(v0), "a failed bnorm_moments wrote its outputs");
   } else {
-    Check(!s.overflows, "bnorm_moments accepted an overflowing shape");
+    Check(!Overflows(s, item), "bnorm_moments accepted an overflowing shape");
   }
 }
 
 void Normalize(FuzzedDataProvider& in) {
   const ShapeCase s = PickShape(in, 5);
-  if (!Passable(s)) return;
-  const int dtype = in.ConsumeIntegralInRange<int>(-1, 3);
-  const size_t item = dtype == BNORM_DTYPE_F32 ? 4 : 2;
-  Buffer bx(Backing(s) * item, in), by(Backing(s) * item, in);
+  const bnorm_dtype dtype = PickEnum<bnorm_dtype>(in, 3, 3);
+  const size_t item = ItemSize(dtype);
+  if (!Passable(s, item)) return;
+  Buffer bx(Backing(s, item) * item, in), by(Backing(s, item) * item, in);
   size_t num_axes = 0;
   const std::vector<int> axes = PickAxes(in, &num_axes);
   size_t channels = in.ConsumeIntegralInRange<size_t>(0, 8);
@@ -366,21 +422,21 @@ void Normalize(FuzzedDataProvider& in) {
   Buffer params(3 * backing * sizeof(float), in);
   float* base = reinterpret_cast<float*>(params.Base());
   void* x = PickPointer(in, bx);
-  void* y = in.ConsumeIntegralInRange<int>(0, 7) == 0 ? x : PickPointer(in, by);
-  if (x != nullptr && in.ConsumeIntegralInRange<int>(0, 15) == 0) {
+  void* y = Rare(in, 8) ? x : PickPointer(in, by);
+  if (x != nullptr && Rare(in, 16)) {
     y = static_cast<uint8_t*>(x) + item;  // partial overlap
   }
   const auto x0 = bx.Snapshot(), y0 = by.Snapshot();
-  const int activation = in.ConsumeIntegralInRange<int>(-1, 3);
+  const bnorm_activation activation = PickEnum<bnorm_activation>(in, 3, 3);
   const bnorm_status status = bnorm_normalize(
-      x, y, static_cast<bnorm_dtype>(dtype), s.null ? nullptr : s.dims.data(), s.rank,
-      in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : axes.data(), num_axes,
-      in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : base, base + backing,
-      base + 2 * backing, channels, static_cast<bnorm_activation>(activation));
+      x, y, dtype, s.null ? nullptr : s.dims.data(), s.rank,
+      Rare(in, 32) ? nullptr : axes.data(), num_axes,
+      Rare(in, 32) ? nullptr : base, base + backing,
+      base + 2 * backing, channels, activation);
   if (!Ok(status, "bnorm_normalize")) {
     Check(bx.Same(x0) && by.Same(y0), "a failed bnorm_normalize wrote x or y");
   } else {
-    Check(!s.overflows, "bnorm_normalize accepted an overflowing shape");
+    Check(!Overflows(s, item), "bnorm_normalize accepted an overflowing shape");
     Check(y == x || static_cast<uint8_t*>(y) != static_cast<uint8_t*>(x) + item || s.elements <= 1,
           "bnorm_normalize accepted a partial overlap");
   }
@@ -393,7 +449,7 @@ void Fold(FuzzedDataProvider& in) {
   float* i = reinterpret_cast<float*>(inputs.Base());
   float* o = reinterpret_cast<float*>(outputs.Base());
   const size_t c = std::max<size_t>(channels, 1);
-  auto maybe = [&](float* p) { return in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : p; };
+  auto maybe = [&](float* p) { return Rare(in, 16) ? nullptr : p; };
   const auto before = outputs.Snapshot();
   if (!Ok(bnorm_fold(maybe(i), maybe(i + c), maybe(i + 2 * c), maybe(i + 3 * c), channels,
                      PickFloat(in, 1e-5f, 1.0f), maybe(o), maybe(o + c)),
@@ -404,28 +460,28 @@ void Fold(FuzzedDataProvider& in) {
 
 void FoldIntoWeights(FuzzedDataProvider& in) {
   const ShapeCase s = PickShape(in, 5);
-  if (!Passable(s)) return;
+  if (!Passable(s, sizeof(float))) return;
   const size_t channels = in.ConsumeBool() && s.rank >= 1 && s.rank <= BNORM_MAX_RANK && s.dims[0] > 0 &&
                                   s.dims[0] <= static_cast<int64_t>(kMaxElements)
                               ? static_cast<size_t>(s.dims[0])
                               : in.ConsumeIntegralInRange<size_t>(0, 8);
   const size_t c = std::max<size_t>(channels, 1);
-  Buffer weights(Backing(s) * sizeof(float), in);
+  Buffer weights(Backing(s, sizeof(float)) * sizeof(float), in);
   Buffer bias(c * sizeof(float), in);
   Buffer stats(4 * c * sizeof(float), in);
   float* st = reinterpret_cast<float*>(stats.Base());
-  auto maybe = [&](float* p) { return in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : p; };
+  auto maybe = [&](float* p) { return Rare(in, 16) ? nullptr : p; };
   const auto w0 = weights.Snapshot(), b0 = bias.Snapshot();
   if (!Ok(bnorm_fold_into_weights(maybe(reinterpret_cast<float*>(weights.Base())),
                                   s.null ? nullptr : s.dims.data(), s.rank,
-                                  static_cast<bnorm_weight_layout>(in.ConsumeIntegralInRange<int>(-1, 2)),
+                                  PickEnum<bnorm_weight_layout>(in, 2, 1),
                                   maybe(reinterpret_cast<float*>(bias.Base())), maybe(st), maybe(st + c),
                                   maybe(st + 2 * c), maybe(st + 3 * c), channels,
                                   PickFloat(in, 1e-5f, 1.0f)),
           "bnorm_fold_into_weights")) {
     Check(weights.Same(w0) && bias.Same(b0), "a failed bnorm_fold_into_weights wrote its outputs");
   } else {
-    Check(!s.overflows, "bnorm_fold_into_weights accepted an overflowing shape");
+    Check(!Overflows(s, sizeof(float)), "bnorm_fold_into_weights accepted an overflowing shape");
   }
 }
 
@@ -446,7 +502,7 @@ void Targets(FuzzedDataProvider& in) {
     default:
       name = in.ConsumeRandomLengthString(16);
   }
-  if (Ok(bnorm_force_target(in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : name.c_str()),
+  if (Ok(bnorm_force_target(Rare(in, 16) ? nullptr : name.c_str()),
          "bnorm_force_target")) {
     Check(std::strlen(bnorm_active_target()) > 0, "no active target");
   }
@@ -458,16 +514,16 @@ void Targets(FuzzedDataProvider& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   Check(std::strcmp(bnorm_version(), BNORM_VERSION_STRING) == 0, "version mismatch");
-  Check(std::strlen(bnorm_status_string(static_cast<bnorm_status>(in.ConsumeIntegral<int>()))) > 0,
+  Check(std::strlen(bnorm_status_string(PickEnum<bnorm_status>(in, 8, 7))) > 0,
         "empty status string");
   Check(bnorm_options_init(nullptr) == BNORM_STATUS_NULL_POINTER, "options_init(null)");
 
   Layer layer;
   const bnorm_options options = PickOptions(in);
-  const bool null_out = in.ConsumeIntegralInRange<int>(0, 31) == 0;
+  const bool null_out = Rare(in, 32);
   bnorm_layer* handle = reinterpret_cast<bnorm_layer*>(0x1);  // must stay untouched on failure
   const bnorm_status created =
-      bnorm_layer_create(in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : &options,
+      bnorm_layer_create(Rare(in, 32) ? nullptr : &options,
                          null_out ? nullptr : &handle);
   if (Ok(created, "bnorm_layer_create")) {
     layer.handle = handle;
@@ -476,7 +532,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // Threads: serial or small arenas (the setting is global and persists).
-  if (in.ConsumeIntegralInRange<int>(0, 15) == 0) {
+  if (Rare(in, 16)) {
     Ok(bnorm_set_max_threads(in.ConsumeIntegralInRange<int>(-2, 3)), "bnorm_set_max_threads");
   }
 

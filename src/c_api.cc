@@ -32,15 +32,18 @@
 
 namespace {
 
+// bnorm.h's version macros agree with each other and with project(VERSION),
+// which src/CMakeLists.txt passes in as BNORM_PROJECT_VERSION.
 constexpr bool Equal(const char* a, const char* b) {
   return *a == *b && (*a == '\0' || Equal(a + 1, b + 1));
 }
 #define BNORM_STRINGIFY_(x) #x
 #define BNORM_STRINGIFY(x) BNORM_STRINGIFY_(x)
-static_assert(Equal(BNORM_VERSION_STRING, BNORM_STRINGIFY(BNORM_VERSION_MAJOR) "." BNORM_STRINGIFY(
-                                              BNORM_VERSION_MINOR) "." BNORM_STRINGIFY(BNORM_VERSION_PATCH)),
+#define BNORM_VERSION_FROM_PARTS       \
+  BNORM_STRINGIFY(BNORM_VERSION_MAJOR) \
+  "." BNORM_STRINGIFY(BNORM_VERSION_MINOR) "." BNORM_STRINGIFY(BNORM_VERSION_PATCH)
+static_assert(Equal(BNORM_VERSION_STRING, BNORM_VERSION_FROM_PARTS),
               "BNORM_VERSION_STRING disagrees with BNORM_VERSION_MAJOR/MINOR/PATCH");
-// src/CMakeLists.txt passes project(VERSION) in.
 static_assert(Equal(BNORM_VERSION_STRING, BNORM_PROJECT_VERSION),
               "bnorm.h's version differs from project(bnorm VERSION) in CMakeLists.txt");
 
@@ -51,8 +54,7 @@ static_assert(Equal(BNORM_VERSION_STRING, BNORM_PROJECT_VERSION),
 constexpr size_t kMessageSize = 1024;
 thread_local char t_message[kMessageSize] = "";
 
-__attribute__((format(printf, 3, 4))) bnorm_status Fail(bnorm_status status,
-                                                        const char* function,
+__attribute__((format(printf, 3, 4))) bnorm_status Fail(bnorm_status status, const char* function,
                                                         const char* format, ...) {
   const int prefix = std::snprintf(t_message, kMessageSize, "%s: ", function);
   va_list args;
@@ -80,11 +82,11 @@ bnorm_status Guard(const char* function, const Body& body) noexcept {
   }
 }
 
-#define BNORM_REQUIRE(pointer)                                                           \
-  do {                                                                                   \
-    if ((pointer) == nullptr) {                                                          \
-      return Fail(BNORM_STATUS_NULL_POINTER, kFunction, "%s is null", #pointer);         \
-    }                                                                                    \
+#define BNORM_REQUIRE(pointer)                                                   \
+  do {                                                                           \
+    if ((pointer) == nullptr) {                                                  \
+      return Fail(BNORM_STATUS_NULL_POINTER, kFunction, "%s is null", #pointer); \
+    }                                                                            \
   } while (false)
 
 // ---- Enumerations -----------------------------------------------------------
@@ -175,8 +177,8 @@ const char* Format(const int64_t* dims, size_t rank, char (&text)[256]) {
   return text;
 }
 
-bnorm_status CheckShape(const char* function, const char* name, const int64_t* shape,
-                        size_t rank, size_t min_rank, Shape* out) {
+bnorm_status CheckShape(const char* function, const char* name, const int64_t* shape, size_t rank,
+                        size_t min_rank, Shape* out) {
   if (shape == nullptr) return Fail(BNORM_STATUS_NULL_POINTER, function, "%s is null", name);
   if (rank < min_rank || rank > BNORM_MAX_RANK) {
     return Fail(BNORM_STATUS_INVALID_ARGUMENT, function, "rank is %zu; expected %zu..%d", rank,
@@ -187,8 +189,8 @@ bnorm_status CheckShape(const char* function, const char* name, const int64_t* s
   size_t elements = 1;
   for (size_t i = 0; i < rank; ++i) {
     if (shape[i] < 0) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, function, "%s[%zu] is %" PRId64
-                  "; expected a size >= 0", name, i, shape[i]);
+      return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
+                  "%s[%zu] is %" PRId64 "; expected a size >= 0", name, i, shape[i]);
     }
     out->dims[i] = shape[i];
     empty |= shape[i] == 0;
@@ -198,16 +200,16 @@ bnorm_status CheckShape(const char* function, const char* name, const int64_t* s
   // (and a wrapped product may be 0 without any zero size).
   if (overflow && !empty) {
     char text[256];
-    return Fail(BNORM_STATUS_OVERFLOW, function, "%s %s has more elements than fit in size_t",
-                name, Format(shape, rank, text));
+    return Fail(BNORM_STATUS_OVERFLOW, function, "%s %s has more elements than fit in size_t", name,
+                Format(shape, rank, text));
   }
   out->elements = empty ? 0 : elements;
   return BNORM_STATUS_OK;
 }
 
 // The byte size of a tensor, and its alignment to the element size.
-bnorm_status CheckData(const char* function, const char* name, const void* data,
-                       const Shape& shape, bnorm::DType dtype, size_t* bytes) {
+bnorm_status CheckData(const char* function, const char* name, const void* data, const Shape& shape,
+                       bnorm::DType dtype, size_t* bytes) {
   const size_t size = bnorm::SizeOf(dtype);
   if (__builtin_mul_overflow(shape.elements, size, bytes)) {
     char text[256];
@@ -238,8 +240,8 @@ bnorm_status CheckOverlap(const char* function, const void* x, const void* y, si
 
 // The canonical geometry of `shape` with feature axes `axes`, as
 // bnorm::PlanGeometry computes it but without allocating.
-bnorm_status PlanAxes(const char* function, const Shape& shape, const int* axes,
-                      size_t num_axes, bnorm::Geometry* g) {
+bnorm_status PlanAxes(const char* function, const Shape& shape, const int* axes, size_t num_axes,
+                      bnorm::Geometry* g) {
   if (axes == nullptr) return Fail(BNORM_STATUS_NULL_POINTER, function, "axes is null");
   const long long r = static_cast<long long>(shape.rank);
   if (num_axes == 0 || num_axes > shape.rank) {
@@ -281,8 +283,8 @@ bnorm_status PlanAxes(const char* function, const Shape& shape, const int* axes,
     const size_t part = axis < canonical[0] ? 0 : axis <= canonical[num_axes - 1] ? 1 : 2;
     if (__builtin_mul_overflow(parts[part], static_cast<size_t>(shape.dims[i]), &parts[part])) {
       char text[256];
-      return Fail(BNORM_STATUS_OVERFLOW, function,
-                  "shape %s has more elements than fit in size_t", Format(shape.dims, shape.rank, text));
+      return Fail(BNORM_STATUS_OVERFLOW, function, "shape %s has more elements than fit in size_t",
+                  Format(shape.dims, shape.rank, text));
     }
   }
   *g = bnorm::Geometry::Dense(parts[0], parts[1], parts[2]);
@@ -366,8 +368,7 @@ struct bnorm_layer {
 
 namespace {
 
-bnorm_status CheckAgainstBuilt(const char* function, const bnorm_layer& layer,
-                               const Shape& s) {
+bnorm_status CheckAgainstBuilt(const char* function, const bnorm_layer& layer, const Shape& s) {
   char text[256];
   if (s.rank != layer.rank) {
     return Fail(BNORM_STATUS_SHAPE_MISMATCH, function,
@@ -378,7 +379,8 @@ bnorm_status CheckAgainstBuilt(const char* function, const bnorm_layer& layer,
     const size_t a = static_cast<size_t>(layer.axes[i]);
     if (s.dims[a] != layer.sizes[i]) {
       return Fail(BNORM_STATUS_SHAPE_MISMATCH, function,
-                  "shape %s has size %" PRId64 " on feature axis %zu; the layer was built with %" PRId64,
+                  "shape %s has size %" PRId64
+                  " on feature axis %zu; the layer was built with %" PRId64,
                   Format(s.dims, s.rank, text), s.dims[a], a, layer.sizes[i]);
     }
   }
@@ -590,8 +592,8 @@ bnorm_status bnorm_layer_forward(bnorm_layer* layer, const void* x, void* y, bno
     const std::optional<bool> train =
         training < 0 ? std::nullopt : std::optional<bool>(training == 1);
     if (type == bnorm::DType::kFloat32) {
-      layer->impl.Forward(static_cast<const float*>(x), static_cast<float*>(y), layer->shape,
-                          train, Exec());
+      layer->impl.Forward(static_cast<const float*>(x), static_cast<float*>(y), layer->shape, train,
+                          Exec());
     } else {
       layer->impl.Forward(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(y), type,
                           layer->shape, train, Exec());
@@ -687,8 +689,8 @@ bnorm_status bnorm_moments(const void* x, bnorm_dtype dtype, const int64_t* shap
 }
 
 bnorm_status bnorm_fold(const float* gamma, const float* beta, const float* moving_mean,
-                        const float* moving_variance, size_t channels, float epsilon,
-                        float* scale, float* shift) {
+                        const float* moving_variance, size_t channels, float epsilon, float* scale,
+                        float* shift) {
   static constexpr char kFunction[] = "bnorm_fold";
   return Guard(kFunction, [&] {
     BNORM_REQUIRE(moving_mean);
@@ -743,8 +745,7 @@ bnorm_status bnorm_normalize(const void* x, void* y, bnorm_dtype dtype, const in
 bnorm_status bnorm_fold_into_weights(float* weights, const int64_t* weight_shape, size_t rank,
                                      bnorm_weight_layout layout, float* bias, const float* gamma,
                                      const float* beta, const float* moving_mean,
-                                     const float* moving_variance, size_t channels,
-                                     float epsilon) {
+                                     const float* moving_variance, size_t channels, float epsilon) {
   static constexpr char kFunction[] = "bnorm_fold_into_weights";
   return Guard(kFunction, [&] {
     BNORM_REQUIRE(weights);
@@ -765,12 +766,13 @@ bnorm_status bnorm_fold_into_weights(float* weights, const int64_t* weight_shape
     if (static_cast<uint64_t>(s.dims[out_axis]) != channels) {
       char text[256];
       return Fail(BNORM_STATUS_SHAPE_MISMATCH, kFunction,
-                  "weight_shape %s has %" PRId64 " output channels (axis %zu); expected %zu "
+                  "weight_shape %s has %" PRId64
+                  " output channels (axis %zu); expected %zu "
                   "(channels)",
                   Format(s.dims, s.rank, text), s.dims[out_axis], out_axis, channels);
     }
-    bnorm::FoldIntoWeights(weights, std::vector<int64_t>(s.dims, s.dims + s.rank), cpp_layout,
-                           bias, gamma, beta, moving_mean, moving_variance, channels, epsilon);
+    bnorm::FoldIntoWeights(weights, std::vector<int64_t>(s.dims, s.dims + s.rank), cpp_layout, bias,
+                           gamma, beta, moving_mean, moving_variance, channels, epsilon);
     return BNORM_STATUS_OK;
   });
 }

@@ -22,6 +22,11 @@ fail() {
   exit 1
 }
 
+for tool in pkg-config make nm readelf c++filt; do
+  command -v "$tool" > /dev/null ||
+    fail "$tool is not installed (Debian: pkg-config, make, binutils)"
+done
+
 echo "== cmake --install $build --prefix $prefix"
 "$cmake" --install "$build" --prefix "$prefix" > "$work/install.log" ||
   { cat "$work/install.log"; fail "cmake --install failed"; }

@@ -4,7 +4,7 @@
 # Optional peers for benchmarks: oneDNN (libdnnl-dev).
 set -euo pipefail
 
-required=(g++ cmake make libhwy-dev libtbb-dev libgtest-dev libbenchmark-dev)
+required=(g++ cmake make pkg-config libhwy-dev libtbb-dev libgtest-dev libbenchmark-dev)
 optional=(libdnnl-dev)
 
 missing=()

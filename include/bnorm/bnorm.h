@@ -31,6 +31,15 @@
 /* The largest tensor rank (and number of feature axes) the C ABI accepts. */
 #define BNORM_MAX_RANK 8
 
+/* In C++ every enum of this header has the underlying type int, so that any
+ * int a C caller passes is a valid value there (and rejected by a check, not
+ * undefined). The size and passing convention are those of the C enum. */
+#ifdef __cplusplus
+#define BNORM_ENUM_INT : int
+#else
+#define BNORM_ENUM_INT
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,7 +50,7 @@ extern "C" {
  * BNORM_VERSION_STRING to detect a header/library mismatch). */
 BNORM_API const char* bnorm_version(void);
 
-typedef enum bnorm_status {
+typedef enum bnorm_status BNORM_ENUM_INT {
   BNORM_STATUS_OK = 0,
   BNORM_STATUS_NULL_POINTER = 1,      /* a required pointer is null */
   BNORM_STATUS_INVALID_ARGUMENT = 2,  /* a value is out of range or invalid */
@@ -63,7 +72,7 @@ BNORM_API const char* bnorm_last_error(void);
 
 /* ---- Enumerations ------------------------------------------------------ */
 
-typedef enum bnorm_dtype {
+typedef enum bnorm_dtype BNORM_ENUM_INT {
   BNORM_DTYPE_F32 = 0,
   BNORM_DTYPE_F16 = 1, /* IEEE half, as uint16_t bit patterns */
   BNORM_DTYPE_BF16 = 2 /* bfloat16, as uint16_t bit patterns */
@@ -71,14 +80,14 @@ typedef enum bnorm_dtype {
 
 /* Applied after the affine transform of bnorm_normalize: ReLU is max(y, 0),
  * ReLU6 min(max(y, 0), 6). NaN stays NaN. */
-typedef enum bnorm_activation {
+typedef enum bnorm_activation BNORM_ENUM_INT {
   BNORM_ACTIVATION_NONE = 0,
   BNORM_ACTIVATION_RELU = 1,
   BNORM_ACTIVATION_RELU6 = 2
 } bnorm_activation;
 
 /* Keras' `fused`: None, True, False. */
-typedef enum bnorm_fused {
+typedef enum bnorm_fused BNORM_ENUM_INT {
   BNORM_FUSED_AUTO = 0,
   BNORM_FUSED_TRUE = 1,
   BNORM_FUSED_FALSE = 2
@@ -86,7 +95,7 @@ typedef enum bnorm_fused {
 
 /* The layer's variables (float32, one value per channel). gamma exists only
  * with scale, beta only with center, the last three only with renorm. */
-typedef enum bnorm_state {
+typedef enum bnorm_state BNORM_ENUM_INT {
   BNORM_STATE_GAMMA = 0,
   BNORM_STATE_BETA = 1,
   BNORM_STATE_MOVING_MEAN = 2,
@@ -97,7 +106,7 @@ typedef enum bnorm_state {
 } bnorm_state;
 
 /* Where the output channel sits in a weight tensor. */
-typedef enum bnorm_weight_layout {
+typedef enum bnorm_weight_layout BNORM_ENUM_INT {
   BNORM_LAYOUT_OUTPUT_FIRST = 0, /* OIHW convolutions, [out, in] dense (PyTorch, ONNX) */
   BNORM_LAYOUT_OUTPUT_LAST = 1   /* HWIO convolutions, [in, out] dense (Keras, TF) */
 } bnorm_weight_layout;

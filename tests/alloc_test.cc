@@ -1,0 +1,251 @@
+// The inference paths allocate nothing per call: bnorm::Normalize (every dtype,
+// with and without activation, serial and parallel), the C ABI's
+// bnorm_normalize and bnorm_layer_forward, and BatchNorm::Forward in inference
+// once the layer is built and has run once. This binary replaces the global
+// operator new with a counting one (every thread, oneTBB's workers included).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "bnorm/batch_norm.hpp"
+#include "bnorm/bnorm.h"
+#include "bnorm/execution.hpp"
+#include "bnorm/geometry.hpp"
+#include "bnorm/kernels.hpp"
+
+namespace {
+
+std::atomic<size_t> g_allocations{0};
+
+void* Allocate(size_t size) {
+  ++g_allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+
+void* AllocateAligned(size_t size, std::align_val_t alignment) {
+  ++g_allocations;
+  const size_t a = static_cast<size_t>(alignment);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+
+}  // namespace
+
+// GCC pairs ::operator new with ::operator delete and warns when it sees the
+// replacement's free() after inlining; the pair is malloc/free here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(size_t size) { return Allocate(size); }
+void* operator new[](size_t size) { return Allocate(size); }
+void* operator new(size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return Allocate(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return Allocate(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new(size_t size, std::align_val_t a) { return AllocateAligned(size, a); }
+void* operator new[](size_t size, std::align_val_t a) { return AllocateAligned(size, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
+
+namespace bnorm {
+namespace {
+
+// Allocations made by `calls` calls of body() (after a warm-up call, which
+// may initialize oneTBB, the target registry and the like).
+template <class Body>
+size_t AllocationsPerCalls(const Body& body, int calls = 3) {
+  body();
+  const size_t before = g_allocations.load();
+  for (int i = 0; i < calls; ++i) body();
+  return g_allocations.load() - before;
+}
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-4.0f, 4.0f);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// Small shapes run on the calling thread; the large ones (over 2^18 values)
+// take the oneTBB path when the execution allows it.
+struct Case {
+  std::vector<int64_t> shape;
+  int axis;
+};
+const Case kCases[] = {
+    {{2, 5, 5, 8}, -1},      // small NHWC
+    {{2, 8, 5, 5}, 1},       // small NCHW
+    {{16, 32, 32, 32}, -1},  // large NHWC
+    {{16, 32, 32, 32}, 1},   // large NCHW
+};
+
+size_t Count(const std::vector<int64_t>& shape) {
+  size_t n = 1;
+  for (int64_t s : shape) n *= static_cast<size_t>(s);
+  return n;
+}
+
+TEST(Allocations, TheCounterSeesAllocations) {
+  const size_t before = g_allocations.load();
+  std::vector<float>* v = new std::vector<float>(100);
+  delete v;
+  EXPECT_EQ(g_allocations.load() - before, 2u);
+  // The library's own allocations count too (training allocates its statistics).
+  BatchNorm layer{Options()};
+  const std::vector<int64_t> shape{8, 4};
+  std::vector<float> x = Random(32, 1);
+  EXPECT_GT(AllocationsPerCalls([&] { layer.Forward(x.data(), x.data(), shape, true); }), 0u);
+}
+
+TEST(Allocations, NormalizeAllocatesNothing) {
+  for (const Case& c : kCases) {
+    const Geometry g = PlanGeometry(c.shape, {c.axis});
+    const size_t n = Count(c.shape);
+    const std::vector<float> mean = Random(g.channels, 2), scale = Random(g.channels, 3),
+                             shift = Random(g.channels, 4);
+    std::vector<uint8_t> x(n * 4), y(n * 4);
+    const std::vector<float> values = Random(n, 5);
+    std::memcpy(x.data(), values.data(), x.size());
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      for (Activation act : {Activation::kNone, Activation::kRelu, Activation::kRelu6}) {
+        for (const Execution& exec : {Execution::Serial(), Execution::Parallel()}) {
+          NormalizeParams p;
+          p.mean_hi = mean.data();
+          p.scale = scale.data();
+          p.shift = shift.data();
+          p.activation = act;
+          EXPECT_EQ(AllocationsPerCalls([&] { Normalize(x.data(), y.data(), dtype, g, p, exec); }),
+                    0u)
+              << Name(dtype) << " " << static_cast<int>(act) << " " << n << " values, axis "
+              << c.axis << (exec.mode == Execution::Mode::kSerial ? " serial" : " parallel");
+        }
+      }
+    }
+    // The float32 overload, with a low mean part.
+    NormalizeParams p;
+    p.mean_hi = mean.data();
+    p.mean_lo = shift.data();
+    p.scale = scale.data();
+    p.shift = shift.data();
+    const float* xf = values.data();
+    float* yf = reinterpret_cast<float*>(y.data());
+    EXPECT_EQ(AllocationsPerCalls([&] { Normalize(xf, yf, g, p); }), 0u);
+  }
+}
+
+TEST(Allocations, CApiNormalizeAllocatesNothing) {
+  for (int threads : {0, 1, 2}) {
+    ASSERT_EQ(bnorm_set_max_threads(threads), BNORM_STATUS_OK);
+    for (const Case& c : kCases) {
+      const int64_t channels = c.shape[c.axis < 0 ? c.shape.size() - 1 : 1];
+      const std::vector<float> coefficients = Random(3 * static_cast<size_t>(channels), 6);
+      const std::vector<float> x = Random(Count(c.shape), 7);
+      std::vector<float> y(x.size());
+      for (bnorm_dtype dtype : {BNORM_DTYPE_F32, BNORM_DTYPE_F16}) {
+        bnorm_status status = BNORM_STATUS_OK;
+        const size_t allocations = AllocationsPerCalls([&] {
+          status = bnorm_normalize(x.data(), y.data(), dtype, c.shape.data(), c.shape.size(),
+                                   &c.axis, 1, coefficients.data(), coefficients.data() + channels,
+                                   coefficients.data() + 2 * channels,
+                                   static_cast<size_t>(channels), BNORM_ACTIVATION_RELU);
+        });
+        EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
+        EXPECT_EQ(allocations, 0u) << "threads " << threads << ", axis " << c.axis;
+      }
+    }
+  }
+  ASSERT_EQ(bnorm_set_max_threads(0), BNORM_STATUS_OK);
+}
+
+// Inference after the first call reads the state and runs the kernel; it must
+// not allocate in an engine's hot path.
+TEST(Allocations, LayerInferenceForwardAllocatesNothing) {
+  for (const Case& c : kCases) {
+    Options options;
+    options.axis = {c.axis};
+    BatchNorm layer(options);
+    const std::vector<float> x = Random(Count(c.shape), 8);
+    std::vector<float> y(x.size());
+    layer.Forward(x.data(), y.data(), c.shape, true);  // builds and trains once
+    for (const Execution& exec : {Execution::Serial(), Execution::Parallel()}) {
+      EXPECT_EQ(AllocationsPerCalls([&] {
+                  layer.Forward(x.data(), y.data(), c.shape, false, exec);
+                  layer.Forward(x.data(), y.data(), c.shape, std::nullopt, exec);
+                }),
+                0u)
+          << Count(c.shape) << " values, axis " << c.axis;
+    }
+  }
+}
+
+TEST(Allocations, LayerInferenceForwardAllocatesNothingFor16BitData) {
+  for (const Case& c : kCases) {
+    Options options;
+    options.axis = {c.axis};
+    BatchNorm layer(options);
+    const std::vector<uint16_t> x(Count(c.shape), 0x3c00);  // 1.0 in float16 and ~1.0 in bfloat16
+    std::vector<uint16_t> y(x.size());
+    for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+      layer.Forward(x.data(), y.data(), dtype, c.shape, true);
+      EXPECT_EQ(
+          AllocationsPerCalls([&] { layer.Forward(x.data(), y.data(), dtype, c.shape, false); }),
+          0u)
+          << Name(dtype) << ", " << Count(c.shape) << " values, axis " << c.axis;
+    }
+  }
+}
+
+TEST(Allocations, CApiLayerInferenceAllocatesNothing) {
+  for (const Case& c : kCases) {
+    bnorm_options options;
+    ASSERT_EQ(bnorm_options_init(&options), BNORM_STATUS_OK);
+    options.axes[0] = c.axis;
+    bnorm_layer* layer = nullptr;
+    ASSERT_EQ(bnorm_layer_create(&options, &layer), BNORM_STATUS_OK);
+    const std::vector<float> x = Random(Count(c.shape), 9);
+    std::vector<float> y(x.size());
+    ASSERT_EQ(bnorm_layer_forward(layer, x.data(), y.data(), BNORM_DTYPE_F32, c.shape.data(),
+                                  c.shape.size(), 1),
+              BNORM_STATUS_OK);
+    bnorm_status status = BNORM_STATUS_OK;
+    EXPECT_EQ(AllocationsPerCalls([&] {
+                status = bnorm_layer_forward(layer, x.data(), y.data(), BNORM_DTYPE_F32,
+                                             c.shape.data(), c.shape.size(), 0);
+              }),
+              0u)
+        << Count(c.shape) << " values, axis " << c.axis;
+    EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
+    bnorm_layer_destroy(layer);
+  }
+}
+
+}  // namespace
+}  // namespace bnorm

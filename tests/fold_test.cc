@@ -1,0 +1,352 @@
+// Inference folding: Fold gives the double formula rounded once, and
+// FoldIntoWeights makes a dense or convolution layer compute bn(layer(x)) by
+// itself, in both weight layouts. Bad arguments leave weights and bias alone.
+#include "bnorm/fold.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "bnorm/error.hpp"
+
+namespace bnorm {
+namespace {
+
+constexpr float kEpsilon = 1e-3f;
+// conv'(x) against bn(conv(x)), relative to the magnitude of the sum's terms
+// (the float weights round each term by 2^-24; cancellation must not count).
+constexpr double kTolerance = 1e-5;
+
+std::vector<float> Random(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+bool SameBytes(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// A frozen batch norm over `channels` channels.
+struct FrozenBatchNorm {
+  explicit FrozenBatchNorm(size_t channels)
+      : gamma(Random(channels, 1, 0.2f, 3.0f)),
+        beta(Random(channels, 2, -2.0f, 2.0f)),
+        mean(Random(channels, 3, -5.0f, 5.0f)),
+        variance(Random(channels, 4, 0.0f, 4.0f)) {}
+
+  // bn(v) in double for channel c.
+  double Apply(double v, size_t c) const {
+    return (v - mean[c]) * gamma[c] / std::sqrt(static_cast<double>(variance[c]) + kEpsilon) +
+           beta[c];
+  }
+
+  std::vector<float> gamma, beta, mean, variance;
+};
+
+// One output of a layer in double: its terms' products and the bias.
+struct Output {
+  double value = 0.0;
+  double magnitude = 0.0;  // sum of |terms| + |bias|
+  void Add(double w, double x) {
+    value += w * x;
+    magnitude += std::fabs(w * x);
+  }
+  void AddBias(double b) {
+    value += b;
+    magnitude += std::fabs(b);
+  }
+};
+
+void ExpectFolded(const Output& folded, double expected, double magnitude, const char* what) {
+  EXPECT_NEAR(folded.value, expected, kTolerance * std::max(magnitude, folded.magnitude)) << what;
+}
+
+// ---- Fold ----------------------------------------------------------------------
+
+TEST(Fold, IsTheDoubleFormulaRoundedOnce) {
+  const size_t C = 67;
+  const FrozenBatchNorm bn(C);
+  std::vector<float> scale(C), shift(C);
+  Fold(bn.gamma.data(), bn.beta.data(), bn.mean.data(), bn.variance.data(), C, kEpsilon,
+       scale.data(), shift.data());
+  for (size_t c = 0; c < C; ++c) {
+    const double expected = static_cast<double>(bn.gamma[c]) /
+                            std::sqrt(static_cast<double>(bn.variance[c]) + kEpsilon);
+    EXPECT_EQ(scale[c], static_cast<float>(expected)) << c;
+    EXPECT_EQ(shift[c], bn.beta[c]) << c;
+  }
+}
+
+TEST(Fold, NullGammaAndBetaMeanScaleAndCenterOff) {
+  const size_t C = 5;
+  const FrozenBatchNorm bn(C);
+  std::vector<float> scale(C), shift(C, 9.0f);
+  Fold(nullptr, nullptr, bn.mean.data(), bn.variance.data(), C, kEpsilon, scale.data(),
+       shift.data());
+  for (size_t c = 0; c < C; ++c) {
+    EXPECT_EQ(scale[c],
+              static_cast<float>(1.0 / std::sqrt(static_cast<double>(bn.variance[c]) + kEpsilon)));
+    EXPECT_EQ(shift[c], 0.0f);
+  }
+}
+
+TEST(Fold, ZeroVarianceScalesByOneOverSqrtEpsilon) {
+  const float gamma = 2.0f, beta = 1.0f, mean = 3.0f, variance = 0.0f;
+  float scale = 0.0f, shift = 0.0f;
+  Fold(&gamma, &beta, &mean, &variance, 1, kEpsilon, &scale, &shift);
+  EXPECT_EQ(scale, static_cast<float>(2.0 / std::sqrt(static_cast<double>(kEpsilon))));
+}
+
+TEST(Fold, BadArgumentsThrowAndWriteNothing) {
+  const FrozenBatchNorm bn(3);
+  std::vector<float> scale(3, 7.0f), shift(3, 7.0f);
+  const std::vector<float> before(3, 7.0f);
+  const float *g = bn.gamma.data(), *b = bn.beta.data(), *m = bn.mean.data(),
+              *v = bn.variance.data();
+  EXPECT_THROW(Fold(g, b, nullptr, v, 3, kEpsilon, scale.data(), shift.data()), Error);
+  EXPECT_THROW(Fold(g, b, m, nullptr, 3, kEpsilon, scale.data(), shift.data()), Error);
+  EXPECT_THROW(Fold(g, b, m, v, 3, kEpsilon, nullptr, shift.data()), Error);
+  EXPECT_THROW(Fold(g, b, m, v, 3, kEpsilon, scale.data(), nullptr), Error);
+  EXPECT_THROW(Fold(g, b, m, v, 0, kEpsilon, scale.data(), shift.data()), Error);
+  for (float eps : {0.0f, -1e-3f, std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()}) {
+    EXPECT_THROW(Fold(g, b, m, v, 3, eps, scale.data(), shift.data()), Error) << eps;
+  }
+  const std::vector<float> negative{1.0f, -1e-6f, 1.0f};
+  EXPECT_THROW(Fold(g, b, m, negative.data(), 3, kEpsilon, scale.data(), shift.data()), Error);
+  EXPECT_TRUE(SameBytes(scale, before));
+  EXPECT_TRUE(SameBytes(shift, before));
+}
+
+// ---- FoldIntoWeights: dense layers ----------------------------------------------
+
+// y[b][o] = sum_i W[o][i] x[b][i] + bias[o], with W [out, in] or [in, out].
+Output Dense(const std::vector<float>& w, const std::vector<float>& bias, WeightLayout layout,
+             size_t in, size_t out, const float* x, size_t o) {
+  Output y;
+  for (size_t i = 0; i < in; ++i) {
+    y.Add(w[layout == WeightLayout::kOutputFirst ? o * in + i : i * out + o], x[i]);
+  }
+  y.AddBias(bias[o]);
+  return y;
+}
+
+void CheckDense(WeightLayout layout, bool affine) {
+  const size_t in = 19, out = 7, batch = 5;
+  const FrozenBatchNorm bn(out);
+  const std::vector<float> w = Random(in * out, 5, -1.0f, 1.0f), bias = Random(out, 6, -1.0f, 1.0f);
+  const std::vector<float> x = Random(batch * in, 7, -3.0f, 3.0f);
+  std::vector<float> folded_w = w, folded_bias = bias;
+  const std::vector<int64_t> shape = layout == WeightLayout::kOutputFirst
+                                         ? std::vector<int64_t>{7, 19}
+                                         : std::vector<int64_t>{19, 7};
+  FrozenBatchNorm used = bn;
+  if (!affine) {
+    used.gamma.assign(out, 1.0f);
+    used.beta.assign(out, 0.0f);
+  }
+  FoldIntoWeights(folded_w.data(), shape, layout, folded_bias.data(),
+                  affine ? bn.gamma.data() : nullptr, affine ? bn.beta.data() : nullptr,
+                  bn.mean.data(), bn.variance.data(), out, kEpsilon);
+  for (size_t b = 0; b < batch; ++b) {
+    for (size_t o = 0; o < out; ++o) {
+      const Output y = Dense(w, bias, layout, in, out, &x[b * in], o);
+      const double s = std::fabs(used.Apply(1.0, o) - used.Apply(0.0, o));
+      ExpectFolded(Dense(folded_w, folded_bias, layout, in, out, &x[b * in], o),
+                   used.Apply(y.value, o), y.magnitude * s, "dense");
+    }
+  }
+}
+
+TEST(FoldIntoWeights, DenseOutputFirst) { CheckDense(WeightLayout::kOutputFirst, true); }
+TEST(FoldIntoWeights, DenseOutputLast) { CheckDense(WeightLayout::kOutputLast, true); }
+TEST(FoldIntoWeights, DenseWithoutScaleAndCenter) { CheckDense(WeightLayout::kOutputFirst, false); }
+
+// ---- FoldIntoWeights: convolutions ------------------------------------------------
+
+constexpr size_t kIn = 3, kOut = 4, kKh = 3, kKw = 2, kH = 6, kW = 7;
+constexpr size_t kOh = kH - kKh + 1, kOw = kW - kKw + 1;  // "valid", stride 1
+
+// OIHW weights over an NCHW image (one sample).
+Output ConvOihw(const std::vector<float>& w, const std::vector<float>& bias,
+                const std::vector<float>& x, size_t o, size_t oh, size_t ow) {
+  Output y;
+  for (size_t i = 0; i < kIn; ++i) {
+    for (size_t kh = 0; kh < kKh; ++kh) {
+      for (size_t kw = 0; kw < kKw; ++kw) {
+        y.Add(w[((o * kIn + i) * kKh + kh) * kKw + kw], x[(i * kH + oh + kh) * kW + ow + kw]);
+      }
+    }
+  }
+  y.AddBias(bias[o]);
+  return y;
+}
+
+// HWIO weights over an NHWC image (one sample).
+Output ConvHwio(const std::vector<float>& w, const std::vector<float>& bias,
+                const std::vector<float>& x, size_t o, size_t oh, size_t ow) {
+  Output y;
+  for (size_t kh = 0; kh < kKh; ++kh) {
+    for (size_t kw = 0; kw < kKw; ++kw) {
+      for (size_t i = 0; i < kIn; ++i) {
+        y.Add(w[((kh * kKw + kw) * kIn + i) * kOut + o], x[((oh + kh) * kW + ow + kw) * kIn + i]);
+      }
+    }
+  }
+  y.AddBias(bias[o]);
+  return y;
+}
+
+void CheckConv(WeightLayout layout) {
+  const FrozenBatchNorm bn(kOut);
+  const std::vector<float> w = Random(kOut * kIn * kKh * kKw, 8, -1.0f, 1.0f);
+  const std::vector<float> bias = Random(kOut, 9, -1.0f, 1.0f);
+  const std::vector<float> x = Random(kIn * kH * kW, 10, -2.0f, 2.0f);
+  std::vector<float> folded_w = w, folded_bias = bias;
+  const bool oihw = layout == WeightLayout::kOutputFirst;
+  const std::vector<int64_t> shape =
+      oihw ? std::vector<int64_t>{kOut, kIn, kKh, kKw} : std::vector<int64_t>{kKh, kKw, kIn, kOut};
+  FoldIntoWeights(folded_w.data(), shape, layout, folded_bias.data(), bn.gamma.data(),
+                  bn.beta.data(), bn.mean.data(), bn.variance.data(), kOut, kEpsilon);
+  const auto conv = oihw ? ConvOihw : ConvHwio;
+  for (size_t o = 0; o < kOut; ++o) {
+    const double s = std::fabs(bn.Apply(1.0, o) - bn.Apply(0.0, o));
+    for (size_t oh = 0; oh < kOh; ++oh) {
+      for (size_t ow = 0; ow < kOw; ++ow) {
+        const Output y = conv(w, bias, x, o, oh, ow);
+        ExpectFolded(conv(folded_w, folded_bias, x, o, oh, ow), bn.Apply(y.value, o),
+                     y.magnitude * s, oihw ? "OIHW" : "HWIO");
+      }
+    }
+  }
+}
+
+TEST(FoldIntoWeights, ConvolutionOihw) { CheckConv(WeightLayout::kOutputFirst); }
+TEST(FoldIntoWeights, ConvolutionHwio) { CheckConv(WeightLayout::kOutputLast); }
+
+// ---- FoldIntoWeights: errors ---------------------------------------------------
+
+class FoldIntoWeightsErrors : public ::testing::Test {
+ protected:
+  // Expects `call` to throw bnorm::Error and leave weights and bias as they were.
+  template <class Call>
+  void ExpectRejected(const Call& call, const char* what) {
+    EXPECT_THROW(call(), Error) << what;
+    EXPECT_TRUE(SameBytes(w, w_before)) << what;
+    EXPECT_TRUE(SameBytes(bias, bias_before)) << what;
+  }
+
+  const FrozenBatchNorm bn{4};
+  std::vector<float> w = Random(4 * 6, 11, -1.0f, 1.0f), bias = Random(4, 12, -1.0f, 1.0f);
+  const std::vector<float> w_before = w, bias_before = bias;
+};
+
+TEST_F(FoldIntoWeightsErrors, ChannelMismatchInEitherLayout) {
+  const auto g = bn.gamma.data(), b = bn.beta.data(), m = bn.mean.data(), v = bn.variance.data();
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {6, 4}, WeightLayout::kOutputFirst, bias.data(), g, b, m, v, 4,
+                        kEpsilon);
+      },
+      "[6, 4] output-first");
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, 6}, WeightLayout::kOutputLast, bias.data(), g, b, m, v, 4,
+                        kEpsilon);
+      },
+      "[4, 6] output-last");
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, 6}, WeightLayout::kOutputFirst, bias.data(), g, b, m, v, 3,
+                        kEpsilon);
+      },
+      "channels 3");
+}
+
+TEST_F(FoldIntoWeightsErrors, NullPointers) {
+  const auto g = bn.gamma.data(), b = bn.beta.data(), m = bn.mean.data(), v = bn.variance.data();
+  const auto first = WeightLayout::kOutputFirst;
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(nullptr, {4, 6}, first, bias.data(), g, b, m, v, 4, kEpsilon);
+      },
+      "weights");
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, 6}, first, nullptr, g, b, m, v, 4, kEpsilon);
+      },
+      "bias");
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, 6}, first, bias.data(), g, b, nullptr, v, 4, kEpsilon);
+      },
+      "moving_mean");
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, 6}, first, bias.data(), g, b, m, nullptr, 4, kEpsilon);
+      },
+      "moving_variance");
+}
+
+TEST_F(FoldIntoWeightsErrors, BadEpsilonOrVariance) {
+  const auto g = bn.gamma.data(), b = bn.beta.data(), m = bn.mean.data();
+  const auto first = WeightLayout::kOutputFirst;
+  for (float eps : {0.0f, -1e-3f, std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()}) {
+    ExpectRejected(
+        [&] {
+          FoldIntoWeights(w.data(), {4, 6}, first, bias.data(), g, b, m, bn.variance.data(), 4,
+                          eps);
+        },
+        "epsilon");
+  }
+  const std::vector<float> negative{1.0f, 1.0f, 1.0f, -0.25f};
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, 6}, first, bias.data(), g, b, m, negative.data(), 4,
+                        kEpsilon);
+      },
+      "negative variance");
+}
+
+TEST_F(FoldIntoWeightsErrors, BadWeightShapes) {
+  const auto g = bn.gamma.data(), b = bn.beta.data(), m = bn.mean.data(), v = bn.variance.data();
+  const auto first = WeightLayout::kOutputFirst;
+  ExpectRejected(
+      [&] { FoldIntoWeights(w.data(), {4}, first, bias.data(), g, b, m, v, 4, kEpsilon); },
+      "rank 1");
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, 0}, first, bias.data(), g, b, m, v, 4, kEpsilon);
+      },
+      "zero size");
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, -6}, first, bias.data(), g, b, m, v, 4, kEpsilon);
+      },
+      "negative size");
+}
+
+// 4 * 2^62 * 4 wraps to 0 in size_t: the element count must be checked, not
+// wrapped into a small or empty weight tensor.
+TEST_F(FoldIntoWeightsErrors, OverflowingWeightShape) {
+  const auto g = bn.gamma.data(), b = bn.beta.data(), m = bn.mean.data(), v = bn.variance.data();
+  const int64_t huge = int64_t{1} << 62;
+  ExpectRejected(
+      [&] {
+        FoldIntoWeights(w.data(), {4, huge, 4}, WeightLayout::kOutputFirst, bias.data(), g, b, m, v,
+                        4, kEpsilon);
+      },
+      "[4, 2^62, 4]");
+}
+
+}  // namespace
+}  // namespace bnorm
