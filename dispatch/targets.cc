@@ -29,7 +29,13 @@ std::vector<int64_t> CompiledBits() {
 // What this CPU runs, ignoring any forcing done through this registry.
 int64_t CpuTargets() {
   hwy::DisableTargets(0);
-  return hwy::SupportedTargets();
+  const int64_t cpu = hwy::SupportedTargets();
+  // Highway 1.0.3's SupportedTargets() leaves the dispatch tables Update()d with
+  // the targets it saw before adding SVE_256/SVE2_128 (which depend on the vector
+  // length), so the next call would dispatch to SVE/SVE2 on those CPUs. Reset them
+  // so that the next dispatch detects again (through FunctionCache -> Update).
+  hwy::DisableTargets(0);
+  return cpu;
 }
 
 std::string Names(const std::vector<TargetInfo>& targets) {

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "bnorm/error.hpp"
@@ -62,21 +64,31 @@ std::string Absence(Var v, const Options& options) {
 }
 
 // The number of elements of `shape`, or an error when a size is negative or
-// the product overflows.
+// the shape describes more memory than can exist (PTRDIFF_MAX bytes of floats;
+// a single huge axis counts even when another axis is 0, since the parameters
+// would have to hold it).
 size_t Elements(const std::vector<int64_t>& shape) {
+  const size_t limit = static_cast<size_t>(PTRDIFF_MAX) / sizeof(float);
   size_t total = 1;
-  bool overflow = false, empty = false;
+  bool too_large = false, overflow = false, empty = false;
   for (size_t k = 0; k < shape.size(); ++k) {
     if (shape[k] < 0) {
       throw Error("shape[" + std::to_string(k) + "] is " + std::to_string(shape[k]) +
                   "; expected a size >= 0");
     }
-    empty |= shape[k] == 0;
-    overflow |= __builtin_mul_overflow(total, static_cast<size_t>(shape[k]), &total);
+    const size_t size = static_cast<size_t>(shape[k]);
+    empty |= size == 0;
+    too_large |= size > limit;
+    overflow |= __builtin_mul_overflow(total, size, &total);
   }
-  if (empty) return 0;
-  if (overflow) throw Error("shape " + FormatList(shape) + " has more elements than fit in size_t");
-  return total;
+  if (overflow && !empty) {
+    throw Error("shape " + FormatList(shape) + " has more elements than fit in size_t");
+  }
+  if (too_large || (!empty && total > limit)) {
+    throw Error("shape " + FormatList(shape) + " is larger than any buffer can be (at most " +
+                std::to_string(limit) + " elements)");
+  }
+  return empty ? 0 : total;
 }
 
 // moving -= (moving - value) * (1 - momentum), Keras' _assign_moving_average,
@@ -315,6 +327,12 @@ void BatchNorm::State::Call(BatchNorm* layer, const void* x, void* y, DType type
   if (x == nullptr || y == nullptr) {
     throw Error(std::string(x == nullptr ? "x" : "y") + " is null for a shape of " +
                 std::to_string(total) + " elements");
+  }
+  for (const void* p : {x, static_cast<const void*>(y)}) {
+    if (reinterpret_cast<uintptr_t>(p) % SizeOf(type) != 0) {
+      throw Error(std::string(p == x ? "x" : "y") + " is not aligned to its element size (" +
+                  std::to_string(SizeOf(type)) + " bytes for " + Name(type) + ")");
+    }
   }
   const size_t bytes = total * SizeOf(type);
   const char* xb = static_cast<const char*>(x);

@@ -1,6 +1,7 @@
 #include "bnorm/fold.hpp"
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -61,8 +62,9 @@ void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape,
   size_t total = 1;
   for (int64_t s : weight_shape) {
     if (s <= 0) throw Error("weight_shape has a dimension " + std::to_string(s) + "; expected > 0");
-    if (static_cast<uint64_t>(s) > SIZE_MAX / total) {
-      throw Error("weight_shape has more elements than fit in size_t");
+    // No buffer of floats can hold more than PTRDIFF_MAX bytes.
+    if (static_cast<uint64_t>(s) > static_cast<uint64_t>(PTRDIFF_MAX) / sizeof(float) / total) {
+      throw Error("weight_shape has more elements than any buffer of floats can hold");
     }
     total *= static_cast<size_t>(s);
   }

@@ -2,6 +2,8 @@
 #include "bnorm/geometry.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <string>
 
@@ -86,7 +88,17 @@ Geometry PlanGeometry(const std::vector<int64_t>& shape, const std::vector<int>&
       inner = CheckedMul(inner, s, shape);
     }
   }
-  CheckedMul(CheckedMul(outer, channels, shape), inner, shape);
+  // No buffer of 4-byte elements can be larger than PTRDIFF_MAX bytes; a shape
+  // beyond that (or with a single axis group beyond it, even when another axis
+  // is 0) describes memory that cannot exist.
+  const size_t limit = static_cast<size_t>(PTRDIFF_MAX) / sizeof(float);
+  const size_t elements = CheckedMul(CheckedMul(outer, channels, shape), inner, shape);
+  if (elements > limit || outer > limit || channels > limit || inner > limit) {
+    std::string dims;
+    for (int64_t s : shape) dims += (dims.empty() ? "" : ",") + std::to_string(s);
+    throw Error("shape [" + dims + "] is larger than any buffer can be (at most " +
+                std::to_string(limit) + " elements)");
+  }
   return Geometry::Dense(outer, channels, inner);
 }
 

@@ -1,5 +1,6 @@
 // BatchMoments: per-block partial moments from the dispatched kernels, merged
 // in block order with Chan's formula in double.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
                 std::to_string(g.channels) + " channels; moments need at least one of each");
   }
   if (x == nullptr) throw Error("x is null; expected " + std::to_string(g.elements()) + " values");
+  if (reinterpret_cast<uintptr_t>(x) % SizeOf(type) != 0) {
+    throw Error("x is not aligned to its element size (" + std::to_string(SizeOf(type)) +
+                " bytes for " + Name(type) + ")");
+  }
   if (mean == nullptr || variance == nullptr) {
     throw Error(std::string(mean == nullptr ? "mean" : "variance") + " is null; expected " +
                 std::to_string(g.channels) + " per-channel values");

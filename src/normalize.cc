@@ -1,5 +1,6 @@
 // Normalize: the dispatched kernel over thread-independent blocks. No heap
 // allocation: inference engines call this in their hot path.
+#include <cstdint>
 #include <string>
 
 #include "bnorm/error.hpp"
@@ -19,6 +20,12 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
   if (p.mean_hi == nullptr || p.scale == nullptr || p.shift == nullptr) {
     throw Error(std::string(p.mean_hi == nullptr ? "mean_hi" : p.scale == nullptr ? "scale" : "shift") +
                 " is null; expected " + std::to_string(g.channels) + " per-channel values");
+  }
+  const uintptr_t align = SizeOf(type);
+  if (reinterpret_cast<uintptr_t>(x) % align != 0 || reinterpret_cast<uintptr_t>(y) % align != 0) {
+    throw Error(std::string(reinterpret_cast<uintptr_t>(x) % align != 0 ? "x" : "y") +
+                " is not aligned to its element size (" + std::to_string(align) + " bytes for " +
+                Name(type) + ")");
   }
   // Exact in-place (y == x) is fine: every element is read before it is written
   // by the same lane. Any other overlap would read values already overwritten.

@@ -90,7 +90,7 @@ class BnormRunTest : public ::testing::Test {
   Result Run(const std::string& args, bool with_out = true) const {
     const std::string err_path = dir_ + "/stderr.txt";
     const std::string command =
-        std::string("'") + BNORM_TOOLS_DIR + "/bnorm-run' " + args +
+        std::string(BNORM_TEST_LAUNCHER) + "'" + BNORM_TOOLS_DIR + "/bnorm-run' " + args +
         (with_out ? " --out '" + out_ + "'" : "") + " > '" + dir_ +
         "/stdout.txt' 2> '" + err_path + "'";
     const int status = std::system(command.c_str());

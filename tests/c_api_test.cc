@@ -976,7 +976,9 @@ void NormalizeWithBadEnvironmentTarget() {
 // A bad BNORM_TARGET surfaces at the first kernel call, as a status. It runs in
 // a fresh process: the variable is read once per process.
 TEST(CApiDeathTest, BadEnvironmentTargetIsAStatus) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // "threadsafe" re-executes this binary, which an emulated process cannot do
+  // (no binfmt_misc); each ctest case is a fresh process anyway.
+  GTEST_FLAG_SET(death_test_style, BNORM_TEST_LAUNCHER[0] != '\0' ? "fast" : "threadsafe");
   EXPECT_EXIT(NormalizeWithBadEnvironmentTarget(), ::testing::ExitedWithCode(0), "");
 }
 

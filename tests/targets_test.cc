@@ -102,7 +102,7 @@ std::vector<std::string> RunChild(const char* mode, const char* target) {
   if (target != nullptr) {
     command += "BNORM_TARGET=" + ShellQuote(target) + " ";
   }
-  command += std::string(kChildVariable) + "=" + mode + " " + ShellQuote(self);
+  command += std::string(kChildVariable) + "=" + mode + " " + BNORM_TEST_LAUNCHER + ShellQuote(self);
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) {
     ADD_FAILURE() << "popen failed: " << command;
