@@ -69,7 +69,9 @@ std::string Absence(Var v, const Options& options) {
 // would have to hold it).
 size_t Elements(const std::vector<int64_t>& shape) {
   const size_t limit = static_cast<size_t>(PTRDIFF_MAX) / sizeof(float);
-  size_t total = 1;
+  // The product of the non-zero sizes bounds every buffer the shape implies,
+  // the parameters' too, even when another axis is 0.
+  size_t nonzero = 1;
   bool too_large = false, overflow = false, empty = false;
   for (size_t k = 0; k < shape.size(); ++k) {
     if (shape[k] < 0) {
@@ -78,17 +80,18 @@ size_t Elements(const std::vector<int64_t>& shape) {
     }
     const size_t size = static_cast<size_t>(shape[k]);
     empty |= size == 0;
-    too_large |= size > limit;
-    overflow |= __builtin_mul_overflow(total, size, &total);
+    if (size == 0) continue;
+    overflow |= __builtin_mul_overflow(nonzero, size, &nonzero);
+    too_large |= nonzero > limit;
   }
-  if (overflow && !empty) {
+  if (overflow) {
     throw Error("shape " + FormatList(shape) + " has more elements than fit in size_t");
   }
-  if (too_large || (!empty && total > limit)) {
+  if (too_large) {
     throw Error("shape " + FormatList(shape) + " is larger than any buffer can be (at most " +
                 std::to_string(limit) + " elements)");
   }
-  return empty ? 0 : total;
+  return empty ? 0 : nonzero;
 }
 
 // moving -= (moving - value) * (1 - momentum), Keras' _assign_moving_average,

@@ -630,7 +630,7 @@ bnorm_status bnorm_layer_get_state(const bnorm_layer* layer, bnorm_state which, 
                   "count is %zu; the variable has %zu values (the channel count)", count,
                   variable.size());
     }
-    std::memcpy(values, variable.data(), count * sizeof(float));
+    if (count != 0) std::memcpy(values, variable.data(), count * sizeof(float));
     return BNORM_STATUS_OK;
   });
 }
