@@ -844,6 +844,7 @@ double InferenceError(const Problem& p, const ReferenceTiming& r, double* max_ab
 // ---------------------------------------------------------------------------
 // oneDNN on the same buffers.
 
+#if BNORM_HAVE_ONEDNN
 // Evenly spread positions of y, to compare two implementations' outputs
 // without a third full-size buffer.
 struct Sample {
@@ -871,7 +872,6 @@ double SampleDiff(const Sample& s, const float* y, double* magnitude) {
   return diff;
 }
 
-#if BNORM_HAVE_ONEDNN
 // The same memory described to oneDNN: the natural tag for rank 3..5 layouts,
 // otherwise the canonical geometry as nc ([outer, C]) or ncw ([outer, C, inner]).
 dnnl::memory::desc OneDnnDataDesc(const Case& c) {
