@@ -43,15 +43,15 @@ void MomentsRuns(const void* x, DType type, size_t runs, size_t len, size_t stri
 
 void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows,
                    size_t channels, size_t stride, const float* hi, const float* lo,
-                   const float* scale, const float* shift) {
+                   const float* scale, const float* shift, bool stream) {
   HWY_DYNAMIC_DISPATCH(NormalizeRowsImpl)
-  (x, y, type, act, rows, channels, stride, hi, lo, scale, shift);
+  (x, y, type, act, rows, channels, stride, hi, lo, scale, shift, stream);
 }
 
 void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t runs, size_t len,
-                   size_t stride, float hi, float lo, float scale, float shift) {
+                   size_t stride, float hi, float lo, float scale, float shift, bool stream) {
   HWY_DYNAMIC_DISPATCH(NormalizeRunsImpl)
-  (x, y, type, act, runs, len, stride, hi, lo, scale, shift);
+  (x, y, type, act, runs, len, stride, hi, lo, scale, shift, stream);
 }
 
 int64_t DispatchedTarget() {

@@ -26,13 +26,14 @@ void MomentsRuns(const void* x, DType type, size_t runs, size_t len, size_t stri
 // Channels-last normalize:
 // y[r][c] = act(((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c]); lo may be
 // null (all zero).
+// With `stream`, 64-byte-aligned float32 vectors of y use non-temporal stores.
 void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows,
                    size_t channels, size_t stride, const float* hi, const float* lo,
-                   const float* scale, const float* shift);
+                   const float* scale, const float* shift, bool stream);
 
 // Channels-first normalize of one channel's runs with scalar coefficients.
 void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t runs, size_t len,
-                   size_t stride, float hi, float lo, float scale, float shift);
+                   size_t stride, float hi, float lo, float scale, float shift, bool stream);
 
 // The HWY_* bit of the target the dispatch table calls now.
 int64_t DispatchedTarget();

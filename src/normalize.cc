@@ -38,6 +38,15 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
   }
 }
 
+// Outputs larger than this go around the caches (non-temporal stores): they
+// would evict everything else, and skipping the read-for-ownership of y saves
+// a third of the traffic. Smaller outputs stay cached for the next layer.
+constexpr size_t kStreamBytes = size_t{16} << 20;
+
+bool StreamOutput(DType type, const Geometry& g) {
+  return type == DType::kFloat32 && g.Extent() * sizeof(float) > kStreamBytes;
+}
+
 }  // namespace
 
 void Normalize(const float* x, float* y, const Geometry& g, const NormalizeParams& p,
@@ -54,12 +63,13 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
+  const bool stream = StreamOutput(type, g);
   if (g.channels_last()) {
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       const size_t offset = g.RowOffset(b.row) * size;
       dispatch::NormalizeRows(in + offset, out + offset, type, p.activation, b.rows, g.channels,
-                              g.RowStride(), p.mean_hi, p.mean_lo, p.scale, p.shift);
+                              g.RowStride(), p.mean_hi, p.mean_lo, p.scale, p.shift, stream);
     });
     return;
   }
@@ -70,7 +80,7 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
     const size_t c = b.channel;
     dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.rows, b.inner_count,
                             g.RowStride(), p.mean_hi[c], p.mean_lo == nullptr ? 0.0f : p.mean_lo[c], p.scale[c],
-                            p.shift[c]);
+                            p.shift[c], stream);
   });
 }
 
