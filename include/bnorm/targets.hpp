@@ -18,7 +18,9 @@ struct TargetInfo {
   bool supported = false;  // this CPU can run it
 };
 
-// Every compiled target, best first.
+// Every compiled target, best first. Like ForceTarget, not thread-safe: asking
+// the CPU resets Highway's dispatch for a moment, so list targets before
+// starting parallel work.
 BNORM_API std::vector<TargetInfo> CompiledTargets();
 // The compiled targets this CPU supports, best first.
 BNORM_API std::vector<TargetInfo> SupportedTargets();
