@@ -20,25 +20,16 @@
 #include "bnorm/error.hpp"
 #include "bnorm/keras_reference.hpp"
 #include "src/half.h"
+#include "tests/test_util.h"
 
 namespace bnorm {
 namespace {
 
-using Shape = std::vector<int64_t>;
+using test::Count;
+using test::Normal;
+using test::Shape;
 
-size_t Count(const Shape& shape) {
-  size_t n = 1;
-  for (int64_t s : shape) n *= static_cast<size_t>(s);
-  return n;
-}
 
-std::vector<float> Normal(size_t n, double mean, double stddev, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> dist(mean, stddev);
-  std::vector<float> x(n);
-  for (float& v : x) v = static_cast<float>(dist(rng));
-  return x;
-}
 
 std::vector<float> Uniform(size_t n, double low, double high, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -24,33 +24,21 @@
 #include "bnorm/execution.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
+#include "tests/test_util.h"
 
 namespace bnorm {
 namespace {
 
-using Shape = std::vector<int64_t>;
+using test::Count;
+using test::Normal;
+using test::SameBits;
+using test::Shape;
 
 constexpr size_t kParallelElements = size_t{1} << 18;
 constexpr int kRepeats = 3;
 
-size_t Count(const Shape& shape) {
-  size_t n = 1;
-  for (int64_t s : shape) n *= static_cast<size_t>(s);
-  return n;
-}
 
-std::vector<float> Normal(size_t n, double mean, double stddev, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> dist(mean, stddev);
-  std::vector<float> v(n);
-  for (float& f : v) f = static_cast<float>(dist(rng));
-  return v;
-}
 
-template <class T>
-bool SameBits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
 // The executions to compare; the first (serial) is the baseline. The arenas
 // live as long as the object.

@@ -360,6 +360,29 @@ void ForBestAndScalarTargets(const F& f) {
   if (targets.front().name != fallback) RunOnTarget(fallback, f);
 }
 
+// Shapes, seeded data and bitwise comparison shared by the layer, concurrency
+// and determinism tests.
+using Shape = std::vector<int64_t>;
+
+inline size_t Count(const Shape& shape) {
+  size_t n = 1;
+  for (int64_t s : shape) n *= static_cast<size_t>(s);
+  return n;
+}
+
+inline std::vector<float> Normal(size_t n, double mean, double stddev, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> dist(mean, stddev);
+  std::vector<float> v(n);
+  for (float& f : v) f = static_cast<float>(dist(rng));
+  return v;
+}
+
+template <class T>
+bool SameBits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
 }  // namespace test
 }  // namespace bnorm
 
