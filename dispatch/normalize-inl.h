@@ -66,6 +66,22 @@ HWY_INLINE void StoreOut(D d, T t, hn::Vec<D> v, typename T::Raw* HWY_RESTRICT p
   StoreAs(d, t, v, p);
 }
 
+// Normalizes Lanes(d) channels starting at channel c of one row.
+template <Activation kAct, bool kHasLo, class D, class T>
+HWY_INLINE void NormalizeChannels(D d, T t, const typename T::Raw* xr, typename T::Raw* yr,
+                                  size_t c, const float* HWY_RESTRICT hi,
+                                  const float* HWY_RESTRICT lo, const float* HWY_RESTRICT scale,
+                                  const float* HWY_RESTRICT shift, bool stream) {
+  const auto v = LoadAs(d, t, xr + c);
+  const auto vhi = hn::LoadU(d, hi + c);
+  const auto vscale = hn::LoadU(d, scale + c);
+  const auto vshift = hn::LoadU(d, shift + c);
+  StoreOut(d, t,
+           kHasLo ? NormalizeVector<kAct>(d, v, vhi, hn::LoadU(d, lo + c), vscale, vshift)
+                  : NormalizeVector<kAct>(d, v, vhi, vscale, vshift),
+           yr + c, stream);
+}
+
 // Channels-last: `rows` rows of `channels` values, rows `stride` elements apart
 // in both x and y. x == y is allowed; any alignment.
 template <Activation kAct, bool kHasLo, class T>
@@ -81,25 +97,12 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
     typename T::Raw* yr = y + r * stride;
     size_t c = 0;
     for (; c + N <= channels; c += N) {
-      const auto v = LoadAs(d, t, xr + c);
-      const auto vhi = hn::LoadU(d, hi + c);
-      const auto vscale = hn::LoadU(d, scale + c);
-      const auto vshift = hn::LoadU(d, shift + c);
-      StoreOut(d, t,
-               kHasLo ? NormalizeVector<kAct>(d, v, vhi, hn::LoadU(d, lo + c), vscale, vshift)
-                      : NormalizeVector<kAct>(d, v, vhi, vscale, vshift),
-               yr + c, stream);
+      NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, stream);
     }
-    // Remaining channels lane by lane: nothing outside the row is touched.
+    // Remaining channels lane by lane (never streamed: a one-lane store must
+    // not become a full-width one): nothing outside the row is touched.
     for (; c < channels; ++c) {
-      const auto v = LoadAs(d1, t, xr + c);
-      const auto vhi = hn::LoadU(d1, hi + c);
-      const auto vscale = hn::LoadU(d1, scale + c);
-      const auto vshift = hn::LoadU(d1, shift + c);
-      StoreAs(d1, t,
-              kHasLo ? NormalizeVector<kAct>(d1, v, vhi, hn::LoadU(d1, lo + c), vscale, vshift)
-                     : NormalizeVector<kAct>(d1, v, vhi, vscale, vshift),
-              yr + c);
+      NormalizeChannels<kAct, kHasLo>(d1, t, xr, yr, c, hi, lo, scale, shift, false);
     }
   }
 }
