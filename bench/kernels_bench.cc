@@ -4,13 +4,17 @@
 //   avx3/normalize/nchw/32x64x56x56/threads:1
 // so --benchmark_filter can pick any slice (e.g. 'avx2/moments/' or
 // '/nhwc/.*threads:1$'). Throughput is reported as bytes per second of the
-// minimum memory traffic: moments reads x once (4 bytes per element),
+// minimum memory traffic: read (the roof: a plain pass over x) and moments
+// read x once (4 bytes per element),
 // normalize reads x and writes y (8 bytes per element).
 #include <benchmark/benchmark.h>
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_reduce.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -30,11 +34,11 @@ struct Shape {
   size_t outer, channels, inner;
 };
 
-// Two ResNet-sized activations (25.7 MB each, far beyond the last-level
-// cache), a dense layer's [N, C], and one cache-resident activation in both
+// ResNet-sized activations (25.7 and 103 MB, beyond the caches), a dense layer's [N, C], and one cache-resident activation in both
 // layouts, where the fixed cost per call dominates.
 const Shape kShapes[] = {
     {"nhwc", "32x56x56x64", 32 * 56 * 56, 64, 1},
+    {"nhwc", "32x56x56x256", 32 * 56 * 56, 256, 1},
     {"nchw", "32x64x56x56", 32, 64, 56 * 56},
     {"dense", "4096x1024", 4096, 1024, 1},
     {"nhwc", "1x28x28x64", 28 * 28, 64, 1},
@@ -42,7 +46,41 @@ const Shape kShapes[] = {
 };
 constexpr size_t kNumShapes = sizeof(kShapes) / sizeof(kShapes[0]);
 
-enum class Kernel { kMoments, kNormalize };
+// kRead is the roof for moments: XOR of every 64-bit word of x, which the
+// compiler vectorizes, so it runs at the read bandwidth of the memory system.
+enum class Kernel { kRead, kMoments, kNormalize };
+
+const char* KernelName(Kernel kernel) {
+  switch (kernel) {
+    case Kernel::kRead:
+      return "read";
+    case Kernel::kMoments:
+      return "moments";
+    case Kernel::kNormalize:
+      return "normalize";
+  }
+  return "?";
+}
+
+uint64_t XorWords(const float* x, size_t begin, size_t end) {
+  uint64_t acc = 0;
+  for (size_t i = begin; i + 2 <= end; i += 2) {
+    uint64_t word;
+    std::memcpy(&word, x + i, sizeof(word));
+    acc ^= word;
+  }
+  return acc;
+}
+
+uint64_t ReadAll(const std::vector<float>& x, bool parallel) {
+  if (!parallel) return XorWords(x.data(), 0, x.size());
+  return tbb::parallel_reduce(
+      tbb::blocked_range<size_t>(0, x.size() / 2, size_t{1} << 15), uint64_t{0},
+      [&](const tbb::blocked_range<size_t>& r, uint64_t acc) {
+        return acc ^ XorWords(x.data(), 2 * r.begin(), 2 * r.end());
+      },
+      [](uint64_t a, uint64_t b) { return a ^ b; });
+}
 
 // The input, output and normalize coefficients of one shape.
 struct Tensor {
@@ -103,7 +141,10 @@ void RunKernel(benchmark::State& state, const std::string& target, size_t shape,
   const bnorm::Execution exec =
       parallel ? bnorm::Execution::Parallel() : bnorm::Execution::Serial();
   const int64_t elements = static_cast<int64_t>(t.g.elements());
-  if (kernel == Kernel::kMoments) {
+  if (kernel == Kernel::kRead) {
+    for (auto _ : state) benchmark::DoNotOptimize(ReadAll(t.x, parallel));
+    state.SetBytesProcessed(state.iterations() * elements * 4);
+  } else if (kernel == Kernel::kMoments) {
     for (auto _ : state) {
       bnorm::BatchMoments(t.x.data(), t.g, t.mean.data(), t.variance.data(),
                           exec);
@@ -139,12 +180,14 @@ void RegisterAll() {
   const std::string all_threads =
       "threads:" + std::to_string(tbb::this_task_arena::max_concurrency());
   for (size_t s = 0; s < kNumShapes; ++s) {
-    for (Kernel kernel : {Kernel::kMoments, Kernel::kNormalize}) {
+    for (Kernel kernel : {Kernel::kRead, Kernel::kMoments, Kernel::kNormalize}) {
       for (bool parallel : {false, true}) {
         for (const bnorm::TargetInfo& target : targets) {
+          // The read roof does not depend on the target: once, under the best.
+          if (kernel == Kernel::kRead && &target != &targets.front()) continue;
           const std::string name =
               target.name + "/" +
-              (kernel == Kernel::kMoments ? "moments" : "normalize") + "/" +
+              KernelName(kernel) + "/" +
               kShapes[s].layout + "/" + kShapes[s].name + "/" +
               (parallel ? all_threads : std::string("threads:1"));
           benchmark::RegisterBenchmark(name.c_str(),
