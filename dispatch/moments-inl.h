@@ -287,14 +287,23 @@ HWY_INLINE float ScaledSum(D d, T t, const typename T::Raw* HWY_RESTRICT x, size
 }
 
 // The lanes of v summed in double: up to 64 lanes of partial sums whose float
-// total could round badly or overflow.
+// total could round badly or overflow. Both halves are widened and added as
+// vectors, then reduced in log2 steps (a fixed order: deterministic).
 template <class D>
 HWY_INLINE double SumLanesInDouble(D d, hn::Vec<D> v) {
-  HWY_ALIGN float lanes[hn::MaxLanes(D())];
-  hn::Store(v, d, lanes);
-  double sum = 0.0;
-  for (size_t i = 0; i < hn::Lanes(d); ++i) sum += lanes[i];
-  return sum;
+  if constexpr (hn::MaxLanes(D()) == 1) {
+    return static_cast<double>(hn::GetLane(v));
+  } else {
+#if HWY_TARGET != HWY_SCALAR  // the scalar target has no vector halves
+    const hn::Half<D> dh;
+    const hn::Repartition<double, D> dd;
+    const auto sum = hn::Add(hn::PromoteTo(dd, hn::LowerHalf(dh, v)),
+                             hn::PromoteTo(dd, hn::UpperHalf(dh, v)));
+    return hn::GetLane(hn::SumOfLanes(dd, sum));
+#else
+    return static_cast<double>(hn::GetLane(v));
+#endif
+  }
 }
 
 // Σ(x - m) and Σ(x - m)² over `runs` runs of `len` values, four accumulator
