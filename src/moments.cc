@@ -1,5 +1,6 @@
 // BatchMoments: per-block partial moments from the dispatched kernels, merged
 // in block order with Chan's formula in double.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,20 +48,24 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
       dispatch::MomentsRows(bytes + g.RowOffset(b.row) * size, type, b.rows, C, g.RowStride(), part,
                             part + C);
     });
-    std::vector<double> m2(C);
-    double count = 0.0;
-    for (size_t i = 0; i < plan.size(); ++i) {
+    // Block 0 holds the running moments; the rest merge into it in block
+    // order. Chan's weights depend only on the counts, so they are computed
+    // once per block and the channel loop vectorizes (same values as ChanMerge).
+    double* m2 = partials.data() + C;
+    std::copy(partials.data(), partials.data() + C, mean);
+    double count = static_cast<double>(plan[0].rows);
+    for (size_t i = 1; i < plan.size(); ++i) {
       const double rows = static_cast<double>(plan[i].rows);
+      const double total = count + rows;
+      const double weight_b = rows / total;
+      const double weight_ab = count / total * rows;
       const double* part = partials.data() + i * 2 * C;
       for (size_t c = 0; c < C; ++c) {
-        if (i == 0) {
-          mean[c] = part[c];
-          m2[c] = part[C + c];
-        } else {
-          ChanMerge(count, &mean[c], &m2[c], rows, part[c], part[C + c]);
-        }
+        const double delta = part[c] - mean[c];
+        mean[c] += delta * weight_b;
+        m2[c] += part[C + c] + delta * delta * weight_ab;
       }
-      count += rows;
+      count = total;
     }
     for (size_t c = 0; c < C; ++c) {
       const double v = m2[c] / count;
