@@ -256,131 +256,185 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   }
 }
 
-// Σ x * scale over `runs` runs of `len` values (`stride` apart): four vector
-// accumulators hide the FMA latency; run tails go lane by lane (nothing past a
-// run is touched) into a double accumulator.
+// Channels-first chunks split into the whole vectors of each run, reduced per
+// lane (each lane a sub-sample with its own float shift, like a channels-last
+// column, so pass 2 never waits for a horizontal reduction), and the run tails
+// (len % Lanes(d) values per run), reduced in double.
+
+// Pass 1 of the vector part: per lane, Σ x * scale over the whole vectors of
+// `runs` runs of `len` values (`stride` apart). Four accumulators hide the FMA
+// latency; a run's last vectors go to accumulators 1..3 in turn so none
+// collects more terms than another.
 template <class D, class T>
-HWY_INLINE float ScaledSum(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                           size_t len, size_t stride, float scale) {
+HWY_INLINE hn::Vec<D> LaneShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                                 size_t full, size_t stride, float scale) {
   using V = hn::Vec<D>;
-  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   const V vscale = hn::Set(d, scale);
   V a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-  double tail = 0.0;
   for (size_t run = 0; run < runs; ++run) {
     const typename T::Raw* HWY_RESTRICT p = x + run * stride;
     size_t i = 0;
-    for (; i + 4 * N <= len; i += 4 * N) {
+    for (; i + 4 * N <= full; i += 4 * N) {
       a0 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a0);
       a1 = hn::MulAdd(LoadAs(d, t, p + i + N), vscale, a1);
       a2 = hn::MulAdd(LoadAs(d, t, p + i + 2 * N), vscale, a2);
       a3 = hn::MulAdd(LoadAs(d, t, p + i + 3 * N), vscale, a3);
     }
-    if (i + N <= len) a1 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a1), i += N;
-    if (i + N <= len) a2 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a2), i += N;
-    if (i + N <= len) a3 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a3), i += N;
-    for (; i < len; ++i) tail += hn::GetLane(LoadAs(d1, t, p + i)) * static_cast<double>(scale);
+    if (i < full) a1 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a1), i += N;
+    if (i < full) a2 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a2), i += N;
+    if (i < full) a3 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a3);
   }
-  const V sum = hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
-  return static_cast<float>(hn::GetLane(hn::SumOfLanes(d, sum)) + tail);
+  return hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
 }
 
-// The lanes of v summed in double: up to 64 lanes of partial sums whose float
-// total could round badly or overflow. Both halves are widened and added as
-// vectors, then reduced in log2 steps (a fixed order: deterministic).
-template <class D>
-HWY_INLINE double SumLanesInDouble(D d, hn::Vec<D> v) {
+// Pass 2 of the vector part: per lane, Σ(x - m)/8 and Σ((x - m)/8)² about the
+// lane shifts m, in the same accumulator pattern as LaneShifts.
+template <class D, class T, class V = hn::Vec<D>>
+HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                               size_t full, size_t stride, V m, V* s1_out, V* s2_out) {
+  const size_t N = hn::Lanes(d);
+  const V scale = hn::Set(d, kDevScale);
+  const V vm = hn::Mul(m, scale);
+  V s1a = hn::Zero(d), s1b = hn::Zero(d), s1c = hn::Zero(d), s1d = hn::Zero(d);
+  V s2a = hn::Zero(d), s2b = hn::Zero(d), s2c = hn::Zero(d), s2d = hn::Zero(d);
+  for (size_t run = 0; run < runs; ++run) {
+    const typename T::Raw* HWY_RESTRICT p = x + run * stride;
+    size_t i = 0;
+    for (; i + 4 * N <= full; i += 4 * N) {
+      const V d0 = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
+      const V d1 = hn::MulSub(LoadAs(d, t, p + i + N), scale, vm);
+      const V d2 = hn::MulSub(LoadAs(d, t, p + i + 2 * N), scale, vm);
+      const V d3 = hn::MulSub(LoadAs(d, t, p + i + 3 * N), scale, vm);
+      s1a = hn::Add(s1a, d0);
+      s1b = hn::Add(s1b, d1);
+      s1c = hn::Add(s1c, d2);
+      s1d = hn::Add(s1d, d3);
+      s2a = hn::MulAdd(d0, d0, s2a);
+      s2b = hn::MulAdd(d1, d1, s2b);
+      s2c = hn::MulAdd(d2, d2, s2c);
+      s2d = hn::MulAdd(d3, d3, s2d);
+    }
+    if (i < full) {
+      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
+      s1b = hn::Add(s1b, dv), s2b = hn::MulAdd(dv, dv, s2b), i += N;
+    }
+    if (i < full) {
+      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
+      s1c = hn::Add(s1c, dv), s2c = hn::MulAdd(dv, dv, s2c), i += N;
+    }
+    if (i < full) {
+      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
+      s1d = hn::Add(s1d, dv), s2d = hn::MulAdd(dv, dv, s2d);
+    }
+  }
+  *s1_out = hn::Add(hn::Add(s1a, s1b), hn::Add(s1c, s1d));
+  *s2_out = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
+}
+
+// Per-lane moments (shift m, scaled deviation sums s1, s2 over n values per
+// lane) combined into the mean and M2 of all n * Lanes(d) values, in double:
+// the mean of the lane means (refined by its own residual), M2 the lanes' M2s
+// plus n * Σ(lane mean - mean)², Chan's formula for equal counts.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE void CombineLanes(D d, V m, V s1, V s2, size_t n, double* HWY_RESTRICT mean,
+                             double* HWY_RESTRICT m2) {
+  const double nd = static_cast<double>(n);
   if constexpr (hn::MaxLanes(D()) == 1) {
-    return static_cast<double>(hn::GetLane(v));
+    (void)d;
+    const double s1d = hn::GetLane(s1) * kDevUnscale;
+    *mean = hn::GetLane(m) + s1d / nd;
+    *m2 = hn::GetLane(s2) * (kDevUnscale * kDevUnscale) - s1d * s1d / nd;
   } else {
 #if HWY_TARGET != HWY_SCALAR  // the scalar target has no vector halves
     const hn::Half<D> dh;
     const hn::Repartition<double, D> dd;
-    const auto sum = hn::Add(hn::PromoteTo(dd, hn::LowerHalf(dh, v)),
-                             hn::PromoteTo(dd, hn::UpperHalf(dh, v)));
-    return hn::GetLane(hn::SumOfLanes(dd, sum));
-#else
-    return static_cast<double>(hn::GetLane(v));
+    const auto inv_n = hn::Set(dd, 1.0 / nd);
+    const auto unscale = hn::Set(dd, kDevUnscale);
+    const auto unscale2 = hn::Set(dd, kDevUnscale * kDevUnscale);
+    const auto lo1 = hn::Mul(unscale, hn::PromoteTo(dd, hn::LowerHalf(dh, s1)));
+    const auto hi1 = hn::Mul(unscale, hn::PromoteTo(dd, hn::UpperHalf(dh, s1)));
+    const auto lane_mean_lo = hn::MulAdd(lo1, inv_n, hn::PromoteTo(dd, hn::LowerHalf(dh, m)));
+    const auto lane_mean_hi = hn::MulAdd(hi1, inv_n, hn::PromoteTo(dd, hn::UpperHalf(dh, m)));
+    const auto lane_m2_lo =
+        hn::NegMulAdd(hn::Mul(lo1, lo1), inv_n,
+                      hn::Mul(unscale2, hn::PromoteTo(dd, hn::LowerHalf(dh, s2))));
+    const auto lane_m2_hi =
+        hn::NegMulAdd(hn::Mul(hi1, hi1), inv_n,
+                      hn::Mul(unscale2, hn::PromoteTo(dd, hn::UpperHalf(dh, s2))));
+    const double lanes = static_cast<double>(hn::Lanes(d));
+    const double mu =
+        hn::GetLane(hn::SumOfLanes(dd, hn::Add(lane_mean_lo, lane_mean_hi))) / lanes;
+    const auto vmu = hn::Set(dd, mu);
+    const auto dev_lo = hn::Sub(lane_mean_lo, vmu);
+    const auto dev_hi = hn::Sub(lane_mean_hi, vmu);
+    const double residual = hn::GetLane(hn::SumOfLanes(dd, hn::Add(dev_lo, dev_hi)));
+    const double between =
+        hn::GetLane(hn::SumOfLanes(dd, hn::MulAdd(dev_lo, dev_lo, hn::Mul(dev_hi, dev_hi))));
+    const double within = hn::GetLane(hn::SumOfLanes(dd, hn::Add(lane_m2_lo, lane_m2_hi)));
+    *mean = mu + residual / lanes;
+    *m2 = within + nd * (between - residual * residual / lanes);
 #endif
   }
 }
 
-// Σ(x - m) and Σ(x - m)² over `runs` runs of `len` values, four accumulator
-// pairs of scaled deviations (kDevScale); run tails in double.
-template <class D, class T>
-HWY_INLINE void DeviationSums(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                              size_t len, size_t stride, float m, double* s1_out,
-                              double* s2_out) {
-  using V = hn::Vec<D>;
+// The run tails (values [full, len) of each of `runs` runs) in double, two
+// passes: their count, mean and M2.
+template <class T>
+HWY_INLINE void TailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t full,
+                            size_t len, size_t stride, double* count, double* mean, double* m2) {
   const hn::CappedTag<float, 1> d1;
-  const size_t N = hn::Lanes(d);
-  const V scale = hn::Set(d, kDevScale);
-  const V vm = hn::Set(d, m * kDevScale);
-  V s1a = hn::Zero(d), s1b = hn::Zero(d), s1c = hn::Zero(d), s1d = hn::Zero(d);
-  V s2a = hn::Zero(d), s2b = hn::Zero(d), s2c = hn::Zero(d), s2d = hn::Zero(d);
-  double t1 = 0.0, t2 = 0.0;
+  double sum = 0.0;
   for (size_t run = 0; run < runs; ++run) {
-    const typename T::Raw* HWY_RESTRICT p = x + run * stride;
-    size_t i = 0;
-    for (; i + 4 * N <= len; i += 4 * N) {
-      const V d0 = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
-      const V d1v = hn::MulSub(LoadAs(d, t, p + i + N), scale, vm);
-      const V d2 = hn::MulSub(LoadAs(d, t, p + i + 2 * N), scale, vm);
-      const V d3 = hn::MulSub(LoadAs(d, t, p + i + 3 * N), scale, vm);
-      s1a = hn::Add(s1a, d0);
-      s1b = hn::Add(s1b, d1v);
-      s1c = hn::Add(s1c, d2);
-      s1d = hn::Add(s1d, d3);
-      s2a = hn::MulAdd(d0, d0, s2a);
-      s2b = hn::MulAdd(d1v, d1v, s2b);
-      s2c = hn::MulAdd(d2, d2, s2c);
-      s2d = hn::MulAdd(d3, d3, s2d);
-    }
-    // Up to three more whole vectors, each into its own accumulator pair so no
-    // accumulator collects more terms than the others.
-    if (i + N <= len) {
-      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
-      s1b = hn::Add(s1b, dv), s2b = hn::MulAdd(dv, dv, s2b), i += N;
-    }
-    if (i + N <= len) {
-      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
-      s1c = hn::Add(s1c, dv), s2c = hn::MulAdd(dv, dv, s2c), i += N;
-    }
-    if (i + N <= len) {
-      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
-      s1d = hn::Add(s1d, dv), s2d = hn::MulAdd(dv, dv, s2d), i += N;
-    }
-    for (; i < len; ++i) {
-      const double dev = hn::GetLane(LoadAs(d1, t, p + i)) - static_cast<double>(m);
-      t1 += dev;
-      t2 += dev * dev;
+    for (size_t i = full; i < len; ++i) sum += hn::GetLane(LoadAs(d1, t, x + run * stride + i));
+  }
+  *count = static_cast<double>(runs * (len - full));
+  const double shift = sum / *count;
+  double s1 = 0.0, s2 = 0.0;
+  for (size_t run = 0; run < runs; ++run) {
+    for (size_t i = full; i < len; ++i) {
+      const double dev = hn::GetLane(LoadAs(d1, t, x + run * stride + i)) - shift;
+      s1 += dev;
+      s2 += dev * dev;
     }
   }
-  const V s1 = hn::Add(hn::Add(s1a, s1b), hn::Add(s1c, s1d));
-  const V s2 = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
-  *s1_out = SumLanesInDouble(d, s1) * kDevUnscale + t1;
-  *s2_out = SumLanesInDouble(d, s2) * (kDevUnscale * kDevUnscale) + t2;
+  *mean = shift + s1 / *count;
+  *m2 = s2 - s1 * s1 / *count;
 }
 
-// Moments of one two-pass chunk (`runs` runs of `len` values) merged into
-// (mean, m2) holding `done` values.
+// Moments of one chunk (`runs` runs of `len` values) merged into (mean, m2)
+// holding `done` values.
 template <class D, class T>
 HWY_INLINE void ChunkMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
                              size_t len, size_t stride, double done, double* HWY_RESTRICT mean,
                              double* HWY_RESTRICT m2) {
-  const size_t k = runs * len;
-  const float m = ScaledSum(d, t, x, runs, len, stride, 1.0f / static_cast<float>(k));
-  double s1, s2;
-  DeviationSums(d, t, x, runs, len, stride, m, &s1, &s2);
-  const double kd = static_cast<double>(k);
-  const double block_mean = static_cast<double>(m) + s1 / kd;
-  const double block_m2 = s2 - s1 * s1 / kd;
+  const size_t N = hn::Lanes(d);
+  const size_t full = len - len % N;
+  const size_t per_lane = runs * (full / N);
+  double count = 0.0, chunk_mean = 0.0, chunk_m2 = 0.0;
+  if (per_lane > 0) {
+    const auto m = LaneShifts(d, t, x, runs, full, stride, 1.0f / static_cast<float>(per_lane));
+    hn::Vec<D> s1, s2;
+    LaneDeviations(d, t, x, runs, full, stride, m, &s1, &s2);
+    CombineLanes(d, m, s1, s2, per_lane, &chunk_mean, &chunk_m2);
+    count = static_cast<double>(per_lane * N);
+  }
+  if (full < len) {
+    double tail_count, tail_mean, tail_m2;
+    TailMoments(t, x, runs, full, len, stride, &tail_count, &tail_mean, &tail_m2);
+    if (count == 0.0) {
+      chunk_mean = tail_mean;
+      chunk_m2 = tail_m2;
+    } else {
+      ChanMerge(count, &chunk_mean, &chunk_m2, tail_count, tail_mean, tail_m2);
+    }
+    count += tail_count;
+  }
   if (done == 0.0) {
-    *mean = block_mean;
-    *m2 = block_m2;
+    *mean = chunk_mean;
+    *m2 = chunk_m2;
   } else {
-    ChanMerge(done, mean, m2, kd, block_mean, block_m2);
+    ChanMerge(done, mean, m2, count, chunk_mean, chunk_m2);
   }
 }
 
