@@ -82,6 +82,59 @@ HWY_INLINE void NormalizeChannels(D d, T t, const typename T::Raw* xr, typename 
            yr + c, stream);
 }
 
+// Channels-last rows that are contiguous (stride == channels, a multiple of
+// Lanes(d)) but whose y starts `phase` lanes past a vector boundary: streaming
+// needs aligned stores, so the vectors are shifted by `phase` lanes. Each
+// row's aligned vectors start at channel N - phase, and its last one wraps into
+// the next row, with parameter vectors built once (the phase is the same for
+// every row). Same arithmetic per value as the plain loop: the same bits.
+template <Activation kAct, bool kHasLo, class T>
+HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, typename T::Raw* y,
+                                      size_t rows, size_t channels, size_t phase,
+                                      const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
+                                      const float* HWY_RESTRICT scale,
+                                      const float* HWY_RESTRICT shift) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t N = hn::Lanes(d);
+  const size_t head = N - phase;  // channels before a row's first aligned vector
+  // Parameters of the wrapping vector: channels C - phase .. C - 1, 0 .. head - 1.
+  HWY_ALIGN float wrap[4][hn::MaxLanes(d)];
+  for (size_t i = 0; i < N; ++i) {
+    const size_t c = (channels - phase + i) % channels;
+    wrap[0][i] = hi[c];
+    wrap[1][i] = kHasLo ? lo[c] : 0.0f;
+    wrap[2][i] = scale[c];
+    wrap[3][i] = shift[c];
+  }
+  // The first row's head and the last row's tail, lane by lane (not streamed).
+  for (size_t c = 0; c < HWY_MIN(head, channels); ++c) {
+    NormalizeChannels<kAct, kHasLo>(d1, t, x, y, c, hi, lo, scale, shift, false);
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    const typename T::Raw* xr = x + r * channels;
+    typename T::Raw* yr = y + r * channels;
+    size_t c = head;
+    for (; c + N <= channels; c += N) {
+      NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, true);
+    }
+    if (r + 1 == rows) {
+      for (; c < channels; ++c) {
+        NormalizeChannels<kAct, kHasLo>(d1, t, xr, yr, c, hi, lo, scale, shift, false);
+      }
+    } else {
+      const auto v = LoadAs(d, t, xr + c);
+      const auto vhi = hn::Load(d, wrap[0]);
+      const auto vscale = hn::Load(d, wrap[2]);
+      const auto vshift = hn::Load(d, wrap[3]);
+      StoreOut(d, t,
+               kHasLo ? NormalizeVector<kAct>(d, v, vhi, hn::Load(d, wrap[1]), vscale, vshift)
+                      : NormalizeVector<kAct>(d, v, vhi, vscale, vshift),
+               yr + c, true);
+    }
+  }
+}
+
 // Channels-last: `rows` rows of `channels` values, rows `stride` elements apart
 // in both x and y. x == y is allowed; any alignment.
 template <Activation kAct, bool kHasLo, class T>
@@ -92,6 +145,13 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
+  if constexpr (std::is_same<T, F32>::value) {
+    const size_t phase = reinterpret_cast<uintptr_t>(y) % (N * sizeof(float)) / sizeof(float);
+    if (stream && phase != 0 && stride == channels && channels % N == 0) {
+      return NormalizeShiftedRowsT<kAct, kHasLo>(t, x, y, rows, channels, phase, hi, lo, scale,
+                                                 shift);
+    }
+  }
   for (size_t r = 0; r < rows; ++r) {
     const typename T::Raw* xr = x + r * stride;
     typename T::Raw* yr = y + r * stride;

@@ -2,12 +2,12 @@
 // path must produce exactly the bits of the cached path, at any alignment of y
 // (it streams only aligned vectors and reaches the alignment lane by lane),
 // in place, and without touching anything outside y.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bnorm/kernels.hpp"
 #include "tests/test_util.h"
@@ -27,31 +27,35 @@ void CheckStreamingMatchesCached(const Geometry& whole, const Geometry& slice) {
   std::normal_distribution<float> normal(3.0f, 2.0f);
   std::vector<float> storage(n + 64);
   for (float& v : storage) v = normal(rng);
-  std::vector<float> hi(whole.channels), scale(whole.channels), shift(whole.channels);
+  std::vector<float> hi(whole.channels), lo(whole.channels), scale(whole.channels),
+      shift(whole.channels);
   for (size_t c = 0; c < whole.channels; ++c) {
     hi[c] = 3.0f + 0.01f * static_cast<float>(c);
+    lo[c] = 1e-7f * static_cast<float>(c % 7);
     scale[c] = 0.5f + 0.001f * static_cast<float>(c);
     shift[c] = -1.0f;
   }
-  NormalizeParams p;
-  p.mean_hi = hi.data();
-  p.scale = scale.data();
-  p.shift = shift.data();
+  NormalizeParams with_lo{hi.data(), lo.data(), scale.data(), shift.data()};
+  NormalizeParams without_lo{hi.data(), nullptr, scale.data(), shift.data()};
   const float* x = storage.data();
   test::ForEachSupportedTarget([&](const std::string&) {
-    for (size_t misalign : {0, 1, 3}) {
-      SCOPED_TRACE(misalign);
-      std::vector<float> streamed(n + 64, -7.0f), cached(n + 64, -7.0f);
-      // y 64-byte aligned plus `misalign` floats (vectors start misaligned then).
-      const size_t offset =
-          (64 - reinterpret_cast<uintptr_t>(streamed.data()) % 64) % 64 / sizeof(float) + misalign;
-      Normalize(x, streamed.data() + offset, whole, p);
-      for (size_t o = 0; o < kOuter; ++o) {
-        const size_t at = o * slice.elements();
-        Normalize(x + at, cached.data() + offset + at, slice, p);
+    for (size_t misalign : {0, 1, 3, 4}) {
+      for (const NormalizeParams& p : {with_lo, without_lo}) {
+        SCOPED_TRACE(misalign);
+        std::vector<float> streamed(n + 64, -7.0f), cached(n + 64, -7.0f);
+        // y 64-byte aligned plus `misalign` floats (vectors start misaligned then).
+        const size_t offset =
+            (64 - reinterpret_cast<uintptr_t>(streamed.data()) % 64) % 64 / sizeof(float) +
+            misalign;
+        Normalize(x, streamed.data() + offset, whole, p);
+        for (size_t o = 0; o < kOuter; ++o) {
+          const size_t at = o * slice.elements();
+          Normalize(x + at, cached.data() + offset + at, slice, p);
+        }
+        ASSERT_EQ(0, std::memcmp(streamed.data(), cached.data(), streamed.size() * sizeof(float)));
       }
-      ASSERT_EQ(0, std::memcmp(streamed.data(), cached.data(), streamed.size() * sizeof(float)));
     }
+    const NormalizeParams& p = with_lo;
     // In place: y == x.
     std::vector<float> inplace(storage.begin(), storage.begin() + n), cached(n);
     Normalize(inplace.data(), inplace.data(), whole, p);
@@ -68,10 +72,15 @@ TEST(Streaming, ChannelsLastLargeOutputMatchesTheCachedPath) {
                               Geometry::Dense(kPerRow / 96, 96, 1));
 }
 
+// Channels not a multiple of any vector width: misaligned rows keep plain stores.
+TEST(Streaming, ChannelsLastOddChannelsMatchesTheCachedPath) {
+  CheckStreamingMatchesCached(Geometry::Dense(kOuter * 5900, 100, 1),
+                              Geometry::Dense(5900, 100, 1));
+}
+
 TEST(Streaming, ChannelsFirstLargeOutputMatchesTheCachedPath) {
   // Runs of 1001 values: most runs start misaligned.
-  CheckStreamingMatchesCached(Geometry::Dense(kOuter * 9, 64, 1001),
-                              Geometry::Dense(9, 64, 1001));
+  CheckStreamingMatchesCached(Geometry::Dense(kOuter * 9, 64, 1001), Geometry::Dense(9, 64, 1001));
 }
 
 }  // namespace
