@@ -30,13 +30,17 @@
 #include <thread>
 #include <vector>
 
+#include "bnorm/batch_norm.hpp"
+#include "bnorm/dtype.hpp"
 #include "bnorm/error.hpp"
 #include "bnorm/execution.hpp"
 #include "bnorm/fold.hpp"
 #include "bnorm/geometry.hpp"
+#include "bnorm/keras_reference.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/reference.hpp"
 #include "bnorm/targets.hpp"
+#include "src/half.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -76,27 +80,44 @@ What runs:
   --mode inference|training|both   default both. inference: Normalize with
                          folded moving statistics; training: BatchMoments, fold,
                          Normalize and the moving-average update
-  --dtype f32            element type (bf16 and f16 are not yet supported)
+  --dtype f32|bf16|f16   element type of x and y (default f32; float32,
+                         bfloat16 and float16 also work); statistics and
+                         coefficients stay float32
   --threads N[,N...]     default all cores; 1 is Execution::Serial(), more is a
                          tbb::task_arena(N)
   --target NAME|all      a SIMD target (default: the dispatched best); all runs
                          every target this CPU supports
-  --virtual-batch-size V ghost batches (not yet supported)
-  --renorm               batch renormalization (not yet supported)
+  --virtual-batch-size V ghost batches of V samples (V >= 1 must divide the
+                         batch, the first size in memory order)
+  --renorm               batch renormalization (Keras' default clipping and
+                         renorm momentum)
+                         With either flag, training runs the whole layer,
+                         bnorm::BatchNorm::Forward (the case's axes, other
+                         options Keras' defaults), whose moving statistics
+                         update on every call, and its reference is the float64
+                         Keras oracle on whole leading samples (a multiple of
+                         V). Inference is unchanged: Keras inference ignores
+                         ghost batches and renorm
   --compare onednn       also time oneDNN's batch_normalization_forward on the
-                         same buffers and threads, and check it agrees
+                         same buffers and threads (bf16/f16 data with f32
+                         statistics), and check it agrees. Not compared: a
+                         dtype this oneDNN has no kernel for, and training with
+                         --virtual-batch-size or --renorm (oneDNN has neither)
 
 Timing and output:
   --repeat R             timed calls, at least (default 20); median reported
   --min-time S           seconds of timed calls, at least (default 0.2)
-  --json                 one JSON array on stdout, one object per case and mode
+  --json                 one JSON array on stdout, one object per case, mode,
+                         thread count and target (with dtype, virtual_batch_size
+                         and renorm)
   --help                 this text
 
-Traffic: inference reads x and writes y (8 bytes/value in f32), training reads
-x twice and writes y (12 bytes/value). The roof is the copy bandwidth of the
-same buffers with the same threads (read + write bytes): the faster of a
-memcpy and a streaming-store copy. The copies, bnorm and oneDNN are timed in
-turns, call after call, so that all see the same machine.
+Traffic: inference reads x and writes y (2 elements per value: 8 bytes in f32,
+4 in bf16/f16), training reads x twice and writes y (3 elements: 12 or 6
+bytes). The roof is the copy bandwidth of the same buffers with the same
+threads (x's bytes read, as many written): the faster of a memcpy and a
+streaming-store copy. The copies, bnorm and oneDNN are timed in turns, call
+after call, so that all see the same machine.
 )";
 
 // A command-line mistake: printed as one line naming the flag, exit status 2.
@@ -263,13 +284,11 @@ Case MakeCase(const CaseSpec& spec) {
 // ---------------------------------------------------------------------------
 // Options.
 
-enum class DType { kF32, kBF16, kF16 };
-
 struct Options {
   std::vector<CaseSpec> cases;
   bool inference = true;
   bool training = true;
-  DType dtype = DType::kF32;
+  bnorm::DType dtype = bnorm::DType::kFloat32;
   std::vector<int> threads;
   std::string target;  // empty: dispatched best
   std::optional<int64_t> virtual_batch_size;
@@ -279,6 +298,13 @@ struct Options {
   bool json = false;
   bool compare_onednn = false;
 };
+
+// The --dtype spelling, also the JSON "dtype" value.
+const char* ShortName(bnorm::DType dtype) {
+  return dtype == bnorm::DType::kFloat32    ? "f32"
+         : dtype == bnorm::DType::kBFloat16 ? "bf16"
+                                            : "f16";
+}
 
 std::vector<CaseSpec> ReadShapesFile(const std::string& path, std::optional<Layout> layout,
                                      const std::vector<int>& axes) {
@@ -347,11 +373,11 @@ Options ParseOptions(int argc, char** argv) {
     } else if (flag == "--dtype") {
       const std::string dtype = value();
       if (dtype == "f32" || dtype == "float32") {
-        o.dtype = DType::kF32;
+        o.dtype = bnorm::DType::kFloat32;
       } else if (dtype == "bf16" || dtype == "bfloat16") {
-        o.dtype = DType::kBF16;
+        o.dtype = bnorm::DType::kBFloat16;
       } else if (dtype == "f16" || dtype == "float16") {
-        o.dtype = DType::kF16;
+        o.dtype = bnorm::DType::kFloat16;
       } else {
         Fail(flag, "unknown dtype '" + dtype + "'; expected f32, bf16 or f16");
       }
@@ -393,14 +419,6 @@ Options ParseOptions(int argc, char** argv) {
     }
   }
 
-  // Not yet supported: the flags parse, so scripts can be written now.
-  if (o.dtype != DType::kF32) {
-    Fail("--dtype", std::string(o.dtype == DType::kBF16 ? "bf16" : "f16") +
-                        " is not yet supported (only f32)");
-  }
-  if (o.virtual_batch_size) Fail("--virtual-batch-size", "ghost batches are not yet supported");
-  if (o.renorm) Fail("--renorm", "batch renormalization is not yet supported");
-
   if (layout && axes) Fail("--axis", "cannot be combined with --layout (a layout sets the axis)");
   for (const std::string& text : shapes) {
     CaseSpec spec;
@@ -434,16 +452,43 @@ Options ParseOptions(int argc, char** argv) {
 // Buffers and threads.
 
 struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
+  void operator()(uint8_t* p) const { std::free(p); }
 };
-using FloatBuffer = std::unique_ptr<float[], FreeDeleter>;
+using Buffer = std::unique_ptr<uint8_t[], FreeDeleter>;
 
 // 64-byte aligned, like a framework's tensor allocation.
-FloatBuffer AllocateFloats(size_t count) {
-  const size_t bytes = std::max<size_t>((count * sizeof(float) + 63) / 64 * 64, 64);
+Buffer AllocateBytes(size_t count) {
+  const size_t bytes = std::max<size_t>((count + 63) / 64 * 64, 64);
   void* p = std::aligned_alloc(64, bytes);
   if (p == nullptr) throw std::bad_alloc();
-  return FloatBuffer(static_cast<float*>(p));
+  return Buffer(static_cast<uint8_t*>(p));
+}
+
+// Stores `count` floats as `dtype` values (16-bit ones rounded to nearest even).
+void StoreAs(bnorm::DType dtype, const float* in, size_t count, uint8_t* out) {
+  if (dtype == bnorm::DType::kFloat32) {
+    std::memcpy(out, in, count * sizeof(float));
+  } else {
+    bnorm::NarrowFromFloat(in, dtype, count, reinterpret_cast<uint16_t*>(out));
+  }
+}
+
+// The first `count` values of a `dtype` buffer, as floats (exact).
+std::vector<float> WidenPrefix(bnorm::DType dtype, const uint8_t* in, size_t count) {
+  std::vector<float> out(count);
+  if (dtype == bnorm::DType::kFloat32) {
+    std::memcpy(out.data(), in, count * sizeof(float));
+  } else {
+    bnorm::WidenToFloat(reinterpret_cast<const uint16_t*>(in), dtype, count, out.data());
+  }
+  return out;
+}
+
+// Value k of a `dtype` buffer, as a float (exact).
+float ElementAt(bnorm::DType dtype, const uint8_t* data, size_t k) {
+  if (dtype == bnorm::DType::kFloat32) return reinterpret_cast<const float*>(data)[k];
+  const uint16_t bits = reinterpret_cast<const uint16_t*>(data)[k];
+  return dtype == bnorm::DType::kFloat16 ? bnorm::HalfToFloat(bits) : bnorm::BFloat16ToFloat(bits);
 }
 
 // One thread count: the Execution bnorm gets and the arena the copy roof uses.
@@ -678,8 +723,12 @@ struct Coefficients {
 
 struct Problem {
   Case c;
+  bnorm::DType dtype;
   size_t elements = 0;
-  FloatBuffer x, y;
+  Buffer x, y;
+  // The whole Keras layer that training runs with ghost batches or renorm; null
+  // otherwise (training is then the kernels an engine calls).
+  bnorm::BatchNorm* layer;
   std::vector<float> gamma, beta, moving_mean, moving_variance;
   Coefficients inference;  // folded once from the moving statistics
   // Training scratch: batch moments, their coefficients, the updated state.
@@ -687,11 +736,13 @@ struct Problem {
   Coefficients training;
   std::vector<float> train_moving_mean, train_moving_variance;
 
-  explicit Problem(const Case& cs)
+  Problem(const Case& cs, bnorm::DType type, bnorm::BatchNorm* training_layer)
       : c(cs),
+        dtype(type),
         elements(cs.geometry.elements()),
-        x(AllocateFloats(elements)),
-        y(AllocateFloats(elements)),
+        x(AllocateBytes(bytes())),
+        y(AllocateBytes(bytes())),
+        layer(training_layer),
         inference(cs.geometry.channels),
         batch_mean(cs.geometry.channels),
         batch_variance(cs.geometry.channels),
@@ -710,13 +761,26 @@ struct Problem {
       moving_variance.push_back(spread[ch] * spread[ch] / 3.0f *
                                 (1.0f + 0.2f * random.Symmetric()));
     }
-    float* out = x.get();
+    // Generated in chunks, so that a 16-bit x needs no float copy of the whole.
+    constexpr size_t kChunk = size_t{1} << 16;
+    std::vector<float> chunk;
+    chunk.reserve(kChunk);
+    uint8_t* out = x.get();
+    const auto store = [&] {
+      StoreAs(dtype, chunk.data(), chunk.size(), out);
+      out += chunk.size() * bnorm::SizeOf(dtype);
+      chunk.clear();
+    };
     for (size_t o = 0; o < g.outer; ++o) {
       for (size_t ch = 0; ch < C; ++ch) {
-        for (size_t i = 0; i < g.inner; ++i) *out++ = center[ch] + spread[ch] * random.Symmetric();
+        for (size_t i = 0; i < g.inner; ++i) {
+          chunk.push_back(center[ch] + spread[ch] * random.Symmetric());
+          if (chunk.size() == kChunk) store();
+        }
       }
     }
-    std::memset(y.get(), 0, elements * sizeof(float));
+    store();
+    std::memset(y.get(), 0, bytes());
     // An engine folds once at load time; the float moving mean needs no low part.
     bnorm::Fold(gamma.data(), beta.data(), moving_mean.data(), moving_variance.data(), C, kEpsilon,
                 inference.scale.data(), inference.shift.data());
@@ -724,17 +788,24 @@ struct Problem {
     train_moving_variance = moving_variance;
   }
 
+  // Bytes of x (and of y).
+  size_t bytes() const { return elements * bnorm::SizeOf(dtype); }
+
   // What an inference engine calls per layer.
   void Inference(const bnorm::Execution& exec) {
     const bnorm::NormalizeParams params{moving_mean.data(), nullptr, inference.scale.data(),
                                         inference.shift.data()};
-    bnorm::Normalize(x.get(), y.get(), c.geometry, params, exec);
+    bnorm::Normalize(x.get(), y.get(), dtype, c.geometry, params, exec);
+  }
+
+  void Training(const bnorm::Execution& exec) {
+    layer != nullptr ? LayerTraining(exec) : KernelTraining(exec);
   }
 
   // The training forward: batch moments, fold (double -> float), normalize,
   // and the moving-average update (Keras: moving -= (moving - batch) * (1 - momentum)).
-  void Training(const bnorm::Execution& exec) {
-    bnorm::BatchMoments(x.get(), c.geometry, batch_mean.data(), batch_variance.data(), exec);
+  void KernelTraining(const bnorm::Execution& exec) {
+    bnorm::BatchMoments(x.get(), dtype, c.geometry, batch_mean.data(), batch_variance.data(), exec);
     for (size_t ch = 0; ch < batch_mean.size(); ++ch) {
       bnorm::SplitMean(batch_mean[ch], &training.hi[ch], &training.lo[ch]);
       training.scale[ch] = static_cast<float>(gamma[ch] / std::sqrt(batch_variance[ch] + kEpsilon));
@@ -744,37 +815,92 @@ struct Problem {
       train_moving_variance[ch] -=
           (train_moving_variance[ch] - static_cast<float>(batch_variance[ch])) * (1.0f - kMomentum);
     }
-    bnorm::Normalize(x.get(), y.get(), c.geometry, training.params(), exec);
+    bnorm::Normalize(x.get(), y.get(), dtype, c.geometry, training.params(), exec);
+  }
+
+  // One training call of the layer; its moving statistics update every time.
+  void LayerTraining(const bnorm::Execution& exec) {
+    if (dtype == bnorm::DType::kFloat32) {
+      layer->Forward(reinterpret_cast<const float*>(x.get()), reinterpret_cast<float*>(y.get()),
+                     c.memory_shape, /*training=*/true, exec);
+    } else {
+      layer->Forward(reinterpret_cast<const uint16_t*>(x.get()),
+                     reinterpret_cast<uint16_t*>(y.get()), dtype, c.memory_shape,
+                     /*training=*/true, exec);
+    }
   }
 };
 
+// The layer that training runs under --virtual-batch-size or --renorm, or null:
+// Keras' options with the case's axes (fused auto resolves to non-fused with
+// these). Built up front, so that a case it cannot run fails before any timing.
+std::unique_ptr<bnorm::BatchNorm> MakeLayer(const Case& c, const Options& o) {
+  if (!o.virtual_batch_size && !o.renorm) return nullptr;
+  const char* flag = o.virtual_batch_size ? "--virtual-batch-size" : "--renorm";
+  const int64_t batch = c.memory_shape[0];
+  // The layer would say so only at its first call.
+  if (o.virtual_batch_size && batch % *o.virtual_batch_size != 0) {
+    Fail(flag, std::to_string(*o.virtual_batch_size) + " does not divide the batch size " +
+                   std::to_string(batch) + " of shape " + JoinShape(c.shape, ",") +
+                   "; expected a divisor of " + std::to_string(batch));
+  }
+  bnorm::Options options;
+  options.axis = c.axes;
+  options.virtual_batch_size = o.virtual_batch_size;
+  options.renorm = o.renorm;
+  try {
+    auto layer = std::make_unique<bnorm::BatchNorm>(options);
+    layer->Build(c.memory_shape);
+    return layer;
+  } catch (const bnorm::Error& e) {
+    Fail(flag, e.what());
+  }
+}
+
 // ---------------------------------------------------------------------------
-// The float64 reference, timed on a slice of leading outer rows for large
-// tensors and scaled to the whole tensor (its cost is linear in the values).
+// The float64 references, timed on a prefix of x for large tensors and scaled
+// to the whole tensor (their cost is linear in the values). They read floats:
+// the prefix of x is widened first, untimed.
 
 constexpr size_t kReferenceSliceElements = size_t{1} << 22;
 constexpr size_t kReferenceMaxSliceElements = 100000000;
 
 struct ReferenceTiming {
-  bool skipped = false;
-  std::string note;  // how it was timed, or why not
-  double inference_seconds = 0.0;
-  double training_seconds = 0.0;
-  size_t slice_elements = 0;
+  std::vector<std::string> notes;  // how it was timed, or why not
+  // Unset when skipped.
+  std::optional<double> inference_seconds, training_seconds;
   std::vector<double> inference_y;  // the slice's inference output
 };
 
-ReferenceTiming TimeReference(const Problem& p, bool inference, bool training) {
-  ReferenceTiming r;
-  const bnorm::Geometry& g = p.c.geometry;
-  // The slice is a prefix of memory: leading outer rows, or when one row is
-  // too long, the leading channels of the first row.
-  bnorm::Geometry slice = g;
-  if (g.inner > kReferenceMaxSliceElements) {
-    r.skipped = true;
-    r.note = "reference skipped: one channel's run holds more than 1e8 values";
-    return r;
+// The best of up to three runs; one when a run takes long.
+double BestOf(const std::function<void()>& call) {
+  double best = 1e300, total = 0.0;
+  for (int i = 0; i < 3 && total < 0.3; ++i) {
+    const Clock::time_point t0 = Clock::now();
+    call();
+    const double t = SecondsSince(t0);
+    best = std::min(best, t);
+    total += t;
   }
+  return best;
+}
+
+std::string ScaledNote(const char* what, size_t part, size_t whole, const char* unit) {
+  char note[200];
+  std::snprintf(note, sizeof(note), "%s timed on the first %zu of %zu %s, scaled x%.1f", what, part,
+                whole, unit, static_cast<double>(whole) / static_cast<double>(part));
+  return note;
+}
+
+// The kernels' reference (moments, normalize) on a prefix of memory: leading
+// outer rows, or when one row is too long, the leading channels of the first row.
+void TimeKernelReference(const Problem& p, bool inference, bool training, ReferenceTiming* r) {
+  const bnorm::Geometry& g = p.c.geometry;
+  if (g.inner > kReferenceMaxSliceElements) {
+    r->notes.push_back("reference skipped: one channel's run holds more than 1e8 values");
+    return;
+  }
+  bnorm::Geometry slice = g;
   const size_t row = g.row_elements();
   if (row <= kReferenceSliceElements) {
     slice.outer = std::min(g.outer, kReferenceSliceElements / row);
@@ -783,58 +909,86 @@ ReferenceTiming TimeReference(const Problem& p, bool inference, bool training) {
     slice.channels = std::max<size_t>(1, kReferenceSliceElements / g.inner);
   }
   slice = bnorm::Geometry::Dense(slice.outer, slice.channels, slice.inner);
-  r.slice_elements = slice.elements();
-  const double scale_up = static_cast<double>(p.elements) / static_cast<double>(r.slice_elements);
-  if (r.slice_elements < p.elements) {
-    char note[160];
-    std::snprintf(note, sizeof(note),
-                  "reference timed on the first %zu of %zu values, scaled x%.1f", r.slice_elements,
-                  p.elements, scale_up);
-    r.note = note;
-  }
+  const size_t n = slice.elements();
+  const double scale_up = static_cast<double>(p.elements) / static_cast<double>(n);
+  if (n < p.elements) r->notes.push_back(ScaledNote("reference", n, p.elements, "values"));
+  const std::vector<float> x = WidenPrefix(p.dtype, p.x.get(), n);
   const size_t C = g.channels;
   const std::vector<double> gamma(p.gamma.begin(), p.gamma.end());
   const std::vector<double> beta(p.beta.begin(), p.beta.end());
   const std::vector<double> mean(p.moving_mean.begin(), p.moving_mean.end());
   const std::vector<double> variance(p.moving_variance.begin(), p.moving_variance.end());
-  std::vector<double> y(r.slice_elements);
-  // The best of up to three runs; one when a run takes long.
-  auto best_of = [](const std::function<void()>& call) {
-    double best = 1e300, total = 0.0;
-    for (int i = 0; i < 3 && total < 0.3; ++i) {
-      const Clock::time_point t0 = Clock::now();
-      call();
-      const double t = SecondsSince(t0);
-      best = std::min(best, t);
-      total += t;
-    }
-    return best;
-  };
+  std::vector<double> y(n);
   if (training) {
     std::vector<double> batch_mean(C), batch_variance(C);
-    r.training_seconds =
-        scale_up * best_of([&] {
-          bnorm::reference::Moments(p.x.get(), slice, batch_mean.data(), batch_variance.data());
-          bnorm::reference::Normalize(p.x.get(), slice, batch_mean.data(), batch_variance.data(),
+    r->training_seconds =
+        scale_up * BestOf([&] {
+          bnorm::reference::Moments(x.data(), slice, batch_mean.data(), batch_variance.data());
+          bnorm::reference::Normalize(x.data(), slice, batch_mean.data(), batch_variance.data(),
                                       gamma.data(), beta.data(), kEpsilon, y.data());
         });
   }
   if (inference) {
-    r.inference_seconds =
-        scale_up * best_of([&] {
-          bnorm::reference::Normalize(p.x.get(), slice, mean.data(), variance.data(), gamma.data(),
+    r->inference_seconds =
+        scale_up * BestOf([&] {
+          bnorm::reference::Normalize(x.data(), slice, mean.data(), variance.data(), gamma.data(),
                                       beta.data(), kEpsilon, y.data());
         });
-    r.inference_y = std::move(y);
+    r->inference_y = std::move(y);
   }
+}
+
+// The layer's training reference (ghost batches, renorm): the float64 Keras
+// oracle with the layer's options on whole leading samples, a multiple of the
+// virtual batch size.
+void TimeLayerReference(const Problem& p, ReferenceTiming* r) {
+  const bnorm::Options& options = p.layer->options();
+  const size_t batch = static_cast<size_t>(p.c.memory_shape[0]);
+  const size_t sample = p.elements / batch;
+  const size_t group = static_cast<size_t>(options.virtual_batch_size.value_or(1));
+  const size_t samples =
+      std::max(group, std::min(batch, kReferenceSliceElements / sample) / group * group);
+  const size_t n = samples * sample;
+  if (n > kReferenceMaxSliceElements) {
+    r->notes.push_back("training reference skipped: one virtual batch holds more than 1e8 values");
+    return;
+  }
+  if (samples < batch) {
+    r->notes.push_back(ScaledNote("training reference (Keras oracle)", samples, batch, "samples"));
+  }
+  std::vector<int64_t> shape = p.c.memory_shape;
+  shape[0] = static_cast<int64_t>(samples);
+  const std::vector<float> x = WidenPrefix(p.dtype, p.x.get(), n);
+  std::vector<double> y(n);
+  bnorm::keras_reference::State state =
+      bnorm::keras_reference::Initial(options, p.c.geometry.channels);
+  r->training_seconds = static_cast<double>(batch) / static_cast<double>(samples) * BestOf([&] {
+                          bnorm::keras_reference::Forward(options, shape, x.data(),
+                                                          /*training=*/true, &state, y.data());
+                        });
+}
+
+ReferenceTiming TimeReference(const Problem& p, bool inference, bool training) {
+  ReferenceTiming r;
+  const bool kernel_training = training && p.layer == nullptr;
+  if (inference || kernel_training) TimeKernelReference(p, inference, kernel_training, &r);
+  if (training && p.layer != nullptr) TimeLayerReference(p, &r);
   return r;
+}
+
+// What InferenceError and the oneDNN check may find relative to 1 + max |y|:
+// float32 arithmetic, plus the rounding of a 16-bit y (at most 2^-11 of |y| for
+// f16 and 2^-8 for bf16), with room to spare.
+double Tolerance(bnorm::DType dtype) {
+  return dtype == bnorm::DType::kFloat32 ? 1e-4 : dtype == bnorm::DType::kFloat16 ? 2e-3 : 1.6e-2;
 }
 
 // Max |y - reference| over the slice, relative to 1 + max |reference|.
 double InferenceError(const Problem& p, const ReferenceTiming& r, double* max_abs_diff) {
   double diff = 0.0, magnitude = 0.0;
   for (size_t k = 0; k < r.inference_y.size(); ++k) {
-    diff = std::max(diff, std::fabs(static_cast<double>(p.y[k]) - r.inference_y[k]));
+    const double y = ElementAt(p.dtype, p.y.get(), k);
+    diff = std::max(diff, std::fabs(y - r.inference_y[k]));
     magnitude = std::max(magnitude, std::fabs(r.inference_y[k]));
   }
   *max_abs_diff = diff;
@@ -852,21 +1006,22 @@ struct Sample {
   std::vector<float> values;
 };
 
-Sample TakeSample(const float* y, size_t elements) {
+Sample TakeSample(bnorm::DType dtype, const uint8_t* y, size_t elements) {
   Sample s;
   const size_t step = std::max<size_t>(1, elements / 65536);
   for (size_t k = 0; k < elements; k += step) s.positions.push_back(k);
   if (s.positions.back() != elements - 1) s.positions.push_back(elements - 1);
-  for (size_t k : s.positions) s.values.push_back(y[k]);
+  for (size_t k : s.positions) s.values.push_back(ElementAt(dtype, y, k));
   return s;
 }
 
 // Max |y - sample| and the largest |sample| (for a relative tolerance).
-double SampleDiff(const Sample& s, const float* y, double* magnitude) {
+double SampleDiff(const Sample& s, bnorm::DType dtype, const uint8_t* y, double* magnitude) {
   double diff = 0.0;
   *magnitude = 0.0;
   for (size_t i = 0; i < s.positions.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(y[s.positions[i]]) - s.values[i]));
+    const double value = ElementAt(dtype, y, s.positions[i]);
+    diff = std::max(diff, std::fabs(value - s.values[i]));
     *magnitude = std::max(*magnitude, std::fabs(static_cast<double>(s.values[i])));
   }
   return diff;
@@ -874,19 +1029,23 @@ double SampleDiff(const Sample& s, const float* y, double* magnitude) {
 
 // The same memory described to oneDNN: the natural tag for rank 3..5 layouts,
 // otherwise the canonical geometry as nc ([outer, C]) or ncw ([outer, C, inner]).
-dnnl::memory::desc OneDnnDataDesc(const Case& c) {
+// x and y are `dtype`; scale, shift and the statistics stay f32.
+dnnl::memory::desc OneDnnDataDesc(const Case& c, bnorm::DType dtype) {
   using tag = dnnl::memory::format_tag;
+  using type = dnnl::memory::data_type;
+  const type data_type = dtype == bnorm::DType::kFloat32    ? type::f32
+                         : dtype == bnorm::DType::kBFloat16 ? type::bf16
+                                                            : type::f16;
   const dnnl::memory::dims dims(c.shape.begin(), c.shape.end());
   const bool nhwc = c.layout == Layout::kNhwc;
   if (c.layout != Layout::kAxis) {
     switch (c.shape.size()) {
       case 3:
-        return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, nhwc ? tag::nwc : tag::ncw);
+        return dnnl::memory::desc(dims, data_type, nhwc ? tag::nwc : tag::ncw);
       case 4:
-        return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, nhwc ? tag::nhwc : tag::nchw);
+        return dnnl::memory::desc(dims, data_type, nhwc ? tag::nhwc : tag::nchw);
       case 5:
-        return dnnl::memory::desc(dims, dnnl::memory::data_type::f32,
-                                  nhwc ? tag::ndhwc : tag::ncdhw);
+        return dnnl::memory::desc(dims, data_type, nhwc ? tag::ndhwc : tag::ncdhw);
       default:
         break;
     }
@@ -894,15 +1053,14 @@ dnnl::memory::desc OneDnnDataDesc(const Case& c) {
   const bnorm::Geometry& g = c.geometry;
   const auto outer = static_cast<dnnl::memory::dim>(g.outer);
   const auto channels = static_cast<dnnl::memory::dim>(g.channels);
-  if (g.inner == 1) {
-    return dnnl::memory::desc({outer, channels}, dnnl::memory::data_type::f32, tag::nc);
-  }
-  return dnnl::memory::desc({outer, channels, static_cast<dnnl::memory::dim>(g.inner)},
-                            dnnl::memory::data_type::f32, tag::ncw);
+  if (g.inner == 1) return dnnl::memory::desc({outer, channels}, data_type, tag::nc);
+  return dnnl::memory::desc({outer, channels, static_cast<dnnl::memory::dim>(g.inner)}, data_type,
+                            tag::ncw);
 }
 
 // oneDNN's forward batch normalization of the problem's buffers with
-// `threads` threads: created once, then each call runs it once.
+// `threads` threads: created once, then each call runs it once. Throws
+// dnnl::error when this oneDNN has no implementation for the case.
 class OneDnnBatchNorm {
  public:
   OneDnnBatchNorm(Problem& p, bool training, int threads)
@@ -914,7 +1072,7 @@ class OneDnnBatchNorm {
     (void)threads;
 #endif
     using flags = dnnl::normalization_flags;
-    const dnnl::memory::desc data = OneDnnDataDesc(p.c);
+    const dnnl::memory::desc data = OneDnnDataDesc(p.c, p.dtype);
     const flags use = training ? (flags::use_scale | flags::use_shift)
                                : (flags::use_global_stats | flags::use_scale | flags::use_shift);
     const dnnl::batch_normalization_forward::desc desc(
@@ -989,15 +1147,18 @@ std::string JsonNumber(double v) {
 
 std::string JsonOptional(const std::optional<double>& v) { return v ? JsonNumber(*v) : "null"; }
 
-void PrintJson(const std::vector<Row>& rows, bool compare) {
+void PrintJson(const std::vector<Row>& rows, const Options& o) {
   std::printf("[");
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
     std::printf("%s\n  {\"shape\": [%s], \"layout\": \"%s\", \"memory_shape\": [%s], ",
                 i == 0 ? "" : ",", JoinShape(r.c->shape, ", ").c_str(), r.c->label.c_str(),
                 JoinShape(r.c->memory_shape, ", ").c_str());
-    std::printf("\"mode\": \"%s\", \"dtype\": \"f32\", \"threads\": %d, \"target\": \"%s\", ",
-                r.mode.c_str(), r.threads, r.target.c_str());
+    std::printf("\"mode\": \"%s\", \"dtype\": \"%s\", \"virtual_batch_size\": %s, ", r.mode.c_str(),
+                ShortName(o.dtype),
+                o.virtual_batch_size ? std::to_string(*o.virtual_batch_size).c_str() : "null");
+    std::printf("\"renorm\": %s, \"threads\": %d, \"target\": \"%s\", ",
+                o.renorm ? "true" : "false", r.threads, r.target.c_str());
     std::printf("\"elements\": %zu, \"seconds\": %s, \"p10_seconds\": %s, \"p90_seconds\": %s, ",
                 r.c->geometry.elements(), JsonNumber(r.stats.median).c_str(),
                 JsonNumber(r.stats.p10).c_str(), JsonNumber(r.stats.p90).c_str());
@@ -1016,7 +1177,7 @@ void PrintJson(const std::vector<Row>& rows, bool compare) {
         JsonOptional(r.reference_seconds).c_str(),
         r.reference_seconds ? JsonNumber(*r.reference_seconds / r.stats.median).c_str() : "null",
         JsonOptional(r.reference_max_abs_diff).c_str());
-    if (compare) {
+    if (o.compare_onednn) {
       std::printf(
           ", \"onednn_seconds\": %s, \"speedup_vs_onednn\": %s, "
           "\"onednn_max_abs_diff\": %s",
@@ -1086,18 +1247,20 @@ int Run(const Options& o) {
     targets.push_back(bnorm::ActiveTarget());
   }
   std::vector<Case> cases;
+  std::vector<std::unique_ptr<bnorm::BatchNorm>> layers;  // per case, or null
   const double memory_bytes =
       static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  const size_t value_bytes = bnorm::SizeOf(o.dtype);
   for (const CaseSpec& spec : o.cases) {
     cases.push_back(MakeCase(spec));
     // x and y must fit in memory with room to spare, or the timings measure paging.
-    const double bytes =
-        2.0 * sizeof(float) * static_cast<double>(cases.back().geometry.elements());
+    const double bytes = 2.0 * static_cast<double>(value_bytes * cases.back().geometry.elements());
     if (memory_bytes > 0.0 && bytes > 0.8 * memory_bytes) {
       Fail(spec.origin, "shape " + JoinShape(spec.shape, ",") + " needs " +
                             JsonNumber(bytes * 1e-9) + " GB for x and y; this machine has " +
                             JsonNumber(memory_bytes * 1e-9) + " GB");
     }
+    layers.push_back(MakeLayer(cases.back(), o));
   }
 
   const Policy policy{o.repeat, o.min_time};
@@ -1106,40 +1269,57 @@ int Run(const Options& o) {
   size_t done = 0;
   std::vector<Row> rows;
   std::vector<std::string> notes;
+  const bool layer_training = o.training && (o.virtual_batch_size || o.renorm);
+  if (o.compare_onednn && layer_training) {
+    notes.push_back(
+        "oneDNN has no ghost batches or batch renormalization: training rows not compared");
+  }
   if (!o.json) {
     std::string supported;
     for (const bnorm::TargetInfo& t : bnorm::SupportedTargets()) {
       supported += (supported.empty() ? "" : ", ") + t.name;
     }
-    std::printf("bnorm-bench: %s, %u hardware threads; targets supported: %s; f32\n",
-                CpuModel().c_str(), std::thread::hardware_concurrency(), supported.c_str());
+    std::printf("bnorm-bench: %s, %u hardware threads; targets supported: %s\n", CpuModel().c_str(),
+                std::thread::hardware_concurrency(), supported.c_str());
+    std::printf("dtype %s, virtual_batch_size %s, renorm %s%s\n", ShortName(o.dtype),
+                o.virtual_batch_size ? std::to_string(*o.virtual_batch_size).c_str() : "none",
+                o.renorm ? "on" : "off",
+                layer_training ? "; training rows run the bnorm::BatchNorm layer" : "");
     std::printf(
-        "GB/s on minimum traffic (inference 8 B/value, training 12 B/value); roof: copy GB/s of "
-        "the same buffers (best of memcpy and streaming stores), timed in turns with bnorm\n\n");
+        "GB/s on minimum traffic (inference %zu B/value, training %zu B/value); roof: copy GB/s "
+        "of the same buffers (best of memcpy and streaming stores), timed in turns with bnorm\n\n",
+        2 * value_bytes, 3 * value_bytes);
     PrintTableHeader(o.compare_onednn);
   }
-  for (const Case& c : cases) {
+  for (size_t case_index = 0; case_index < cases.size(); ++case_index) {
+    const Case& c = cases[case_index];
+    const std::string case_name = JoinShape(c.shape, "x") + " " + c.label;
     std::unique_ptr<Problem> problem;
     try {
-      problem = std::make_unique<Problem>(c);
+      problem = std::make_unique<Problem>(c, o.dtype, layers[case_index].get());
     } catch (const std::bad_alloc&) {
-      throw std::runtime_error("cannot allocate the buffers of shape " + JoinShape(c.shape, ",") +
-                               " (" + std::to_string(c.geometry.elements() * 8 / 1000000) + " MB)");
+      throw std::runtime_error(
+          "cannot allocate the buffers of shape " + JoinShape(c.shape, ",") + " (" +
+          std::to_string(2 * value_bytes * c.geometry.elements() / 1000000) + " MB)");
     }
     Problem& p = *problem;
     const ReferenceTiming ref = TimeReference(p, o.inference, o.training);
-    if (!ref.note.empty())
-      notes.push_back(JoinShape(c.shape, "x") + " " + c.label + ": " + ref.note);
+    for (const std::string& note : ref.notes) notes.push_back(case_name + ": " + note);
+    // Modes oneDNN cannot run for this case (inference, training): no layer
+    // features, and maybe no kernel for the dtype.
+    bool onednn_lacks[2] = {false, p.layer != nullptr};
 
     for (int thread_count : o.threads) {
       if (SecondsSince(start) > 2.0) {
-        std::fprintf(stderr, "bnorm-bench: [%zu/%zu] %s %s, %d thread(s)\n", done + 1, total,
-                     JoinShape(c.shape, "x").c_str(), c.label.c_str(), thread_count);
+        std::fprintf(stderr, "bnorm-bench: [%zu/%zu] %s, %d thread(s)\n", done + 1, total,
+                     case_name.c_str(), thread_count);
       }
       ++done;
       const Threads threads(thread_count);
       const std::vector<Copy> copies = RoofCopies();
-      const double copy_bytes = 2.0 * sizeof(float) * static_cast<double>(p.elements);
+      // The copies take float counts: the same bytes as x, as floats.
+      const size_t copy_floats = p.bytes() / sizeof(float);
+      const double copy_bytes = 2.0 * sizeof(float) * static_cast<double>(copy_floats);
       bool onednn_done[2] = {false, false};
       for (const std::string& target : targets) {
         if (o.target == "all") bnorm::ForceTarget(target);
@@ -1151,7 +1331,7 @@ int Run(const Options& o) {
           r.mode = training ? "training" : "inference";
           r.threads = thread_count;
           r.target = bnorm::ActiveTarget();
-          r.bytes = (training ? 12.0 : 8.0) * static_cast<double>(p.elements);
+          r.bytes = static_cast<double>((training ? 3 : 2) * p.bytes());
           const bnorm::Execution exec = threads.execution();
           const std::function<void()> kernel = [&p, exec, training] {
             training ? p.Training(exec) : p.Inference(exec);
@@ -1159,18 +1339,29 @@ int Run(const Options& o) {
           // bnorm, the roof's copies and oneDNN take turns (see MeasureInTurns).
           std::vector<std::function<void()>> calls = {kernel};
           for (const Copy& copy : copies) {
-            calls.push_back(
-                [&] { ParallelCopy(copy.fn, p.x.get(), p.y.get(), p.elements, threads); });
+            calls.push_back([&] {
+              ParallelCopy(copy.fn, reinterpret_cast<const float*>(p.x.get()),
+                           reinterpret_cast<float*>(p.y.get()), copy_floats, threads);
+            });
           }
 #if BNORM_HAVE_ONEDNN
           std::unique_ptr<OneDnnBatchNorm> onednn;
-          if (o.compare_onednn && !onednn_done[m]) {
+          if (o.compare_onednn && !onednn_done[m] && !onednn_lacks[m]) {
             onednn_done[m] = true;
-            onednn = std::make_unique<OneDnnBatchNorm>(p, training, thread_count);
-            calls.push_back([&] { (*onednn)(); });
+            try {
+              onednn = std::make_unique<OneDnnBatchNorm>(p, training, thread_count);
+              calls.push_back([&] { (*onednn)(); });
+            } catch (const dnnl::error&) {
+              onednn_lacks[m] = true;
+              notes.push_back(case_name + ": oneDNN " + std::to_string(DNNL_VERSION_MAJOR) + "." +
+                              std::to_string(DNNL_VERSION_MINOR) + "." +
+                              std::to_string(DNNL_VERSION_PATCH) + " has no " + ShortName(o.dtype) +
+                              " " + r.mode + " batch_normalization on this CPU: not compared");
+            }
           }
 #else
           (void)onednn_done;
+          (void)onednn_lacks;
 #endif
           const std::vector<Stats> stats = MeasureInTurns(policy, calls);
           r.stats = stats[0];
@@ -1183,14 +1374,12 @@ int Run(const Options& o) {
             }
           }
           kernel();  // y holds bnorm's output for the checks below
-          if (!ref.skipped) {
-            r.reference_seconds = training ? ref.training_seconds : ref.inference_seconds;
-          }
-          if (!training && !ref.skipped) {
+          r.reference_seconds = training ? ref.training_seconds : ref.inference_seconds;
+          if (!training && ref.inference_seconds) {
             double diff = 0.0;
-            if (InferenceError(p, ref, &diff) > 1e-4) {
-              notes.push_back("WARNING: " + JoinShape(c.shape, "x") + " " + c.label + " " +
-                              r.target + ": bnorm inference differs from the reference by " +
+            if (InferenceError(p, ref, &diff) > Tolerance(p.dtype)) {
+              notes.push_back("WARNING: " + case_name + " " + r.target +
+                              ": bnorm inference differs from the reference by " +
                               JsonNumber(diff));
             }
             r.reference_max_abs_diff = diff;
@@ -1198,13 +1387,13 @@ int Run(const Options& o) {
 #if BNORM_HAVE_ONEDNN
           if (onednn) {
             r.onednn_seconds = stats.back().median;
-            const Sample bnorm_y = TakeSample(p.y.get(), p.elements);
+            const Sample bnorm_y = TakeSample(p.dtype, p.y.get(), p.elements);
             (*onednn)();
             double magnitude = 0.0;
-            const double diff = SampleDiff(bnorm_y, p.y.get(), &magnitude);
+            const double diff = SampleDiff(bnorm_y, p.dtype, p.y.get(), &magnitude);
             r.onednn_max_abs_diff = diff;
-            if (diff > 1e-4 * (1.0 + magnitude)) {
-              notes.push_back("WARNING: " + JoinShape(c.shape, "x") + " " + c.label + " " + r.mode +
+            if (diff > Tolerance(p.dtype) * (1.0 + magnitude)) {
+              notes.push_back("WARNING: " + case_name + " " + r.mode +
                               ": oneDNN and bnorm outputs differ by up to " + JsonNumber(diff) +
                               " (not the same computation?)");
             }
@@ -1218,7 +1407,7 @@ int Run(const Options& o) {
     }
   }
   if (o.json) {
-    PrintJson(rows, o.compare_onednn);
+    PrintJson(rows, o);
   } else {
 #if BNORM_HAVE_ONEDNN
     if (o.compare_onednn) {

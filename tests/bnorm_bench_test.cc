@@ -1,0 +1,153 @@
+// bnorm-bench end to end: tiny cases (well under a second each) in every dtype
+// and layout with --json, the layer flags, and bad flags, which must exit 2 with
+// one line naming the flag before anything is timed.
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace bnorm {
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs bnorm-bench with `args` (through the emulator in cross builds).
+Result RunBench(const std::string& args) {
+  std::string dir = ::testing::TempDir() + "/bnorm_bench_test.XXXXXX";
+  EXPECT_NE(mkdtemp(&dir[0]), nullptr);
+  const std::string out_path = dir + "/stdout.txt", err_path = dir + "/stderr.txt";
+  const std::string command = std::string(BNORM_TEST_LAUNCHER) + "'" + BNORM_TOOLS_DIR +
+                              "/bnorm-bench' " + args + " > '" + out_path + "' 2> '" + err_path +
+                              "'";
+  const int status = std::system(command.c_str());
+  Result result;
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = ReadFile(out_path);
+  result.err = ReadFile(err_path);
+  std::remove(out_path.c_str());
+  std::remove(err_path.c_str());
+  rmdir(dir.c_str());
+  return result;
+}
+
+// The objects of bnorm-bench's JSON array: one per line, each starting "  {".
+std::vector<std::string> JsonRows(const std::string& json) {
+  std::vector<std::string> rows;
+  size_t begin = 0;
+  while ((begin = json.find("\n  {", begin)) != std::string::npos) {
+    const size_t end = json.find('}', begin);
+    rows.push_back(json.substr(begin + 3, end - begin - 2));
+    begin = end;
+  }
+  return rows;
+}
+
+// The value of a scalar key, as written ("f32" without quotes, 2, null, true).
+std::string Field(const std::string& row, const std::string& key) {
+  const std::string name = "\"" + key + "\": ";
+  const size_t at = row.find(name);
+  if (at == std::string::npos) return "<missing>";
+  const size_t begin = at + name.size();
+  std::string value = row.substr(begin, row.find_first_of(",}", begin) - begin);
+  if (value.size() >= 2 && value.front() == '"') value = value.substr(1, value.size() - 2);
+  return value;
+}
+
+double Number(const std::string& row, const std::string& key) {
+  return std::strtod(Field(row, key).c_str(), nullptr);
+}
+
+constexpr char kTiny[] = "--shape 4,8,5,5 --threads 1 --repeat 1 --min-time 0 --json ";
+
+TEST(BnormBench, EveryDtypeAndLayoutTimesBothModes) {
+  for (const char* dtype : {"f32", "bf16", "f16"}) {
+    for (const char* layout : {"nhwc", "nchw"}) {
+      SCOPED_TRACE(std::string(dtype) + " " + layout);
+      const Result r = RunBench(std::string(kTiny) + "--dtype " + dtype + " --layout " + layout);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
+      const std::vector<std::string> rows = JsonRows(r.out);
+      ASSERT_EQ(rows.size(), 2u) << r.out;
+      EXPECT_EQ(Field(rows[0], "mode"), "inference");
+      EXPECT_EQ(Field(rows[1], "mode"), "training");
+      for (const std::string& row : rows) {
+        EXPECT_EQ(Field(row, "dtype"), dtype);
+        EXPECT_EQ(Field(row, "layout"), layout);
+        EXPECT_EQ(Field(row, "virtual_batch_size"), "null");
+        EXPECT_EQ(Field(row, "renorm"), "false");
+        EXPECT_GT(Number(row, "seconds"), 0.0) << row;
+        EXPECT_GT(Number(row, "pct_roof"), 0.0) << row;
+        EXPECT_GT(Number(row, "reference_seconds"), 0.0) << row;
+      }
+    }
+  }
+}
+
+TEST(BnormBench, GhostBatchesAndRenormRunTheLayer) {
+  const Result r = RunBench(std::string(kTiny) + "--dtype bf16 --virtual-batch-size 2 --renorm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> rows = JsonRows(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  for (const std::string& row : rows) {
+    EXPECT_EQ(Field(row, "virtual_batch_size"), "2");
+    EXPECT_EQ(Field(row, "renorm"), "true");
+    EXPECT_GT(Number(row, "seconds"), 0.0) << row;
+    EXPECT_GT(Number(row, "reference_seconds"), 0.0) << row;
+  }
+}
+
+TEST(BnormBench, RenormTakesAnyBatchSize) {
+  const Result r = RunBench(
+      "--shape 3,8,5,5 --layout nchw --mode training --renorm --threads 1 --repeat 1 "
+      "--min-time 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> rows = JsonRows(r.out);
+  ASSERT_EQ(rows.size(), 1u) << r.out;
+  EXPECT_EQ(Field(rows[0], "mode"), "training");
+  EXPECT_EQ(Field(rows[0], "renorm"), "true");
+}
+
+// Exit status 2, one line on stderr that names the flag and says what it expects,
+// and no table: the check comes before any timing.
+void ExpectUsageError(const std::string& args, const std::string& flag,
+                      const std::string& expected) {
+  SCOPED_TRACE(args);
+  const Result r = RunBench(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_NE(r.err.find(flag + ": "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(BnormBench, VirtualBatchSizeMustDivideTheBatch) {
+  ExpectUsageError("--shape 4,8,5,5 --virtual-batch-size 3", "--virtual-batch-size",
+                   "expected a divisor of 4");
+}
+
+TEST(BnormBench, VirtualBatchSizeMustBePositive) {
+  ExpectUsageError("--shape 4,8,5,5 --virtual-batch-size 0", "--virtual-batch-size",
+                   "expected an integer >= 1");
+}
+
+TEST(BnormBench, UnknownDtypeIsRejected) {
+  ExpectUsageError("--shape 4,8,5,5 --dtype f8", "--dtype", "expected f32, bf16 or f16");
+}
+
+}  // namespace
+}  // namespace bnorm
