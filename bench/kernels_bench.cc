@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <memory>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -37,15 +37,12 @@ struct Shape {
   size_t outer, channels, inner;
 };
 
-// ResNet-sized activations (25.7 and 103 MB, beyond the caches), a dense layer's [N, C], and one cache-resident activation in both
-// layouts, where the fixed cost per call dominates.
+// ResNet-sized activations (25.7 and 103 MB, beyond the caches), a dense layer's [N, C], and one
+// cache-resident activation in both layouts, where the fixed cost per call dominates.
 const Shape kShapes[] = {
-    {"nhwc", "32x56x56x64", 32 * 56 * 56, 64, 1},
-    {"nhwc", "32x56x56x256", 32 * 56 * 56, 256, 1},
-    {"nchw", "32x64x56x56", 32, 64, 56 * 56},
-    {"nchw", "32x256x56x56", 32, 256, 56 * 56},
-    {"dense", "4096x1024", 4096, 1024, 1},
-    {"nhwc", "1x28x28x64", 28 * 28, 64, 1},
+    {"nhwc", "32x56x56x64", 32 * 56 * 56, 64, 1}, {"nhwc", "32x56x56x256", 32 * 56 * 56, 256, 1},
+    {"nchw", "32x64x56x56", 32, 64, 56 * 56},     {"nchw", "32x256x56x56", 32, 256, 56 * 56},
+    {"dense", "4096x1024", 4096, 1024, 1},        {"nhwc", "1x28x28x64", 28 * 28, 64, 1},
     {"nchw", "1x64x28x28", 1, 64, 28 * 28},
 };
 constexpr size_t kNumShapes = sizeof(kShapes) / sizeof(kShapes[0]);
@@ -149,8 +146,8 @@ Tensor& TensorFor(size_t shape) {
   return *tensor;
 }
 
-void RunKernel(benchmark::State& state, const std::string& target, size_t shape,
-               Kernel kernel, bool parallel) {
+void RunKernel(benchmark::State& state, const std::string& target, size_t shape, Kernel kernel,
+               bool parallel) {
   // Forcing is not thread-safe: done here, before any parallel work.
   try {
     bnorm::ForceTarget(target);
@@ -171,15 +168,13 @@ void RunKernel(benchmark::State& state, const std::string& target, size_t shape,
     state.SetBytesProcessed(state.iterations() * elements * 4);
   } else if (kernel == Kernel::kMoments) {
     for (auto _ : state) {
-      bnorm::BatchMoments(t.x.data(), t.g, t.mean.data(), t.variance.data(),
-                          exec);
+      bnorm::BatchMoments(t.x.data(), t.g, t.mean.data(), t.variance.data(), exec);
       benchmark::DoNotOptimize(t.mean.data());
       benchmark::ClobberMemory();
     }
     state.SetBytesProcessed(state.iterations() * elements * 4);
   } else {
-    const bnorm::NormalizeParams params{t.hi.data(), t.lo.data(),
-                                        t.scale.data(), t.shift.data()};
+    const bnorm::NormalizeParams params{t.hi.data(), t.lo.data(), t.scale.data(), t.shift.data()};
     for (auto _ : state) {
       bnorm::Normalize(t.x.data(), t.y.data(), t.g, params, exec);
       benchmark::DoNotOptimize(t.y.data());
@@ -210,17 +205,14 @@ void RegisterAll() {
         for (const bnorm::TargetInfo& target : targets) {
           // The read roof does not depend on the target: once, under the best.
           if (kernel == Kernel::kRead && &target != &targets.front()) continue;
-          const std::string name =
-              target.name + "/" +
-              KernelName(kernel) + "/" +
-              kShapes[s].layout + "/" + kShapes[s].name + "/" +
-              (parallel ? all_threads : std::string("threads:1"));
-          benchmark::RegisterBenchmark(name.c_str(),
-                                       [target = target.name, s, kernel,
-                                        parallel](benchmark::State& state) {
-                                         RunKernel(state, target, s, kernel,
-                                                   parallel);
-                                       })
+          const std::string name = target.name + "/" + KernelName(kernel) + "/" +
+                                   kShapes[s].layout + "/" + kShapes[s].name + "/" +
+                                   (parallel ? all_threads : std::string("threads:1"));
+          benchmark::RegisterBenchmark(
+              name.c_str(),
+              [target = target.name, s, kernel, parallel](benchmark::State& state) {
+                RunKernel(state, target, s, kernel, parallel);
+              })
               // Wall time: with threads, the main thread's CPU time says
               // nothing about the throughput.
               ->UseRealTime()
@@ -229,8 +221,7 @@ void RegisterAll() {
       }
     }
   }
-  benchmark::AddCustomContext("bnorm_compiled_targets",
-                              Join(bnorm::CompiledTargets()));
+  benchmark::AddCustomContext("bnorm_compiled_targets", Join(bnorm::CompiledTargets()));
   benchmark::AddCustomContext("bnorm_supported_targets", Join(targets));
 }
 

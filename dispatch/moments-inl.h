@@ -47,9 +47,8 @@ constexpr double kDevUnscale = 8.0;
 // Turns a sub-block's float shift m and scaled deviation sums s1 = Σ(x - m)/8,
 // s2 = Σ((x - m)/8)² over k values into double moments and merges them into
 // (mean, m2), which already hold `done` values (done == 0: assign).
-HWY_INLINE void MergeSubBlock(double done, double k, float m, float s1,
-                              float s2, double* HWY_RESTRICT mean,
-                              double* HWY_RESTRICT m2) {
+HWY_INLINE void MergeSubBlock(double done, double k, float m, float s1, float s2,
+                              double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
   const double s1d = s1 * kDevUnscale;
   const double block_mean = static_cast<double>(m) + s1d / k;
   const double block_m2 = static_cast<double>(s2) * (kDevUnscale * kDevUnscale) - s1d * s1d / k;
@@ -166,9 +165,8 @@ HWY_INLINE void RowMajorShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
 // apart, merged into mean[0..) and m2[0..). The G vectors are independent
 // chains for the FMA units; every float sum has at most kSubRows terms.
 template <size_t G, class D, class T>
-HWY_INLINE void ColumnGroupDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x,
-                                      size_t k, size_t stride,
-                                      const float* HWY_RESTRICT shift,
+HWY_INLINE void ColumnGroupDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t k,
+                                      size_t stride, const float* HWY_RESTRICT shift,
                                       const SubBlockMerge& w, double* HWY_RESTRICT mean,
                                       double* HWY_RESTRICT m2) {
   static_assert(G == 1 || G == 2 || G == 4, "column groups of 1, 2 or 4 vectors");
@@ -356,15 +354,12 @@ HWY_INLINE void CombineLanes(D d, V m, V s1, V s2, size_t n, double* HWY_RESTRIC
     const auto hi1 = hn::Mul(unscale, hn::PromoteTo(dd, hn::UpperHalf(dh, s1)));
     const auto lane_mean_lo = hn::MulAdd(lo1, inv_n, hn::PromoteTo(dd, hn::LowerHalf(dh, m)));
     const auto lane_mean_hi = hn::MulAdd(hi1, inv_n, hn::PromoteTo(dd, hn::UpperHalf(dh, m)));
-    const auto lane_m2_lo =
-        hn::NegMulAdd(hn::Mul(lo1, lo1), inv_n,
-                      hn::Mul(unscale2, hn::PromoteTo(dd, hn::LowerHalf(dh, s2))));
-    const auto lane_m2_hi =
-        hn::NegMulAdd(hn::Mul(hi1, hi1), inv_n,
-                      hn::Mul(unscale2, hn::PromoteTo(dd, hn::UpperHalf(dh, s2))));
+    const auto lane_m2_lo = hn::NegMulAdd(
+        hn::Mul(lo1, lo1), inv_n, hn::Mul(unscale2, hn::PromoteTo(dd, hn::LowerHalf(dh, s2))));
+    const auto lane_m2_hi = hn::NegMulAdd(
+        hn::Mul(hi1, hi1), inv_n, hn::Mul(unscale2, hn::PromoteTo(dd, hn::UpperHalf(dh, s2))));
     const double lanes = static_cast<double>(hn::Lanes(d));
-    const double mu =
-        hn::GetLane(hn::SumOfLanes(dd, hn::Add(lane_mean_lo, lane_mean_hi))) / lanes;
+    const double mu = hn::GetLane(hn::SumOfLanes(dd, hn::Add(lane_mean_lo, lane_mean_hi))) / lanes;
     const auto vmu = hn::Set(dd, mu);
     const auto dev_lo = hn::Sub(lane_mean_lo, vmu);
     const auto dev_hi = hn::Sub(lane_mean_hi, vmu);
@@ -442,9 +437,8 @@ HWY_INLINE void ChunkMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x, si
 // is a piece of one long run, or several short runs together, so short runs
 // (e.g. 14x14 feature maps) do not pay a horizontal reduction each.
 template <class T>
-HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                             size_t len, size_t stride, double* HWY_RESTRICT mean,
-                             double* HWY_RESTRICT m2) {
+HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t len,
+                             size_t stride, double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
   const hn::ScalableTag<float> d;
   const size_t chunk = kRunChunkVectors * hn::Lanes(d);
   double done = 0.0;
@@ -476,13 +470,12 @@ HWY_NOINLINE void MomentsRowsImpl(const void* x, DType type, size_t rows, size_t
       return MomentsRowsT(BF16(), static_cast<const uint16_t*>(x), rows, channels, stride, mean,
                           m2);
     case DType::kFloat16:
-      return MomentsRowsT(F16(), static_cast<const uint16_t*>(x), rows, channels, stride, mean,
-                          m2);
+      return MomentsRowsT(F16(), static_cast<const uint16_t*>(x), rows, channels, stride, mean, m2);
   }
 }
 
-HWY_NOINLINE void MomentsRunsImpl(const void* x, DType type, size_t runs, size_t len,
-                                  size_t stride, double* mean, double* m2) {
+HWY_NOINLINE void MomentsRunsImpl(const void* x, DType type, size_t runs, size_t len, size_t stride,
+                                  double* mean, double* m2) {
   switch (type) {
     case DType::kFloat32:
       return MomentsRunsT(F32(), static_cast<const float*>(x), runs, len, stride, mean, m2);

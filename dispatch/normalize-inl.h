@@ -52,14 +52,24 @@ HWY_INLINE V NormalizeVector(D d, V x, V hi, V scale, V shift) {
   return Activate<kAct>(d, hn::MulAdd(hn::Sub(x, hi), scale, shift));
 }
 
-// Stores a full vector of y. With `stream`, float32 vectors at aligned
-// addresses bypass the cache (non-temporal stores): an output larger than the
-// caches is then not read for ownership first, a third less traffic.
+// Stores a full vector of y. With `stream`, vectors at aligned addresses
+// bypass the cache (non-temporal stores): an output larger than the caches is
+// then not read for ownership first, a third less traffic.
 template <class D, class T>
 HWY_INLINE void StoreOut(D d, T t, hn::Vec<D> v, typename T::Raw* HWY_RESTRICT p, bool stream) {
-  if constexpr (std::is_same<T, F32>::value) {
-    if (stream && reinterpret_cast<uintptr_t>(p) % (hn::Lanes(d) * sizeof(float)) == 0) {
-      hn::Stream(v, d, p);
+  using Raw = typename T::Raw;
+  using D16 = hn::Rebind<uint16_t, D>;
+  // 16-bit outputs stream only as whole vectors: x86's non-temporal store of a
+  // partial one (SSE4's 4 x 16 bits) would write a full 16 bytes.
+  constexpr bool kCanStream =
+      std::is_same<T, F32>::value || hn::MaxLanes(D16()) * sizeof(uint16_t) >= 16;
+  if constexpr (kCanStream) {
+    if (stream && reinterpret_cast<uintptr_t>(p) % (hn::Lanes(d) * sizeof(Raw)) == 0) {
+      if constexpr (std::is_same<T, F32>::value) {
+        hn::Stream(v, d, p);
+      } else {
+        hn::Stream(NarrowBits(d, t, v), D16(), p);
+      }
       return;
     }
   }
@@ -185,10 +195,10 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y
     typename T::Raw* yr = y + run * stride;
     size_t i = 0;
     // Streaming needs aligned vectors: reach the alignment lane by lane.
-    for (; stream && i < len && reinterpret_cast<uintptr_t>(yr + i) % (N * sizeof(float)) != 0;
+    for (; stream && i < len &&
+           reinterpret_cast<uintptr_t>(yr + i) % (N * sizeof(typename T::Raw)) != 0;
          ++i) {
-      StoreAs(d1, t,
-              NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1),
+      StoreAs(d1, t, NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1),
               yr + i);
     }
     // Two vectors per iteration: two independent chains per loop trip.
@@ -203,8 +213,7 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y
                yr + i, stream);
     }
     for (; i < len; ++i) {
-      StoreAs(d1, t,
-              NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1),
+      StoreAs(d1, t, NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1),
               yr + i);
     }
   }
@@ -238,10 +247,10 @@ constexpr Activation ActivationOf(hwy::SizeTag<kIndex>) {
   return static_cast<Activation>(kIndex);
 }
 
-HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activation act,
-                                    size_t rows, size_t channels, size_t stride,
-                                    const float* hi, const float* lo, const float* scale,
-                                    const float* shift, bool stream) {
+HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activation act, size_t rows,
+                                    size_t channels, size_t stride, const float* hi,
+                                    const float* lo, const float* scale, const float* shift,
+                                    bool stream) {
   WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
     using Raw = typename decltype(tag)::Raw;
     constexpr Activation kAct = ActivationOf(decltype(act_tag)());
@@ -256,14 +265,14 @@ HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activati
   if (stream) hwy::FlushStream();
 }
 
-HWY_NOINLINE void NormalizeRunsImpl(const void* x, void* y, DType type, Activation act,
-                                    size_t runs, size_t len, size_t stride, float hi, float lo,
-                                    float scale, float shift, bool stream) {
+HWY_NOINLINE void NormalizeRunsImpl(const void* x, void* y, DType type, Activation act, size_t runs,
+                                    size_t len, size_t stride, float hi, float lo, float scale,
+                                    float shift, bool stream) {
   WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
     using Raw = typename decltype(tag)::Raw;
     NormalizeRunsT<ActivationOf(decltype(act_tag)())>(tag, static_cast<const Raw*>(x),
-                                                      static_cast<Raw*>(y), runs, len, stride,
-                                                      hi, lo, scale, shift, stream);
+                                                      static_cast<Raw*>(y), runs, len, stride, hi,
+                                                      lo, scale, shift, stream);
   });
   if (stream) hwy::FlushStream();
 }

@@ -18,7 +18,9 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
   if (x == nullptr) throw Error("x is null; expected " + std::to_string(g.elements()) + " values");
   if (y == nullptr) throw Error("y is null; expected " + std::to_string(g.elements()) + " values");
   if (p.mean_hi == nullptr || p.scale == nullptr || p.shift == nullptr) {
-    throw Error(std::string(p.mean_hi == nullptr ? "mean_hi" : p.scale == nullptr ? "scale" : "shift") +
+    throw Error(std::string(p.mean_hi == nullptr ? "mean_hi"
+                            : p.scale == nullptr ? "scale"
+                                                 : "shift") +
                 " is null; expected " + std::to_string(g.channels) + " per-channel values");
   }
   const uintptr_t align = SizeOf(type);
@@ -33,8 +35,9 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
   const char* xb = static_cast<const char*>(x);
   const char* yb = static_cast<const char*>(y);
   if (xb != yb && xb < yb + bytes && yb < xb + bytes) {
-    throw Error("x and y overlap without being the same buffer; expected y == x (in place) or "
-                "disjoint buffers");
+    throw Error(
+        "x and y overlap without being the same buffer; expected y == x (in place) or "
+        "disjoint buffers");
   }
 }
 
@@ -44,7 +47,7 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
 constexpr size_t kStreamBytes = size_t{16} << 20;
 
 bool StreamOutput(DType type, const Geometry& g) {
-  return type == DType::kFloat32 && g.Extent() * sizeof(float) > kStreamBytes;
+  return g.Extent() * SizeOf(type) > kStreamBytes;
 }
 
 }  // namespace
@@ -79,8 +82,8 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
         (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
     const size_t c = b.channel;
     dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.rows, b.inner_count,
-                            g.RowStride(), p.mean_hi[c], p.mean_lo == nullptr ? 0.0f : p.mean_lo[c], p.scale[c],
-                            p.shift[c], stream);
+                            g.RowStride(), p.mean_hi[c], p.mean_lo == nullptr ? 0.0f : p.mean_lo[c],
+                            p.scale[c], p.shift[c], stream);
   });
 }
 
