@@ -36,9 +36,10 @@ void MomentsRows(const void* x, DType type, size_t rows, size_t channels, size_t
   HWY_DYNAMIC_DISPATCH(MomentsRowsImpl)(x, type, rows, channels, stride, mean, m2);
 }
 
-void MomentsRuns(const void* x, DType type, size_t runs, size_t len, size_t stride,
-                 double* mean, double* m2) {
-  HWY_DYNAMIC_DISPATCH(MomentsRunsImpl)(x, type, runs, len, stride, mean, m2);
+void MomentsRuns(const void* x, DType type, size_t channels, size_t channel_stride, size_t runs,
+                 size_t len, size_t stride, double* mean, double* m2) {
+  HWY_DYNAMIC_DISPATCH(MomentsRunsImpl)
+  (x, type, channels, channel_stride, runs, len, stride, mean, m2);
 }
 
 void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows,
@@ -48,10 +49,11 @@ void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t ro
   (x, y, type, act, rows, channels, stride, hi, lo, scale, shift, stream);
 }
 
-void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t runs, size_t len,
-                   size_t stride, float hi, float lo, float scale, float shift, bool stream) {
+void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t channels,
+                   size_t channel_stride, size_t runs, size_t len, size_t stride, const float* hi,
+                   const float* lo, const float* scale, const float* shift, bool stream) {
   HWY_DYNAMIC_DISPATCH(NormalizeRunsImpl)
-  (x, y, type, act, runs, len, stride, hi, lo, scale, shift, stream);
+  (x, y, type, act, channels, channel_stride, runs, len, stride, hi, lo, scale, shift, stream);
 }
 
 int64_t DispatchedTarget() {

@@ -18,10 +18,11 @@ namespace dispatch {
 void MomentsRows(const void* x, DType type, size_t rows, size_t channels, size_t stride,
                  double* mean, double* m2);
 
-// Channels-first moments of one channel: `runs` >= 1 runs of `len` >= 1
-// contiguous values, runs `stride` elements apart. Writes *mean and *m2.
-void MomentsRuns(const void* x, DType type, size_t runs, size_t len, size_t stride,
-                 double* mean, double* m2);
+// Channels-first moments of `channels` >= 1 channels `channel_stride` elements
+// apart, each `runs` >= 1 runs of `len` >= 1 contiguous values, runs `stride`
+// elements apart. Writes mean[c] and m2[c] for c < channels.
+void MomentsRuns(const void* x, DType type, size_t channels, size_t channel_stride, size_t runs,
+                 size_t len, size_t stride, double* mean, double* m2);
 
 // Channels-last normalize:
 // y[r][c] = act(((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c]); lo may be
@@ -31,9 +32,12 @@ void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t ro
                    size_t channels, size_t stride, const float* hi, const float* lo,
                    const float* scale, const float* shift, bool stream);
 
-// Channels-first normalize of one channel's runs with scalar coefficients.
-void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t runs, size_t len,
-                   size_t stride, float hi, float lo, float scale, float shift, bool stream);
+// Channels-first normalize of `channels` channels (laid out as for
+// MomentsRuns), channel c with coefficients hi[c], lo[c] (lo may be null),
+// scale[c], shift[c].
+void NormalizeRuns(const void* x, void* y, DType type, Activation act, size_t channels,
+                   size_t channel_stride, size_t runs, size_t len, size_t stride, const float* hi,
+                   const float* lo, const float* scale, const float* shift, bool stream);
 
 // The HWY_* bit of the target the dispatch table calls now.
 int64_t DispatchedTarget();

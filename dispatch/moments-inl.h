@@ -474,15 +474,21 @@ HWY_NOINLINE void MomentsRowsImpl(const void* x, DType type, size_t rows, size_t
   }
 }
 
-HWY_NOINLINE void MomentsRunsImpl(const void* x, DType type, size_t runs, size_t len, size_t stride,
+HWY_NOINLINE void MomentsRunsImpl(const void* x, DType type, size_t channels,
+                                  size_t channel_stride, size_t runs, size_t len, size_t stride,
                                   double* mean, double* m2) {
+  auto each_channel = [&](auto tag, const auto* data) {
+    for (size_t c = 0; c < channels; ++c) {
+      MomentsRunsT(tag, data + c * channel_stride, runs, len, stride, mean + c, m2 + c);
+    }
+  };
   switch (type) {
     case DType::kFloat32:
-      return MomentsRunsT(F32(), static_cast<const float*>(x), runs, len, stride, mean, m2);
+      return each_channel(F32(), static_cast<const float*>(x));
     case DType::kBFloat16:
-      return MomentsRunsT(BF16(), static_cast<const uint16_t*>(x), runs, len, stride, mean, m2);
+      return each_channel(BF16(), static_cast<const uint16_t*>(x));
     case DType::kFloat16:
-      return MomentsRunsT(F16(), static_cast<const uint16_t*>(x), runs, len, stride, mean, m2);
+      return each_channel(F16(), static_cast<const uint16_t*>(x));
   }
 }
 

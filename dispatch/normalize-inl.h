@@ -265,14 +265,18 @@ HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activati
   if (stream) hwy::FlushStream();
 }
 
-HWY_NOINLINE void NormalizeRunsImpl(const void* x, void* y, DType type, Activation act, size_t runs,
-                                    size_t len, size_t stride, float hi, float lo, float scale,
-                                    float shift, bool stream) {
+HWY_NOINLINE void NormalizeRunsImpl(const void* x, void* y, DType type, Activation act,
+                                    size_t channels, size_t channel_stride, size_t runs,
+                                    size_t len, size_t stride, const float* hi, const float* lo,
+                                    const float* scale, const float* shift, bool stream) {
   WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
     using Raw = typename decltype(tag)::Raw;
-    NormalizeRunsT<ActivationOf(decltype(act_tag)())>(tag, static_cast<const Raw*>(x),
-                                                      static_cast<Raw*>(y), runs, len, stride, hi,
-                                                      lo, scale, shift, stream);
+    for (size_t c = 0; c < channels; ++c) {
+      const size_t offset = c * channel_stride;
+      NormalizeRunsT<ActivationOf(decltype(act_tag)())>(
+          tag, static_cast<const Raw*>(x) + offset, static_cast<Raw*>(y) + offset, runs, len,
+          stride, hi[c], lo == nullptr ? 0.0f : lo[c], scale[c], shift[c], stream);
+    }
   });
   if (stream) hwy::FlushStream();
 }

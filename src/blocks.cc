@@ -35,12 +35,26 @@ BlockPlan::BlockPlan(const Geometry& g) : g_(g) {
   }
   blocks_per_group_ = CeilDiv(g.group_rows, rows_per_block_) * pieces_per_row_;
   per_channel_ = groups_ * blocks_per_group_;
+  if (per_channel_ == 1) {
+    // Whole channels fit in a block: several per block, so small feature maps
+    // (e.g. 64 channels of 28x28) do not pay a kernel call per channel.
+    channels_per_block_ = std::max<size_t>(kBlockElements / g.reduced(), 1);
+    count_ = CeilDiv(g.channels, channels_per_block_);
+    return;
+  }
   count_ = g.channels * per_channel_;
 }
 
 Block BlockPlan::operator[](size_t index) const {
   Block b;
   size_t rest = index;
+  if (channels_per_block_ > 1) {
+    b.channel = index * channels_per_block_;
+    b.channels = std::min(channels_per_block_, g_.channels - b.channel);
+    b.rows = g_.outer;
+    b.inner_count = g_.inner;
+    return b;
+  }
   if (!g_.channels_last()) {
     b.channel = rest / per_channel_;
     rest %= per_channel_;

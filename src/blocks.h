@@ -12,10 +12,12 @@
 namespace bnorm {
 
 // One block. Channels-last: rows [row, row + rows) and every channel.
-// Channels-first: channel `channel`, rows [row, row + rows), inner values
-// [inner_begin, inner_begin + inner_count) of each row.
+// Channels-first: channels [channel, channel + channels), rows [row, row +
+// rows), inner values [inner_begin, inner_begin + inner_count) of each row.
+// Several channels share a block only when each fits in one block whole.
 struct Block {
   size_t channel = 0;
+  size_t channels = 1;
   size_t row = 0;
   size_t rows = 0;
   size_t inner_begin = 0;
@@ -28,8 +30,11 @@ class BlockPlan {
 
   size_t size() const { return count_; }
   Block operator[](size_t index) const;
-  // Channels-first: blocks of channel c are [c * per_channel(), (c+1) * ...).
+  // Channels-first: blocks of channel c are [c * per_channel(), (c+1) * ...)
+  // when channels_per_block() == 1; otherwise per_channel() == 1 and block i
+  // holds channels [i * channels_per_block(), ...).
   size_t per_channel() const { return per_channel_; }
+  size_t channels_per_block() const { return channels_per_block_; }
 
  private:
   Geometry g_;
@@ -38,6 +43,7 @@ class BlockPlan {
   size_t pieces_per_row_ = 1;  // channels-first runs longer than a block split
   size_t groups_ = 1;
   size_t per_channel_ = 1;
+  size_t channels_per_block_ = 1;
   size_t count_ = 0;
 };
 

@@ -73,24 +73,35 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
     }
     return;
   }
-  // Channels-first: per block one (mean, M2) pair.
-  std::vector<double> partials(plan.size() * 2);
+  // Channels-first: one (mean, M2) per channel and block, at c * per_channel
+  // plus the block's place among its channel's blocks (a block holding several
+  // channels is its channels' only block).
+  const size_t per_channel = plan.per_channel();
+  std::vector<double> partials(2 * C * per_channel);
+  double* part_mean = partials.data();
+  double* part_m2 = partials.data() + C * per_channel;
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
     const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
-    dispatch::MomentsRuns(bytes + first * size, type, b.rows, b.inner_count, g.RowStride(),
-                          &partials[2 * i], &partials[2 * i + 1]);
+    const size_t slot = b.channel * per_channel + i % per_channel;
+    dispatch::MomentsRuns(bytes + first * size, type, b.channels, g.ChannelStride(), b.rows,
+                          b.inner_count, g.RowStride(), part_mean + slot, part_m2 + slot);
   });
+  // Every channel splits into blocks the same way: channel 0's give the counts.
+  std::vector<double> counts(per_channel);
+  for (size_t k = 0; k < per_channel; ++k) {
+    counts[k] = static_cast<double>(plan[k].rows * plan[k].inner_count);
+  }
   for (size_t c = 0; c < C; ++c) {
     double count = 0.0, m = 0.0, m2 = 0.0;
-    for (size_t i = c * plan.per_channel(); i < (c + 1) * plan.per_channel(); ++i) {
-      const Block b = plan[i];
-      const double n = static_cast<double>(b.rows * b.inner_count);
+    for (size_t k = 0; k < per_channel; ++k) {
+      const size_t i = c * per_channel + k;
+      const double n = counts[k];
       if (count == 0.0) {
-        m = partials[2 * i];
-        m2 = partials[2 * i + 1];
+        m = part_mean[i];
+        m2 = part_m2[i];
       } else {
-        ChanMerge(count, &m, &m2, n, partials[2 * i], partials[2 * i + 1]);
+        ChanMerge(count, &m, &m2, n, part_mean[i], part_m2[i]);
       }
       count += n;
     }

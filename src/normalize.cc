@@ -81,9 +81,10 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
     const size_t offset =
         (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
     const size_t c = b.channel;
-    dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.rows, b.inner_count,
-                            g.RowStride(), p.mean_hi[c], p.mean_lo == nullptr ? 0.0f : p.mean_lo[c],
-                            p.scale[c], p.shift[c], stream);
+    dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.channels,
+                            g.ChannelStride(), b.rows, b.inner_count, g.RowStride(),
+                            p.mean_hi + c, p.mean_lo == nullptr ? nullptr : p.mean_lo + c,
+                            p.scale + c, p.shift + c, stream);
   });
 }
 
