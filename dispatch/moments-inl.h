@@ -20,6 +20,7 @@
 #include "bnorm/dtype.hpp"
 #include "dispatch/chan_merge.h"
 #include "dispatch/convert-inl.h"
+#include "dispatch/partial_vectors-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -215,14 +216,13 @@ constexpr size_t kShiftChunk = 256;
 // Channels-last moments of `rows` >= 1 rows of `channels` values: per
 // sub-block of kSubRows rows, whole vectors of channels in chunks of at most
 // kShiftChunk (pass 1 row-major, pass 2 in column groups), then the channels
-// left over one lane at a time (no masked loads, which could fault on SSE4 or
+// left over in partial vectors (no masked loads, which could fault on SSE4 or
 // read past the row).
 template <class T>
 HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t rows,
                              size_t channels, size_t stride, double* HWY_RESTRICT mean,
                              double* HWY_RESTRICT m2) {
   const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   const size_t vector_channels = channels - channels % N;
   HWY_ALIGN float shift[kShiftChunk];
@@ -247,10 +247,11 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
         ColumnGroupDeviations<1>(d, t, block + c, k, stride, shift + j, w, mean + c, m2 + c);
       }
     }
-    for (size_t c = vector_channels; c < channels; ++c) {
-      RowMajorShifts(d1, t, block + c, k, stride, 1, w.inv_k_f, shift);
-      ColumnGroupDeviations<1>(d1, t, block + c, k, stride, shift, w, mean + c, m2 + c);
-    }
+    size_t c = vector_channels;
+    ForEachPartialVector(N, &c, channels, [&](auto dc, size_t first) {
+      RowMajorShifts(dc, t, block + first, k, stride, hn::Lanes(dc), w.inv_k_f, shift);
+      ColumnGroupDeviations<1>(dc, t, block + first, k, stride, shift, w, mean + first, m2 + first);
+    });
   }
 }
 
@@ -474,9 +475,9 @@ HWY_NOINLINE void MomentsRowsImpl(const void* x, DType type, size_t rows, size_t
   }
 }
 
-HWY_NOINLINE void MomentsRunsImpl(const void* x, DType type, size_t channels,
-                                  size_t channel_stride, size_t runs, size_t len, size_t stride,
-                                  double* mean, double* m2) {
+HWY_NOINLINE void MomentsRunsImpl(const void* x, DType type, size_t channels, size_t channel_stride,
+                                  size_t runs, size_t len, size_t stride, double* mean,
+                                  double* m2) {
   auto each_channel = [&](auto tag, const auto* data) {
     for (size_t c = 0; c < channels; ++c) {
       MomentsRunsT(tag, data + c * channel_stride, runs, len, stride, mean + c, m2 + c);

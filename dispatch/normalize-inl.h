@@ -19,6 +19,7 @@
 
 #include "bnorm/dtype.hpp"
 #include "dispatch/convert-inl.h"
+#include "dispatch/partial_vectors-inl.h"
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
@@ -153,7 +154,6 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
                                const float* HWY_RESTRICT lo, const float* HWY_RESTRICT scale,
                                const float* HWY_RESTRICT shift, bool stream) {
   const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   if constexpr (std::is_same<T, F32>::value) {
     const size_t phase = reinterpret_cast<uintptr_t>(y) % (N * sizeof(float)) / sizeof(float);
@@ -169,11 +169,11 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
     for (; c + N <= channels; c += N) {
       NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, stream);
     }
-    // Remaining channels lane by lane (never streamed: a one-lane store must
-    // not become a full-width one): nothing outside the row is touched.
-    for (; c < channels; ++c) {
-      NormalizeChannels<kAct, kHasLo>(d1, t, xr, yr, c, hi, lo, scale, shift, false);
-    }
+    // Remaining channels in partial vectors (never streamed: a partial store
+    // must not become a full-width one): nothing outside the row is touched.
+    ForEachPartialVector(N, &c, channels, [&](auto dc, size_t first) {
+      NormalizeChannels<kAct, kHasLo>(dc, t, xr, yr, first, hi, lo, scale, shift, false);
+    });
   }
 }
 
@@ -266,8 +266,8 @@ HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activati
 }
 
 HWY_NOINLINE void NormalizeRunsImpl(const void* x, void* y, DType type, Activation act,
-                                    size_t channels, size_t channel_stride, size_t runs,
-                                    size_t len, size_t stride, const float* hi, const float* lo,
+                                    size_t channels, size_t channel_stride, size_t runs, size_t len,
+                                    size_t stride, const float* hi, const float* lo,
                                     const float* scale, const float* shift, bool stream) {
   WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
     using Raw = typename decltype(tag)::Raw;

@@ -32,20 +32,23 @@ uint16_t Narrow(DType dtype, float f) {
 
 bool IsNan(DType dtype, uint16_t bits) { return std::isnan(Widen(dtype, bits)); }
 
-// y = x * scale on every bit pattern (both layouts), against the oracle: the
-// float product narrowed to nearest even. scale == 1 is the exact round trip
-// (the shift is -0, so -0 stays -0).
+// y = x * scale on every bit pattern (both layouts, and 31 channels: the
+// leftover channels after full vectors go through partial vectors), against
+// the oracle: the float product narrowed to nearest even. scale == 1 is the
+// exact round trip (the shift is -0, so -0 stays -0).
 void CheckAllPatterns(DType dtype, float scale) {
-  std::vector<uint16_t> x(kPatterns);
-  for (size_t i = 0; i < kPatterns; ++i) x[i] = static_cast<uint16_t>(i);
-  const std::vector<float> hi(kChannels, 0.0f), scales(kChannels, scale), shift(kChannels, -0.0f);
+  constexpr size_t kOdd = 31;
+  const std::vector<float> hi(kOdd, 0.0f), scales(kOdd, scale), shift(kOdd, -0.0f);
   const NormalizeParams params{hi.data(), nullptr, scales.data(), shift.data()};
   test::ForEachSupportedTarget([&](const std::string& target) {
     for (const Geometry& g : {Geometry::Dense(kPatterns / kChannels, kChannels, 1),
-                              Geometry::Dense(1, kChannels, kPatterns / kChannels)}) {
-      std::vector<uint16_t> y(kPatterns);
+                              Geometry::Dense(1, kChannels, kPatterns / kChannels),
+                              Geometry::Dense((kPatterns + kOdd - 1) / kOdd, kOdd, 1)}) {
+      const size_t n = g.elements();
+      std::vector<uint16_t> x(n), y(n);
+      for (size_t i = 0; i < n; ++i) x[i] = static_cast<uint16_t>(i);
       Normalize(x.data(), y.data(), dtype, g, params, Execution::Serial());
-      for (size_t i = 0; i < kPatterns; ++i) {
+      for (size_t i = 0; i < n; ++i) {
         const uint16_t in = x[i];
         if (IsNan(dtype, in)) {
           ASSERT_TRUE(IsNan(dtype, y[i])) << target << " " << Name(dtype) << " input " << in;
@@ -53,7 +56,8 @@ void CheckAllPatterns(DType dtype, float scale) {
           continue;
         }
         ASSERT_EQ(y[i], Narrow(dtype, Widen(dtype, in) * scale))
-            << target << " " << Name(dtype) << " input 0x" << std::hex << in << " scale " << scale;
+            << target << " " << Name(dtype) << " input 0x" << std::hex << in << " scale "
+            << scale << " channels " << std::dec << g.channels;
       }
     }
   });
