@@ -212,10 +212,12 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y
       StoreOut(d, t, NormalizeVector<kAct>(d, LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift),
                yr + i, stream);
     }
-    for (; i < len; ++i) {
-      StoreAs(d1, t, NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1),
-              yr + i);
-    }
+    // The run's tail (e.g. 4 of 14x14 = 196) in partial vectors.
+    ForEachPartialVector(N, &i, len, [&](auto dc, size_t first) {
+      const auto v = NormalizeVector<kAct>(dc, LoadAs(dc, t, xr + first), hn::Set(dc, hi),
+                                           hn::Set(dc, lo), hn::Set(dc, scale), hn::Set(dc, shift));
+      StoreAs(dc, t, v, yr + first);
+    });
   }
 }
 

@@ -32,8 +32,8 @@ uint16_t Narrow(DType dtype, float f) {
 
 bool IsNan(DType dtype, uint16_t bits) { return std::isnan(Widen(dtype, bits)); }
 
-// y = x * scale on every bit pattern (both layouts, and 31 channels: the
-// leftover channels after full vectors go through partial vectors), against
+// y = x * scale on every bit pattern (both layouts, and 31 channels or runs of
+// 9363 values: what is left after full vectors goes through partial vectors), against
 // the oracle: the float product narrowed to nearest even. scale == 1 is the
 // exact round trip (the shift is -0, so -0 stays -0).
 void CheckAllPatterns(DType dtype, float scale) {
@@ -41,9 +41,10 @@ void CheckAllPatterns(DType dtype, float scale) {
   const std::vector<float> hi(kOdd, 0.0f), scales(kOdd, scale), shift(kOdd, -0.0f);
   const NormalizeParams params{hi.data(), nullptr, scales.data(), shift.data()};
   test::ForEachSupportedTarget([&](const std::string& target) {
-    for (const Geometry& g : {Geometry::Dense(kPatterns / kChannels, kChannels, 1),
-                              Geometry::Dense(1, kChannels, kPatterns / kChannels),
-                              Geometry::Dense((kPatterns + kOdd - 1) / kOdd, kOdd, 1)}) {
+    for (const Geometry& g :
+         {Geometry::Dense(kPatterns / kChannels, kChannels, 1),
+          Geometry::Dense(1, kChannels, kPatterns / kChannels),
+          Geometry::Dense((kPatterns + kOdd - 1) / kOdd, kOdd, 1), Geometry::Dense(1, 7, 9363)}) {
       const size_t n = g.elements();
       std::vector<uint16_t> x(n), y(n);
       for (size_t i = 0; i < n; ++i) x[i] = static_cast<uint16_t>(i);
@@ -56,8 +57,8 @@ void CheckAllPatterns(DType dtype, float scale) {
           continue;
         }
         ASSERT_EQ(y[i], Narrow(dtype, Widen(dtype, in) * scale))
-            << target << " " << Name(dtype) << " input 0x" << std::hex << in << " scale "
-            << scale << " channels " << std::dec << g.channels;
+            << target << " " << Name(dtype) << " input 0x" << std::hex << in << " scale " << scale
+            << " channels " << std::dec << g.channels;
       }
     }
   });
