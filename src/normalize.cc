@@ -8,6 +8,7 @@
 #include "bnorm/targets.hpp"
 #include "dispatch/kernels.h"
 #include "src/blocks.h"
+#include "src/streaming.h"
 
 namespace bnorm {
 namespace {
@@ -41,13 +42,8 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
   }
 }
 
-// Outputs larger than this go around the caches (non-temporal stores): they
-// would evict everything else, and skipping the read-for-ownership of y saves
-// a third of the traffic. Smaller outputs stay cached for the next layer.
-constexpr size_t kStreamBytes = size_t{16} << 20;
-
 bool StreamOutput(DType type, const Geometry& g) {
-  return g.Extent() * SizeOf(type) > kStreamBytes;
+  return g.Extent() * SizeOf(type) > StreamingThresholdBytes();
 }
 
 }  // namespace

@@ -15,10 +15,9 @@
 namespace bnorm {
 namespace {
 
-// 4.5 Mi floats (18 MiB) is above the 16 MiB streaming threshold; each
-// 1/8 slice is below it and takes the cached path.
+// The whole tensor is above the streaming threshold; each 1/8 slice is below
+// it and takes the cached path.
 constexpr size_t kOuter = 8;
-constexpr size_t kPerRow = 576 * 1024;
 
 void CheckStreamingMatchesCached(const Geometry& whole, const Geometry& slice) {
   const size_t n = whole.elements();
@@ -67,20 +66,21 @@ void CheckStreamingMatchesCached(const Geometry& whole, const Geometry& slice) {
   });
 }
 
-TEST(Streaming, ChannelsLastLargeOutputMatchesTheCachedPath) {
-  CheckStreamingMatchesCached(Geometry::Dense(kOuter * kPerRow / 96, 96, 1),
-                              Geometry::Dense(kPerRow / 96, 96, 1));
+// A channels-first (inner > 1) or channels-last geometry of kOuter slices.
+void CheckSlices(size_t channels, size_t inner) {
+  const size_t rows = test::StreamingSliceRows(channels * inner * sizeof(float));
+  CheckStreamingMatchesCached(Geometry::Dense(kOuter * rows, channels, inner),
+                              Geometry::Dense(rows, channels, inner));
 }
 
+TEST(Streaming, ChannelsLastLargeOutputMatchesTheCachedPath) { CheckSlices(96, 1); }
+
 // Channels not a multiple of any vector width: misaligned rows keep plain stores.
-TEST(Streaming, ChannelsLastOddChannelsMatchesTheCachedPath) {
-  CheckStreamingMatchesCached(Geometry::Dense(kOuter * 5900, 100, 1),
-                              Geometry::Dense(5900, 100, 1));
-}
+TEST(Streaming, ChannelsLastOddChannelsMatchesTheCachedPath) { CheckSlices(100, 1); }
 
 TEST(Streaming, ChannelsFirstLargeOutputMatchesTheCachedPath) {
   // Runs of 1001 values: most runs start misaligned.
-  CheckStreamingMatchesCached(Geometry::Dense(kOuter * 9, 64, 1001), Geometry::Dense(9, 64, 1001));
+  CheckSlices(64, 1001);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "bnorm/kernels.hpp"
 #include "bnorm/reference.hpp"
 #include "bnorm/targets.hpp"
+#include "src/streaming.h"
 
 namespace bnorm {
 namespace test {
@@ -56,18 +57,15 @@ struct Distribution {
 constexpr Distribution kStandardNormal{"N(0, 1)", 0.0, 1.0};
 constexpr Distribution kLargeMean{"N(1e4, 1)", 1e4, 1.0};
 constexpr Distribution kLargeMeanTinyStd{"N(1e4, 1e-2)", 1e4, 1e-2};
-constexpr Distribution kDistributions[] = {kStandardNormal, kLargeMean,
-                                           kLargeMeanTinyStd};
+constexpr Distribution kDistributions[] = {kStandardNormal, kLargeMean, kLargeMeanTinyStd};
 
-inline void FillNormal(float* data, size_t n, const Distribution& dist,
-                       uint32_t seed) {
+inline void FillNormal(float* data, size_t n, const Distribution& dist, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> normal(dist.mean, dist.std);
   for (size_t i = 0; i < n; ++i) data[i] = static_cast<float>(normal(rng));
 }
 
-inline std::vector<float> NormalVector(size_t n, const Distribution& dist,
-                                       uint32_t seed) {
+inline std::vector<float> NormalVector(size_t n, const Distribution& dist, uint32_t seed) {
   std::vector<float> v(n);
   FillNormal(v.data(), n, dist, seed);
   return v;
@@ -78,8 +76,7 @@ inline std::string Describe(const Geometry& g) {
   s << "[" << g.outer << ", " << g.channels << ", " << g.inner << "] "
     << (g.channels_last() ? "channels-last" : "channels-first");
   if (g.group_rows != g.outer) {
-    s << " (groups of " << g.group_rows << " rows, stride " << g.group_stride
-      << ")";
+    s << " (groups of " << g.group_rows << " rows, stride " << g.group_stride << ")";
   }
   return s.str();
 }
@@ -133,8 +130,7 @@ void ForEachOffset(const Geometry& g, const F& f) {
 // Floats from the base pointer to one past the last element of g.
 inline size_t Extent(const Geometry& g) {
   if (g.elements() == 0) return 0;
-  return g.RowOffset(g.outer - 1) + (g.channels - 1) * g.ChannelStride() +
-         g.inner;
+  return g.RowOffset(g.outer - 1) + (g.channels - 1) * g.ChannelStride() + g.inner;
 }
 
 // A quiet NaN with a payload no kernel produces: guard and untouched values.
@@ -159,11 +155,9 @@ class GuardedBuffer {
   static constexpr size_t kAlignFloats = 16;  // 64 bytes
 
   explicit GuardedBuffer(size_t size, size_t offset = 0)
-      : size_(size),
-        storage_(size + offset + 2 * kGuard + kAlignFloats, Sentinel()) {
+      : size_(size), storage_(size + offset + 2 * kGuard + kAlignFloats, Sentinel()) {
     // The first 64-byte boundary at least kGuard floats into the storage.
-    const uintptr_t base =
-        reinterpret_cast<uintptr_t>(storage_.data() + kGuard);
+    const uintptr_t base = reinterpret_cast<uintptr_t>(storage_.data() + kGuard);
     const size_t skip = ((64 - base % 64) % 64) / sizeof(float);
     begin_ = kGuard + skip + offset;
   }
@@ -174,9 +168,7 @@ class GuardedBuffer {
   float& operator[](size_t i) { return data()[i]; }
 
   // Copies `values` into the buffer (values.size() <= size()).
-  void Assign(const std::vector<float>& values) {
-    std::copy(values.begin(), values.end(), data());
-  }
+  void Assign(const std::vector<float>& values) { std::copy(values.begin(), values.end(), data()); }
 
   // Whether every float before data() and after data() + size() still holds
   // the sentinel.
@@ -184,11 +176,9 @@ class GuardedBuffer {
     for (size_t i = 0; i < storage_.size(); ++i) {
       if (i >= begin_ && i < begin_ + size_) continue;
       if (!IsSentinel(storage_[i])) {
-        const long long at =
-            static_cast<long long>(i) - static_cast<long long>(begin_);
-        return ::testing::AssertionFailure()
-               << "guard float at index " << at << " (buffer size " << size_
-               << ") was overwritten with " << storage_[i];
+        const long long at = static_cast<long long>(i) - static_cast<long long>(begin_);
+        return ::testing::AssertionFailure() << "guard float at index " << at << " (buffer size "
+                                             << size_ << ") was overwritten with " << storage_[i];
       }
     }
     return ::testing::AssertionSuccess();
@@ -215,37 +205,36 @@ inline bool VarianceOk(double got, double ref_var) {
 
 // Compares per-channel statistics with the reference, ignoring channel
 // `skip_channel` if given; the message names the first bad channel.
-inline ::testing::AssertionResult MomentsNear(
-    const std::vector<double>& mean, const std::vector<double>& variance,
-    const std::vector<double>& ref_mean, const std::vector<double>& ref_var,
-    size_t skip_channel = SIZE_MAX) {
+inline ::testing::AssertionResult MomentsNear(const std::vector<double>& mean,
+                                              const std::vector<double>& variance,
+                                              const std::vector<double>& ref_mean,
+                                              const std::vector<double>& ref_var,
+                                              size_t skip_channel = SIZE_MAX) {
   double worst_mean = 0.0, worst_var = 0.0;
   for (size_t c = 0; c < ref_mean.size(); ++c) {
     if (c == skip_channel) continue;
     const double em = MeanError(mean[c], ref_mean[c], ref_var[c]);
     if (!(em <= kMeanTolerance) || !VarianceOk(variance[c], ref_var[c])) {
       return ::testing::AssertionFailure()
-             << "channel " << c << " of " << ref_mean.size() << ": mean "
-             << mean[c] << " vs reference " << ref_mean[c] << " (error " << em
-             << "), variance " << variance[c] << " vs reference " << ref_var[c];
+             << "channel " << c << " of " << ref_mean.size() << ": mean " << mean[c]
+             << " vs reference " << ref_mean[c] << " (error " << em << "), variance " << variance[c]
+             << " vs reference " << ref_var[c];
     }
     worst_mean = std::max(worst_mean, em);
     if (ref_var[c] != 0.0) {
-      worst_var =
-          std::max(worst_var, std::fabs(variance[c] - ref_var[c]) / ref_var[c]);
+      worst_var = std::max(worst_var, std::fabs(variance[c] - ref_var[c]) / ref_var[c]);
     }
   }
   return ::testing::AssertionSuccess()
-         << "worst mean error " << worst_mean << ", worst variance error "
-         << worst_var;
+         << "worst mean error " << worst_mean << ", worst variance error " << worst_var;
 }
 
 // Compares y with the float64 reference at every element of g, except those
 // for which skip(offset) is true. Fails on the first element off by more than
 // kOutputTolerance (or NaN).
 template <class Skip>
-::testing::AssertionResult OutputNear(const float* y, const double* ref,
-                                      const Geometry& g, const Skip& skip) {
+::testing::AssertionResult OutputNear(const float* y, const double* ref, const Geometry& g,
+                                      const Skip& skip) {
   double worst = 0.0;
   size_t bad = SIZE_MAX;
   ForEachOffset(g, [&](size_t k) {
@@ -255,15 +244,13 @@ template <class Skip>
     worst = std::max(worst, err);
   });
   if (bad != SIZE_MAX) {
-    return ::testing::AssertionFailure()
-           << "element " << bad << " of " << Describe(g) << ": y " << y[bad]
-           << " vs reference " << ref[bad];
+    return ::testing::AssertionFailure() << "element " << bad << " of " << Describe(g) << ": y "
+                                         << y[bad] << " vs reference " << ref[bad];
   }
   return ::testing::AssertionSuccess() << "worst output error " << worst;
 }
 
-inline ::testing::AssertionResult OutputNear(const float* y, const double* ref,
-                                             const Geometry& g) {
+inline ::testing::AssertionResult OutputNear(const float* y, const double* ref, const Geometry& g) {
   return OutputNear(y, ref, g, [](size_t) { return false; });
 }
 
@@ -285,8 +272,7 @@ struct NormalizeSetup {
 };
 
 inline NormalizeSetup MakeNormalizeSetup(const std::vector<double>& mean,
-                                         const std::vector<double>& variance,
-                                         uint32_t seed) {
+                                         const std::vector<double>& variance, uint32_t seed) {
   const size_t C = mean.size();
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> magnitude(0.5f, 2.0f);
@@ -316,8 +302,8 @@ inline std::vector<double> ReferenceOutput(const float* x, const Geometry& g,
                                            const std::vector<double>& variance,
                                            const NormalizeSetup& setup) {
   std::vector<double> y(Extent(g));
-  reference::Normalize(x, g, mean.data(), variance.data(), setup.gamma.data(),
-                       setup.beta.data(), kEpsilon, y.data());
+  reference::Normalize(x, g, mean.data(), variance.data(), setup.gamma.data(), setup.beta.data(),
+                       kEpsilon, y.data());
   return y;
 }
 
@@ -381,6 +367,12 @@ inline std::vector<float> Normal(size_t n, double mean, double stddev, uint32_t 
 template <class T>
 bool SameBits(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// Rows of `row_bytes` for one of 8 slices: the 8 together exceed Normalize's
+// streaming threshold (non-temporal stores), one slice alone does not.
+inline size_t StreamingSliceRows(size_t row_bytes) {
+  return StreamingThresholdBytes() * 9 / 64 / row_bytes + 1;
 }
 
 }  // namespace test
