@@ -126,38 +126,36 @@ HWY_INLINE void MergeSubBlockLanes(D d, V m, V s1, V s2, const SubBlockMerge& w,
   }
 }
 
-// Channels-last pass 1, in memory order: shift[j] = Σ_r x[r][j] / k for the
-// `width` channels starting at x (a multiple of Lanes(d)), over k rows
-// `stride` apart. Walking whole rows makes the sub-block one sequential stream
-// for the hardware prefetchers; the shifts stay in L1. Scaling each term by
-// 1/k (instead of dividing the sum) cannot overflow.
+// Channels-last pass 1: shift[j] = Σ_r x[r][j] / k for the `width` channels
+// starting at x (a multiple of Lanes(d)), over k rows `stride` apart. Strips of
+// four vectors keep their sums in registers, one independent chain each; the
+// shifts stay in L1 for pass 2. Scaling each term by 1/k (instead of dividing
+// the sum) cannot overflow.
 template <class D, class T>
-HWY_INLINE void RowMajorShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t k,
-                               size_t stride, size_t width, float inv_k,
-                               float* HWY_RESTRICT shift) {
+HWY_INLINE void ChunkShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t k,
+                            size_t stride, size_t width, float inv_k, float* HWY_RESTRICT shift) {
+  using V = hn::Vec<D>;
   const size_t N = hn::Lanes(d);
-  const hn::Vec<D> vinv_k = hn::Set(d, inv_k);
-  // Four rows per trip through the shift buffer: a store-to-load round trip
-  // per row would make narrow sub-blocks latency-bound. Each lane still sums
-  // its rows in order.
-  size_t r = 0;
-  for (; r + 4 <= k; r += 4) {
-    const typename T::Raw* HWY_RESTRICT row = x + r * stride;
-    for (size_t j = 0; j < width; j += N) {
-      auto acc = r == 0 ? hn::Zero(d) : hn::Load(d, shift + j);
-      acc = hn::MulAdd(LoadAs(d, t, row + j), vinv_k, acc);
-      acc = hn::MulAdd(LoadAs(d, t, row + stride + j), vinv_k, acc);
-      acc = hn::MulAdd(LoadAs(d, t, row + 2 * stride + j), vinv_k, acc);
-      acc = hn::MulAdd(LoadAs(d, t, row + 3 * stride + j), vinv_k, acc);
-      hn::Store(acc, d, shift + j);
+  const V vinv_k = hn::Set(d, inv_k);
+  size_t j = 0;
+  for (; j + 4 * N <= width; j += 4 * N) {
+    V a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (size_t r = 0; r < k; ++r) {
+      const typename T::Raw* HWY_RESTRICT p = x + r * stride + j;
+      a0 = hn::MulAdd(LoadAs(d, t, p), vinv_k, a0);
+      a1 = hn::MulAdd(LoadAs(d, t, p + N), vinv_k, a1);
+      a2 = hn::MulAdd(LoadAs(d, t, p + 2 * N), vinv_k, a2);
+      a3 = hn::MulAdd(LoadAs(d, t, p + 3 * N), vinv_k, a3);
     }
+    hn::Store(a0, d, shift + j);
+    hn::Store(a1, d, shift + j + N);
+    hn::Store(a2, d, shift + j + 2 * N);
+    hn::Store(a3, d, shift + j + 3 * N);
   }
-  for (; r < k; ++r) {
-    const typename T::Raw* HWY_RESTRICT row = x + r * stride;
-    for (size_t j = 0; j < width; j += N) {
-      const auto acc = r == 0 ? hn::Zero(d) : hn::Load(d, shift + j);
-      hn::Store(hn::MulAdd(LoadAs(d, t, row + j), vinv_k, acc), d, shift + j);
-    }
+  for (; j < width; j += N) {
+    V a = hn::Zero(d);
+    for (size_t r = 0; r < k; ++r) a = hn::MulAdd(LoadAs(d, t, x + r * stride + j), vinv_k, a);
+    hn::Store(a, d, shift + j);
   }
 }
 
@@ -215,7 +213,7 @@ constexpr size_t kShiftChunk = 256;
 
 // Channels-last moments of `rows` >= 1 rows of `channels` values: per
 // sub-block of kSubRows rows, whole vectors of channels in chunks of at most
-// kShiftChunk (pass 1 row-major, pass 2 in column groups), then the channels
+// kShiftChunk (pass 1 over the chunk, then pass 2 in column groups), then the channels
 // left over in partial vectors (no masked loads, which could fault on SSE4 or
 // read past the row).
 template <class T>
@@ -236,7 +234,7 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
       // from memory go out back to back (measured: 103 MB channels-last
       // moments 11.7 -> 8.6 ms on one thread against pass 1 and 2 per column
       // group), and pass 2 then finds the chunk in L1.
-      RowMajorShifts(d, t, block + c0, k, stride, width, w.inv_k_f, shift);
+      ChunkShifts(d, t, block + c0, k, stride, width, w.inv_k_f, shift);
       size_t j = 0;
       for (; j + 4 * N <= width; j += 4 * N) {
         const size_t c = c0 + j;
@@ -254,7 +252,7 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
     }
     size_t c = vector_channels;
     ForEachPartialVector(N, &c, channels, [&](auto dc, size_t first) {
-      RowMajorShifts(dc, t, block + first, k, stride, hn::Lanes(dc), w.inv_k_f, shift);
+      ChunkShifts(dc, t, block + first, k, stride, hn::Lanes(dc), w.inv_k_f, shift);
       ColumnGroupDeviations<1>(dc, t, block + first, k, stride, shift, w, mean + first, m2 + first);
     });
   }
