@@ -9,8 +9,8 @@ namespace {
 // keeps the per-block partials of channels-last moments a small fraction of
 // the input's traffic.
 constexpr size_t kBlockElements = size_t{1} << 16;
-// Channels-last blocks are whole sub-blocks of the moments kernel (16 rows).
-constexpr size_t kRowQuantum = 16;
+// Channels-last blocks are whole sub-blocks of the moments kernel (32 rows).
+constexpr size_t kRowQuantum = 32;
 
 size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }
 
