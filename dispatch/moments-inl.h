@@ -307,8 +307,7 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
 
 // Pass 1 of the vector part: per lane, Σ x * scale over the whole vectors of
 // `runs` runs of `len` values (`stride` apart). Four accumulators hide the FMA
-// latency; a run's last vectors go to accumulators 1..3 in turn so none
-// collects more terms than another.
+// latency and each collects at most a quarter of the chunk's vectors (16).
 template <class D, class T>
 HWY_INLINE hn::Vec<D> LaneShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
                                  size_t full, size_t stride, float scale) {
@@ -325,9 +324,12 @@ HWY_INLINE hn::Vec<D> LaneShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x
       a2 = hn::MulAdd(LoadAs(d, t, p + i + 2 * N), vscale, a2);
       a3 = hn::MulAdd(LoadAs(d, t, p + i + 3 * N), vscale, a3);
     }
-    if (i < full) a1 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a1), i += N;
-    if (i < full) a2 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a2), i += N;
-    if (i < full) a3 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a3);
+    // A run's last vectors go round robin, continuing across runs (short runs
+    // of one vector each must not all land in one accumulator).
+    for (; i < full; i += N) {
+      const V sum = hn::MulAdd(LoadAs(d, t, p + i), vscale, a0);
+      a0 = a1, a1 = a2, a2 = a3, a3 = sum;
+    }
   }
   return hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
 }
@@ -359,17 +361,11 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
       s2c = hn::MulAdd(d2, d2, s2c);
       s2d = hn::MulAdd(d3, d3, s2d);
     }
-    if (i < full) {
+    for (; i < full; i += N) {  // round robin, as in LaneShifts
       const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
-      s1b = hn::Add(s1b, dv), s2b = hn::MulAdd(dv, dv, s2b), i += N;
-    }
-    if (i < full) {
-      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
-      s1c = hn::Add(s1c, dv), s2c = hn::MulAdd(dv, dv, s2c), i += N;
-    }
-    if (i < full) {
-      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
-      s1d = hn::Add(s1d, dv), s2d = hn::MulAdd(dv, dv, s2d);
+      const V sum1 = hn::Add(s1a, dv), sum2 = hn::MulAdd(dv, dv, s2a);
+      s1a = s1b, s1b = s1c, s1c = s1d, s1d = sum1;
+      s2a = s2b, s2b = s2c, s2c = s2d, s2d = sum2;
     }
   }
   *s1_out = hn::Add(hn::Add(s1a, s1b), hn::Add(s1c, s1d));
