@@ -27,10 +27,12 @@ void MomentsRuns(const void* x, DType type, size_t channels, size_t channel_stri
 // Channels-last normalize:
 // y[r][c] = act(((x[r][c] - hi[c]) - lo[c]) * scale[c] + shift[c]); lo may be
 // null (all zero).
-// With `stream`, 64-byte-aligned float32 vectors of y use non-temporal stores.
-void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows,
-                   size_t channels, size_t stride, const float* hi, const float* lo,
-                   const float* scale, const float* shift, bool stream);
+// With `stream`, whole vectors of y use non-temporal stores where aligned (for
+// contiguous float32 rows whose channel count is a multiple of the vector
+// width, the vectors are shifted to y's alignment).
+void NormalizeRows(const void* x, void* y, DType type, Activation act, size_t rows, size_t channels,
+                   size_t stride, const float* hi, const float* lo, const float* scale,
+                   const float* shift, bool stream);
 
 // Channels-first normalize of `channels` channels (laid out as for
 // MomentsRuns), channel c with coefficients hi[c], lo[c] (lo may be null),

@@ -47,22 +47,6 @@ constexpr size_t kRunChunkVectors = 64;
 constexpr float kDevScale = 0.125f;
 constexpr double kDevUnscale = 8.0;
 
-// Turns a sub-block's float shift m and scaled deviation sums s1 = Σ(x - m)/8,
-// s2 = Σ((x - m)/8)² over k values into double moments and merges them into
-// (mean, m2), which already hold `done` values (done == 0: assign).
-HWY_INLINE void MergeSubBlock(double done, double k, float m, float s1, float s2,
-                              double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
-  const double s1d = s1 * kDevUnscale;
-  const double block_mean = static_cast<double>(m) + s1d / k;
-  const double block_m2 = static_cast<double>(s2) * (kDevUnscale * kDevUnscale) - s1d * s1d / k;
-  if (done == 0.0) {
-    *mean = block_mean;
-    *m2 = block_m2;
-  } else {
-    ChanMerge(done, mean, m2, k, block_mean, block_m2);
-  }
-}
-
 // What merging one channels-last sub-block of k rows into moments holding
 // `done` rows needs: the same for every column of the sub-block, so computed
 // once per sub-block (three divisions that would otherwise run per column).
@@ -82,16 +66,28 @@ struct SubBlockMerge {
   double weight_ab;  // Chan's done * k / (done + k)
 };
 
-// Merges the sub-block moments of Lanes(d) channels (float shift m and scaled
-// deviation sums s1, s2) into mean[0..N) and m2[0..N). Vectorized in double:
+// Turns the sub-block moments of Lanes(d) channels (float shift m and scaled
+// deviation sums s1 = Σ(x - m)/8, s2 = Σ((x - m)/8)² over w.rows values) into
+// double moments and merges them into mean[0..N) and m2[0..N) (Chan's
+// formula; w.done == 0: assign). Vectorized in double:
 // per sub-block this is a handful of double ops per lane, which
 // one-lane-at-a-time code made the bottleneck.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE void MergeSubBlockLanes(D d, V m, V s1, V s2, const SubBlockMerge& w,
                                    double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
-  if constexpr (hn::MaxLanes(D()) == 1) {
+  if constexpr (hn::MaxLanes(D()) == 1) {  // one lane: the same steps in scalar double
     (void)d;
-    MergeSubBlock(w.done, w.rows, hn::GetLane(m), hn::GetLane(s1), hn::GetLane(s2), mean, m2);
+    const double p1 = hn::GetLane(s1) * kDevUnscale;
+    const double block_mean = p1 * w.inv_k + hn::GetLane(m);
+    const double block_m2 = hn::GetLane(s2) * (kDevUnscale * kDevUnscale) - p1 * p1 * w.inv_k;
+    if (w.done == 0.0) {
+      *mean = block_mean;
+      *m2 = block_m2;
+      return;
+    }
+    const double delta = block_mean - *mean;
+    *mean += delta * w.weight_b;
+    *m2 += block_m2 + delta * delta * w.weight_ab;
   } else {
 #if HWY_TARGET != HWY_SCALAR  // the scalar target has no vector halves
     const hn::Half<D> dh;

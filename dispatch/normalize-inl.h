@@ -106,7 +106,6 @@ HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, typename T:
                                       const float* HWY_RESTRICT scale,
                                       const float* HWY_RESTRICT shift) {
   const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   const size_t head = N - phase;  // channels before a row's first aligned vector
   // Parameters of the wrapping vector: channels C - phase .. C - 1, 0 .. head - 1.
@@ -118,10 +117,16 @@ HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, typename T:
     wrap[2][i] = scale[c];
     wrap[3][i] = shift[c];
   }
-  // The first row's head and the last row's tail, lane by lane (not streamed).
-  for (size_t c = 0; c < HWY_MIN(head, channels); ++c) {
-    NormalizeChannels<kAct, kHasLo>(d1, t, x, y, c, hi, lo, scale, shift, false);
-  }
+  // The first row's head and the last row's tail in partial vectors (not
+  // streamed); the rest in aligned vectors, each row's last one with the
+  // wrapped parameters.
+  const auto partial = [&](const typename T::Raw* xr, typename T::Raw* yr, size_t first,
+                           size_t end) {
+    ForEachPartialVector(N, &first, end, [&](auto dc, size_t c) {
+      NormalizeChannels<kAct, kHasLo>(dc, t, xr, yr, c, hi, lo, scale, shift, false);
+    });
+  };
+  partial(x, y, 0, head);
   for (size_t r = 0; r < rows; ++r) {
     const typename T::Raw* xr = x + r * channels;
     typename T::Raw* yr = y + r * channels;
@@ -130,18 +135,10 @@ HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, typename T:
       NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, true);
     }
     if (r + 1 == rows) {
-      for (; c < channels; ++c) {
-        NormalizeChannels<kAct, kHasLo>(d1, t, xr, yr, c, hi, lo, scale, shift, false);
-      }
+      partial(xr, yr, c, channels);
     } else {
-      const auto v = LoadAs(d, t, xr + c);
-      const auto vhi = hn::Load(d, wrap[0]);
-      const auto vscale = hn::Load(d, wrap[2]);
-      const auto vshift = hn::Load(d, wrap[3]);
-      StoreOut(d, t,
-               kHasLo ? NormalizeVector<kAct>(d, v, vhi, hn::Load(d, wrap[1]), vscale, vshift)
-                      : NormalizeVector<kAct>(d, v, vhi, vscale, vshift),
-               yr + c, true);
+      NormalizeChannels<kAct, kHasLo>(d, t, xr + c, yr + c, 0, wrap[0], wrap[1], wrap[2], wrap[3],
+                                      true);
     }
   }
 }
