@@ -43,7 +43,7 @@ const Shape kShapes[] = {
     {"nhwc", "32x56x56x64", 32 * 56 * 56, 64, 1}, {"nhwc", "32x56x56x256", 32 * 56 * 56, 256, 1},
     {"nchw", "32x64x56x56", 32, 64, 56 * 56},     {"nchw", "32x256x56x56", 32, 256, 56 * 56},
     {"dense", "4096x1024", 4096, 1024, 1},        {"nhwc", "1x28x28x64", 28 * 28, 64, 1},
-    {"nchw", "1x64x28x28", 1, 64, 28 * 28},
+    {"nchw", "1x64x28x28", 1, 64, 28 * 28},       {"nchw", "64x256x14x14", 64, 256, 14 * 14},
 };
 constexpr size_t kNumShapes = sizeof(kShapes) / sizeof(kShapes[0]);
 

@@ -296,10 +296,9 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   }
 }
 
-// Channels-first chunks split into the whole vectors of each run, reduced per
-// lane (each lane a sub-sample with its own float shift, like a channels-last
-// column, so pass 2 never waits for a horizontal reduction), and the run tails
-// (len % Lanes(d) values per run), reduced in double.
+// Channels-first: the whole vectors of each run are reduced per lane (each
+// lane a sub-sample with its own float shift, like a channels-last column, so
+// pass 2 never waits for a horizontal reduction).
 
 // Pass 1 of the vector part: per lane, Σ x * scale over the whole vectors of
 // `runs` runs of `len` values (`stride` apart). Four accumulators hide the FMA
@@ -368,133 +367,158 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
   *s2_out = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
 }
 
-// Per-lane moments (shift m, scaled deviation sums s1, s2 over n values per
-// lane) combined into the mean and M2 of all n * Lanes(d) values, in double:
-// the mean of the lane means (refined by its own residual), M2 the lanes' M2s
-// plus n * Σ(lane mean - mean)², Chan's formula for equal counts.
-template <class D, class V = hn::Vec<D>>
-HWY_INLINE void CombineLanes(D d, V m, V s1, V s2, size_t n, double* HWY_RESTRICT mean,
+// The moments of `columns` columns of n values each (double means and M2s)
+// combined into one mean and M2: the mean of the column means refined by its
+// own residual, and M2 the columns' M2s plus n * Σ(column mean - mean)²
+// (Chan's formula for equal counts). Once per channel and block.
+HWY_INLINE void CombineColumns(const double* HWY_RESTRICT col_mean,
+                               const double* HWY_RESTRICT col_m2, size_t columns, double n,
+                               double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
+  // Four partial sums each: short dependency chains (this runs once per
+  // channel and block, but small feature maps have many channels).
+  constexpr size_t kWays = 4;
+  const double cols = static_cast<double>(columns);
+  double sum[kWays] = {};
+  for (size_t j = 0; j < columns; ++j) sum[j % kWays] += col_mean[j];
+  const double mu = ((sum[0] + sum[1]) + (sum[2] + sum[3])) / cols;
+  double residual[kWays] = {}, between[kWays] = {}, within[kWays] = {};
+  for (size_t j = 0; j < columns; ++j) {
+    const double dev = col_mean[j] - mu;
+    residual[j % kWays] += dev;
+    between[j % kWays] += dev * dev;
+    within[j % kWays] += col_m2[j];
+  }
+  const auto total = [](const double* v) { return (v[0] + v[1]) + (v[2] + v[3]); };
+  const double res = total(residual);
+  *mean = mu + res / cols;
+  *m2 = total(within) + n * (total(between) - res * res / cols);
+}
+
+// CombineColumns for the Lanes(d) lane moments of the vector part, in double
+// vectors (the horizontal sums cost less than scalar loops, which matters for
+// small feature maps: one call per channel).
+template <class D>
+HWY_INLINE void CombineLanes(D d, const double* HWY_RESTRICT lane_mean,
+                             const double* HWY_RESTRICT lane_m2, double n, double* HWY_RESTRICT mean,
                              double* HWY_RESTRICT m2) {
-  const double nd = static_cast<double>(n);
   if constexpr (hn::MaxLanes(D()) == 1) {
     (void)d;
-    const double s1d = hn::GetLane(s1) * kDevUnscale;
-    *mean = hn::GetLane(m) + s1d / nd;
-    *m2 = hn::GetLane(s2) * (kDevUnscale * kDevUnscale) - s1d * s1d / nd;
+    (void)n;
+    *mean = lane_mean[0];
+    *m2 = lane_m2[0];
   } else {
-#if HWY_TARGET != HWY_SCALAR  // the scalar target has no vector halves
-    const hn::Half<D> dh;
+#if HWY_TARGET != HWY_SCALAR  // the scalar target has no double vectors of two lanes
     const hn::Repartition<double, D> dd;
-    const auto inv_n = hn::Set(dd, 1.0 / nd);
-    const auto unscale = hn::Set(dd, kDevUnscale);
-    const auto unscale2 = hn::Set(dd, kDevUnscale * kDevUnscale);
-    const auto lo1 = hn::Mul(unscale, hn::PromoteTo(dd, hn::LowerHalf(dh, s1)));
-    const auto hi1 = hn::Mul(unscale, hn::PromoteTo(dd, hn::UpperHalf(dh, s1)));
-    const auto lane_mean_lo = hn::MulAdd(lo1, inv_n, hn::PromoteTo(dd, hn::LowerHalf(dh, m)));
-    const auto lane_mean_hi = hn::MulAdd(hi1, inv_n, hn::PromoteTo(dd, hn::UpperHalf(dh, m)));
-    const auto lane_m2_lo = hn::NegMulAdd(
-        hn::Mul(lo1, lo1), inv_n, hn::Mul(unscale2, hn::PromoteTo(dd, hn::LowerHalf(dh, s2))));
-    const auto lane_m2_hi = hn::NegMulAdd(
-        hn::Mul(hi1, hi1), inv_n, hn::Mul(unscale2, hn::PromoteTo(dd, hn::UpperHalf(dh, s2))));
+    const size_t half = hn::Lanes(dd);
     const double lanes = static_cast<double>(hn::Lanes(d));
-    const double mu = hn::GetLane(hn::SumOfLanes(dd, hn::Add(lane_mean_lo, lane_mean_hi))) / lanes;
+    const auto mean_lo = hn::LoadU(dd, lane_mean);
+    const auto mean_hi = hn::LoadU(dd, lane_mean + half);
+    const double mu = hn::GetLane(hn::SumOfLanes(dd, hn::Add(mean_lo, mean_hi))) / lanes;
     const auto vmu = hn::Set(dd, mu);
-    const auto dev_lo = hn::Sub(lane_mean_lo, vmu);
-    const auto dev_hi = hn::Sub(lane_mean_hi, vmu);
+    const auto dev_lo = hn::Sub(mean_lo, vmu);
+    const auto dev_hi = hn::Sub(mean_hi, vmu);
     const double residual = hn::GetLane(hn::SumOfLanes(dd, hn::Add(dev_lo, dev_hi)));
     const double between =
         hn::GetLane(hn::SumOfLanes(dd, hn::MulAdd(dev_lo, dev_lo, hn::Mul(dev_hi, dev_hi))));
-    const double within = hn::GetLane(hn::SumOfLanes(dd, hn::Add(lane_m2_lo, lane_m2_hi)));
+    const double within = hn::GetLane(
+        hn::SumOfLanes(dd, hn::Add(hn::LoadU(dd, lane_m2), hn::LoadU(dd, lane_m2 + half))));
     *mean = mu + residual / lanes;
-    *m2 = within + nd * (between - residual * residual / lanes);
+    *m2 = within + n * (between - residual * residual / lanes);
 #endif
   }
 }
 
-// The run tails (values [full, len) of each of `runs` runs) in double, two
-// passes: their count, mean and M2.
+// Run tails of at most this many values in all are reduced by FewTailMoments:
+// below it, the rows kernel's fixed cost per sub-block exceeds a plain loop
+// (a batch of one 14x14 map has 4 tail values).
+constexpr size_t kFewTailValues = 16;
+
+// Mean and M2 of `runs` runs of `tail` values (`stride` apart) in double, two
+// passes.
 template <class T>
-HWY_INLINE void TailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t full,
-                            size_t len, size_t stride, double* count, double* mean, double* m2) {
+HWY_INLINE void FewTailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                               size_t tail, size_t stride, double* mean, double* m2) {
   const hn::CappedTag<float, 1> d1;
   double sum = 0.0;
   for (size_t run = 0; run < runs; ++run) {
-    for (size_t i = full; i < len; ++i) sum += hn::GetLane(LoadAs(d1, t, x + run * stride + i));
+    for (size_t i = 0; i < tail; ++i) sum += hn::GetLane(LoadAs(d1, t, x + run * stride + i));
   }
-  *count = static_cast<double>(runs * (len - full));
-  const double shift = sum / *count;
+  const double count = static_cast<double>(runs * tail);
+  const double shift = sum / count;
   double s1 = 0.0, s2 = 0.0;
   for (size_t run = 0; run < runs; ++run) {
-    for (size_t i = full; i < len; ++i) {
+    for (size_t i = 0; i < tail; ++i) {
       const double dev = hn::GetLane(LoadAs(d1, t, x + run * stride + i)) - shift;
       s1 += dev;
       s2 += dev * dev;
     }
   }
-  *mean = shift + s1 / *count;
-  *m2 = s2 - s1 * s1 / *count;
+  *mean = shift + s1 / count;
+  *m2 = s2 - s1 * s1 / count;
 }
 
-// Moments of one chunk (`runs` runs of `len` values) merged into (mean, m2)
-// holding `done` values.
-template <class D, class T>
-HWY_INLINE void ChunkMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                             size_t len, size_t stride, double done, double* HWY_RESTRICT mean,
-                             double* HWY_RESTRICT m2) {
-  const size_t N = hn::Lanes(d);
-  const size_t full = len - len % N;
-  const size_t per_lane = runs * (full / N);
-  double count = 0.0, chunk_mean = 0.0, chunk_m2 = 0.0;
-  if (per_lane > 0) {
-    const auto m = LaneShifts(d, t, x, runs, full, stride, 1.0f / static_cast<float>(per_lane));
-    hn::Vec<D> s1, s2;
-    LaneDeviations(d, t, x, runs, full, stride, m, &s1, &s2);
-    CombineLanes(d, m, s1, s2, per_lane, &chunk_mean, &chunk_m2);
-    count = static_cast<double>(per_lane * N);
-  }
-  if (full < len) {
-    double tail_count, tail_mean, tail_m2;
-    TailMoments(t, x, runs, full, len, stride, &tail_count, &tail_mean, &tail_m2);
-    if (count == 0.0) {
-      chunk_mean = tail_mean;
-      chunk_m2 = tail_m2;
-    } else {
-      ChanMerge(count, &chunk_mean, &chunk_m2, tail_count, tail_mean, tail_m2);
-    }
-    count += tail_count;
-  }
-  if (done == 0.0) {
-    *mean = chunk_mean;
-    *m2 = chunk_m2;
-  } else {
-    ChanMerge(done, mean, m2, count, chunk_mean, chunk_m2);
-  }
-}
-
-// Channels-first moments of one channel: `runs` runs of `len` values. A chunk
-// is a piece of one long run, or several short runs together, so short runs
-// (e.g. 14x14 feature maps) do not pay a horizontal reduction each.
+// Channels-first moments of one channel: `runs` runs of `len` values, `stride`
+// apart. The whole vectors of the runs are reduced per lane, in chunks of at
+// most kRunChunkVectors vectors (a piece of one long run, or several short
+// runs together); each chunk's float lane moments merge into per-lane double
+// moments (as a channels-last sub-block does), and the lanes combine once at
+// the end, so short runs (e.g. 14x14 feature maps) pay no horizontal
+// reduction per chunk. The run tails (len % Lanes values per run) form a
+// runs x tail matrix with rows `stride` apart: the channels-last kernel
+// reduces its columns (partial vectors), which then combine likewise.
 template <class T>
 HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t len,
                              size_t stride, double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
   const hn::ScalableTag<float> d;
-  const size_t chunk = kRunChunkVectors * hn::Lanes(d);
-  double done = 0.0;
-  if (len >= chunk) {
-    for (size_t run = 0; run < runs; ++run) {
-      for (size_t i0 = 0; i0 < len; i0 += chunk) {
-        const size_t k = HWY_MIN(chunk, len - i0);
-        ChunkMoments(d, t, x + run * stride + i0, 1, k, stride, done, mean, m2);
-        done += static_cast<double>(k);
+  const size_t N = hn::Lanes(d);
+  const size_t full = len - len % N;
+  constexpr size_t kMaxLanes = hn::MaxLanes(d);
+  HWY_ALIGN double col_mean[kMaxLanes] = {};
+  HWY_ALIGN double col_m2[kMaxLanes] = {};
+  double count = 0.0;
+  if (full > 0) {
+    double per_lane = 0.0;  // values per lane merged so far
+    // `q` runs of `vectors` whole vectors each, starting at p.
+    const auto add_chunk = [&](const typename T::Raw* HWY_RESTRICT p, size_t q, size_t vectors) {
+      const SubBlockMerge w(per_lane, q * vectors);
+      const auto m = LaneShifts(d, t, p, q, vectors * N, stride, w.inv_k_f);
+      hn::Vec<decltype(d)> s1, s2;
+      LaneDeviations(d, t, p, q, vectors * N, stride, m, &s1, &s2);
+      MergeSubBlockLanes(d, m, s1, s2, w, col_mean, col_m2);
+      per_lane += w.rows;
+    };
+    const size_t chunk = kRunChunkVectors * N;
+    if (full >= chunk) {
+      for (size_t run = 0; run < runs; ++run) {
+        for (size_t i0 = 0; i0 < full; i0 += chunk) {
+          add_chunk(x + run * stride + i0, 1, HWY_MIN(chunk, full - i0) / N);
+        }
+      }
+    } else {
+      const size_t runs_per_chunk = chunk / full;
+      for (size_t r0 = 0; r0 < runs; r0 += runs_per_chunk) {
+        add_chunk(x + r0 * stride, HWY_MIN(runs_per_chunk, runs - r0), full / N);
       }
     }
-    return;
+    CombineLanes(d, col_mean, col_m2, per_lane, mean, m2);
+    count = per_lane * static_cast<double>(N);
   }
-  const size_t runs_per_chunk = chunk / len;
-  for (size_t r0 = 0; r0 < runs; r0 += runs_per_chunk) {
-    const size_t q = HWY_MIN(runs_per_chunk, runs - r0);
-    ChunkMoments(d, t, x + r0 * stride, q, len, stride, done, mean, m2);
-    done += static_cast<double>(q * len);
+  if (full < len) {
+    const size_t tail = len - full;
+    double tail_mean, tail_m2;
+    if (runs * tail <= kFewTailValues) {
+      FewTailMoments(t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
+    } else {
+      MomentsRowsT(t, x + full, runs, tail, stride, col_mean, col_m2);
+      CombineColumns(col_mean, col_m2, tail, static_cast<double>(runs), &tail_mean, &tail_m2);
+    }
+    const double n = static_cast<double>(runs);
+    if (count == 0.0) {
+      *mean = tail_mean;
+      *m2 = tail_m2;
+    } else {
+      ChanMerge(count, mean, m2, n * static_cast<double>(tail), tail_mean, tail_m2);
+    }
   }
 }
 

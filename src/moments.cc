@@ -2,6 +2,7 @@
 // in block order with Chan's formula in double.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,13 @@
 #include "src/blocks.h"
 
 namespace bnorm {
+namespace {
+
+// Channels per task of the channels-last block merge: 64 doubles of each
+// block's means and M2s are whole cache lines.
+constexpr size_t kMergeChannels = 64;
+
+}  // namespace
 
 void BatchMoments(const float* x, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
@@ -40,37 +48,44 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   const BlockPlan plan(g);
   const size_t C = g.channels;
   if (g.channels_last()) {
-    // Per block: C means then C M2s.
-    std::vector<double> partials(plan.size() * 2 * C);
+    // Per block: C means then C M2s. Every kernel call writes all of its
+    // block's, so the buffer needs no initialization.
+    const std::unique_ptr<double[]> partials(new double[plan.size() * 2 * C]);
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
-      double* part = partials.data() + i * 2 * C;
+      double* part = partials.get() + i * 2 * C;
       dispatch::MomentsRows(bytes + g.RowOffset(b.row) * size, type, b.rows, C, g.RowStride(), part,
                             part + C);
     });
-    // Block 0 holds the running moments; the rest merge into it in block
-    // order. Chan's weights depend only on the counts, so they are computed
-    // once per block and the channel loop vectorizes (same values as ChanMerge).
-    double* m2 = partials.data() + C;
-    std::copy(partials.data(), partials.data() + C, mean);
-    double count = static_cast<double>(plan[0].rows);
-    for (size_t i = 1; i < plan.size(); ++i) {
-      const double rows = static_cast<double>(plan[i].rows);
-      const double total = count + rows;
-      const double weight_b = rows / total;
-      const double weight_ab = count / total * rows;
-      const double* part = partials.data() + i * 2 * C;
-      for (size_t c = 0; c < C; ++c) {
-        const double delta = part[c] - mean[c];
-        mean[c] += delta * weight_b;
-        m2[c] += part[C + c] + delta * delta * weight_ab;
+    // The blocks merge in block order (Chan's formula), in parallel over groups
+    // of channels: each channel's result is the same for any thread count.
+    // The weights depend only on the counts, so the channel loop vectorizes
+    // (same values as ChanMerge).
+    const size_t groups = (C + kMergeChannels - 1) / kMergeChannels;
+    ForEachBlock(groups, g.elements(), exec, [&](size_t group) {
+      const size_t c0 = group * kMergeChannels;
+      const size_t c1 = std::min(C, c0 + kMergeChannels);
+      std::copy(partials.get() + c0, partials.get() + c1, mean + c0);
+      double* m2 = partials.get() + C;  // block 0's M2s hold the running M2s
+      double count = static_cast<double>(plan[0].rows);
+      for (size_t i = 1; i < plan.size(); ++i) {
+        const double rows = static_cast<double>(plan[i].rows);
+        const double total = count + rows;
+        const double weight_b = rows / total;
+        const double weight_ab = count / total * rows;
+        const double* part = partials.get() + i * 2 * C;
+        for (size_t c = c0; c < c1; ++c) {
+          const double delta = part[c] - mean[c];
+          mean[c] += delta * weight_b;
+          m2[c] += part[C + c] + delta * delta * weight_ab;
+        }
+        count = total;
       }
-      count = total;
-    }
-    for (size_t c = 0; c < C; ++c) {
-      const double v = m2[c] / count;
-      variance[c] = v < 0.0 ? 0.0 : v;
-    }
+      for (size_t c = c0; c < c1; ++c) {
+        const double v = m2[c] / count;
+        variance[c] = v < 0.0 ? 0.0 : v;
+      }
+    });
     return;
   }
   // Channels-first: one (mean, M2) per channel and block, at c * per_channel
