@@ -478,14 +478,31 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   double count = 0.0;
   if (full > 0) {
     double per_lane = 0.0;  // values per lane merged so far
-    // `q` runs of `vectors` whole vectors each, starting at p.
-    const auto add_chunk = [&](const typename T::Raw* HWY_RESTRICT p, size_t q, size_t vectors) {
-      const SubBlockMerge w(per_lane, q * vectors);
-      const auto m = LaneShifts(d, t, p, q, vectors * N, stride, w.inv_k_f);
+    // A software pipeline: pass 1 of a chunk runs before pass 2 of the chunk
+    // before it. Pass 2 waits for its shifts; in the other order the loads of
+    // the next chunk would queue behind that wait, and memory would idle while
+    // pass 2 works from L1. Each chunk's operations and the merge order stay
+    // the same, so the results do too.
+    HWY_ALIGN float shifts[2][kMaxLanes] = {};
+    const typename T::Raw* HWY_RESTRICT pending = nullptr;  // chunk waiting for pass 2
+    size_t pending_q = 0, pending_vectors = 0, slot = 0;
+    const auto finish_pending = [&] {
+      const SubBlockMerge w(per_lane, pending_q * pending_vectors);
+      const auto m = hn::Load(d, shifts[slot]);
       hn::Vec<decltype(d)> s1, s2;
-      LaneDeviations(d, t, p, q, vectors * N, stride, m, &s1, &s2);
+      LaneDeviations(d, t, pending, pending_q, pending_vectors * N, stride, m, &s1, &s2);
       MergeSubBlockLanes(d, m, s1, s2, w, col_mean, col_m2);
       per_lane += w.rows;
+    };
+    // `q` runs of `vectors` whole vectors each, starting at p.
+    const auto add_chunk = [&](const typename T::Raw* HWY_RESTRICT p, size_t q, size_t vectors) {
+      const float inv_k = 1.0f / static_cast<float>(q * vectors);  // as SubBlockMerge::inv_k_f
+      hn::Store(LaneShifts(d, t, p, q, vectors * N, stride, inv_k), d, shifts[slot ^ 1]);
+      if (pending != nullptr) finish_pending();
+      slot ^= 1;
+      pending = p;
+      pending_q = q;
+      pending_vectors = vectors;
     };
     const size_t chunk = kRunChunkVectors * N;
     if (full >= chunk) {
@@ -500,6 +517,7 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
         add_chunk(x + r0 * stride, HWY_MIN(runs_per_chunk, runs - r0), full / N);
       }
     }
+    finish_pending();
     CombineLanes(d, col_mean, col_m2, per_lane, mean, m2);
     count = per_lane * static_cast<double>(N);
   }
