@@ -490,6 +490,17 @@ HWY_INLINE void FewTailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_
   *m2 = s2 - s1 * s1 / count;
 }
 
+// Per-column moments of a runs x tail matrix of run tails, through the
+// channels-last kernel. Not inlined: the call is once per channel and block,
+// and GCC 12 fails inlining it for SVE_256 (internal compiler error in value
+// range propagation).
+template <class T>
+HWY_NOINLINE void TailColumnMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                                    size_t tail, size_t stride, double* HWY_RESTRICT mean,
+                                    double* HWY_RESTRICT m2) {
+  MomentsRowsT(t, x, runs, tail, stride, mean, m2);
+}
+
 // Channels-first moments of one channel: `runs` runs of `len` values, `stride`
 // apart. The whole vectors of the runs are reduced per lane, in chunks of at
 // most kRunChunkVectors vectors (a piece of one long run, or several short
@@ -560,7 +571,7 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
     if (runs * tail <= kFewTailValues) {
       FewTailMoments(t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
     } else {
-      MomentsRowsT(t, x + full, runs, tail, stride, col_mean, col_m2);
+      TailColumnMoments(t, x + full, runs, tail, stride, col_mean, col_m2);
       CombineColumns(col_mean, col_m2, tail, static_cast<double>(runs), &tail_mean, &tail_m2);
     }
     const double n = static_cast<double>(runs);

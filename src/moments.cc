@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
@@ -19,6 +18,21 @@ namespace {
 // Channels per task of the channels-last block merge: 64 doubles of each
 // block's means and M2s are whole cache lines.
 constexpr size_t kMergeChannels = 64;
+
+// The blocks' partial moments: on the stack when they are few, so moments of
+// a cache-resident tensor (up to 1024 channels in one block) allocate
+// nothing; on the heap otherwise. Left uninitialized: every kernel call
+// writes all of its block's.
+class Partials {
+ public:
+  explicit Partials(size_t n) : heap_(n > kOnStack ? new double[n] : nullptr) {}
+  double* get() { return heap_ != nullptr ? heap_.get() : on_stack_; }
+
+ private:
+  static constexpr size_t kOnStack = 2048;  // 16 KiB
+  double on_stack_[kOnStack];
+  std::unique_ptr<double[]> heap_;
+};
 
 }  // namespace
 
@@ -48,9 +62,8 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   const BlockPlan plan(g);
   const size_t C = g.channels;
   if (g.channels_last()) {
-    // Per block: C means then C M2s. Every kernel call writes all of its
-    // block's, so the buffer needs no initialization.
-    const std::unique_ptr<double[]> partials(new double[plan.size() * 2 * C]);
+    // Per block: C means then C M2s.
+    Partials partials(plan.size() * 2 * C);
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       double* part = partials.get() + i * 2 * C;
@@ -92,9 +105,10 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   // plus the block's place among its channel's blocks (a block holding several
   // channels is its channels' only block).
   const size_t per_channel = plan.per_channel();
-  std::vector<double> partials(2 * C * per_channel);
-  double* part_mean = partials.data();
-  double* part_m2 = partials.data() + C * per_channel;
+  Partials partials(2 * C * per_channel + per_channel);
+  double* part_mean = partials.get();
+  double* part_m2 = part_mean + C * per_channel;
+  double* counts = part_m2 + C * per_channel;
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
     const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
@@ -103,7 +117,6 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
                           b.inner_count, g.RowStride(), part_mean + slot, part_m2 + slot);
   });
   // Every channel splits into blocks the same way: channel 0's give the counts.
-  std::vector<double> counts(per_channel);
   for (size_t k = 0; k < per_channel; ++k) {
     counts[k] = static_cast<double>(plan[k].rows * plan[k].inner_count);
   }

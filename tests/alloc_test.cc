@@ -1,5 +1,6 @@
 // The inference paths allocate nothing per call: bnorm::Normalize (every dtype,
-// with and without activation, serial and parallel), the C ABI's
+// with and without activation, serial and parallel), BatchMoments of a
+// cache-resident tensor, the C ABI's
 // bnorm_normalize and bnorm_layer_forward, and BatchNorm::Forward in inference
 // once the layer is built and has run once. This binary replaces the global
 // operator new with a counting one (every thread, oneTBB's workers included).
@@ -158,6 +159,27 @@ TEST(Allocations, NormalizeAllocatesNothing) {
     const float* xf = values.data();
     float* yf = reinterpret_cast<float*>(y.data());
     EXPECT_EQ(AllocationsPerCalls([&] { Normalize(xf, yf, g, p); }), 0u);
+  }
+}
+
+// Training's statistics pass on a cache-resident tensor (the per-block partial
+// moments fit on the stack): no allocation either.
+TEST(Allocations, BatchMomentsOfSmallTensorsAllocatesNothing) {
+  for (const Geometry& g : {Geometry::Dense(28 * 28, 64, 1), Geometry::Dense(1, 64, 28 * 28),
+                            Geometry::Dense(2, 1024, 1), Geometry::Dense(50, 8, 25)}) {
+    std::vector<uint8_t> x(g.elements() * 4);
+    const std::vector<float> values = Random(g.elements(), 9);
+    std::memcpy(x.data(), values.data(), x.size());
+    std::vector<double> mean(g.channels), variance(g.channels);
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      for (const Execution& exec : {Execution::Serial(), Execution::Parallel()}) {
+        EXPECT_EQ(AllocationsPerCalls([&] {
+                    BatchMoments(x.data(), dtype, g, mean.data(), variance.data(), exec);
+                  }),
+                  0u)
+            << Name(dtype) << " " << g.outer << "x" << g.channels << "x" << g.inner;
+      }
+    }
   }
 }
 
