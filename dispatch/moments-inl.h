@@ -400,36 +400,10 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
   *s2_out = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
 }
 
-// The moments of `columns` columns of n values each (double means and M2s)
-// combined into one mean and M2: the mean of the column means refined by its
-// own residual, and M2 the columns' M2s plus n * Σ(column mean - mean)²
-// (Chan's formula for equal counts). Once per channel and block.
-HWY_INLINE void CombineColumns(const double* HWY_RESTRICT col_mean,
-                               const double* HWY_RESTRICT col_m2, size_t columns, double n,
-                               double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
-  // Four partial sums each: short dependency chains (this runs once per
-  // channel and block, but small feature maps have many channels).
-  constexpr size_t kWays = 4;
-  const double cols = static_cast<double>(columns);
-  double sum[kWays] = {};
-  for (size_t j = 0; j < columns; ++j) sum[j % kWays] += col_mean[j];
-  const double mu = ((sum[0] + sum[1]) + (sum[2] + sum[3])) / cols;
-  double residual[kWays] = {}, between[kWays] = {}, within[kWays] = {};
-  for (size_t j = 0; j < columns; ++j) {
-    const double dev = col_mean[j] - mu;
-    residual[j % kWays] += dev;
-    between[j % kWays] += dev * dev;
-    within[j % kWays] += col_m2[j];
-  }
-  const auto total = [](const double* v) { return (v[0] + v[1]) + (v[2] + v[3]); };
-  const double res = total(residual);
-  *mean = mu + res / cols;
-  *m2 = total(within) + n * (total(between) - res * res / cols);
-}
-
-// CombineColumns for the Lanes(d) lane moments of the vector part, in double
-// vectors (the horizontal sums cost less than scalar loops, which matters for
-// small feature maps: one call per channel).
+// The moments of Lanes(d) lanes of n values each (double means and M2s)
+// combined into one mean and M2: the mean of the lane means refined by its own
+// residual, and M2 the lanes' M2s plus n * Σ(lane mean - mean)² (Chan's
+// formula for equal counts). Once per channel and block, in double vectors.
 template <class D>
 HWY_INLINE void CombineLanes(D d, const double* HWY_RESTRICT lane_mean,
                              const double* HWY_RESTRICT lane_m2, double n, double* HWY_RESTRICT mean,
@@ -490,15 +464,59 @@ HWY_INLINE void FewTailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_
   *m2 = s2 - s1 * s1 / count;
 }
 
-// Per-column moments of a runs x tail matrix of run tails, through the
-// channels-last kernel. Not inlined: the call is once per channel and block,
-// and GCC 12 fails inlining it for SVE_256 (internal compiler error in value
-// range propagation).
-template <class T>
-HWY_NOINLINE void TailColumnMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                                    size_t tail, size_t stride, double* HWY_RESTRICT mean,
-                                    double* HWY_RESTRICT m2) {
-  MomentsRowsT(t, x, runs, tail, stride, mean, m2);
+// Moments of the run tails (`tail` < Lanes(d) values at the end of each of
+// `runs` runs, `stride` apart): packed run after run into a float buffer, which
+// is then reduced in whole vectors per lane like the runs themselves (the
+// tails alone would make narrow vectors with short dependency chains: 14x14
+// maps spent a quarter of their time on 2 % of their values). The few packed
+// values after the last whole vector go through FewTailMoments.
+template <class D, class T>
+HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                                  size_t tail, size_t stride, double* HWY_RESTRICT mean,
+                                  double* HWY_RESTRICT m2) {
+  const size_t N = hn::Lanes(d);
+  constexpr size_t kMaxLanes = hn::MaxLanes(d);
+  HWY_ALIGN float packed[kRunChunkVectors * kMaxLanes];
+  HWY_ALIGN double lane_mean[kMaxLanes] = {};
+  HWY_ALIGN double lane_m2[kMaxLanes] = {};
+  // Runs per buffer: a multiple of N, so that only the last buffer can end in
+  // a partial vector.
+  const size_t runs_per_buffer = kRunChunkVectors * N / tail / N * N;
+  double per_lane = 0.0;
+  size_t leftover = 0;  // packed values after the last whole vector (last buffer)
+  for (size_t r0 = 0; r0 < runs; r0 += runs_per_buffer) {
+    const size_t q = HWY_MIN(runs_per_buffer, runs - r0);
+    for (size_t run = 0; run < q; ++run) {
+      const typename T::Raw* HWY_RESTRICT src = x + (r0 + run) * stride;
+      float* HWY_RESTRICT dst = packed + run * tail;
+      size_t c = 0;
+      ForEachPartialVector(N, &c, tail, [&](auto dc, size_t first) {
+        hn::StoreU(LoadAs(dc, t, src + first), dc, dst + first);
+      });
+    }
+    const size_t vectors = q * tail / N;
+    leftover = q * tail - vectors * N;
+    if (vectors == 0) break;
+    const SubBlockMerge w(per_lane, vectors);
+    const auto m = LaneShifts(d, F32(), packed, 1, vectors * N, 0, w.inv_k_f);
+    hn::Vec<D> s1, s2;
+    LaneDeviations(d, F32(), packed, 1, vectors * N, 0, m, &s1, &s2);
+    MergeSubBlockLanes(d, m, s1, s2, w, lane_mean, lane_m2);
+    per_lane += w.rows;
+  }
+  const size_t last_runs = runs - (runs - 1) / runs_per_buffer * runs_per_buffer;
+  const float* HWY_RESTRICT rest = packed + (last_runs * tail - leftover);
+  if (per_lane == 0.0) {
+    FewTailMoments(F32(), rest, 1, leftover, 0, mean, m2);
+    return;
+  }
+  CombineLanes(d, lane_mean, lane_m2, per_lane, mean, m2);
+  if (leftover > 0) {
+    double rest_mean, rest_m2;
+    FewTailMoments(F32(), rest, 1, leftover, 0, &rest_mean, &rest_m2);
+    ChanMerge(per_lane * static_cast<double>(N), mean, m2, static_cast<double>(leftover),
+              rest_mean, rest_m2);
+  }
 }
 
 // Channels-first moments of one channel: `runs` runs of `len` values, `stride`
@@ -507,9 +525,9 @@ HWY_NOINLINE void TailColumnMoments(T t, const typename T::Raw* HWY_RESTRICT x, 
 // runs together); each chunk's float lane moments merge into per-lane double
 // moments (as a channels-last sub-block does), and the lanes combine once at
 // the end, so short runs (e.g. 14x14 feature maps) pay no horizontal
-// reduction per chunk. The run tails (len % Lanes values per run) form a
-// runs x tail matrix with rows `stride` apart: the channels-last kernel
-// reduces its columns (partial vectors), which then combine likewise.
+// reduction per chunk. The run tails (len % Lanes values per run) are packed
+// and reduced apart (PackedTailMoments, or FewTailMoments when they are few),
+// then merged.
 template <class T>
 HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t len,
                              size_t stride, double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
@@ -571,8 +589,7 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
     if (runs * tail <= kFewTailValues) {
       FewTailMoments(t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
     } else {
-      TailColumnMoments(t, x + full, runs, tail, stride, col_mean, col_m2);
-      CombineColumns(col_mean, col_m2, tail, static_cast<double>(runs), &tail_mean, &tail_m2);
+      PackedTailMoments(d, t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
     }
     const double n = static_cast<double>(runs);
     if (count == 0.0) {

@@ -151,6 +151,26 @@ TEST(BatchMoments, UnalignedInputMatchesReference) {
   }
 }
 
+// Channels-first run tails (len % lanes values per run) of many samples are
+// packed and reduced in several buffers, the last one ending in a partial
+// vector, on every target: tails of 1, 2, 3 and 6 or 14 values, large mean
+// with tiny std and standard normal data.
+TEST(BatchMoments, RunTailsOfManySamplesMatchReference) {
+  uint32_t seed = kSeed;
+  for (const Geometry& g : {Geometry::Dense(1001, 2, 3), Geometry::Dense(700, 3, 17),
+                            Geometry::Dense(301, 2, 14), Geometry::Dense(2500, 1, 2)}) {
+    for (const Distribution& dist : {kLargeMeanTinyStd, kStandardNormal}) {
+      SCOPED_TRACE(Describe(g) + ", " + dist.name);
+      const std::vector<float> x = NormalVector(g.elements(), dist, ++seed);
+      const Stats ref = ReferenceMoments(x.data(), g);
+      ForEachSupportedTarget([&](const std::string&) {
+        const Stats got = KernelMoments(x.data(), g);
+        EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+      });
+    }
+  }
+}
+
 // Channels and element positions to poison in the non-finite tests: the first
 // and the last channel (vector body and scalar tail of channels-last), in the
 // middle and at the very end of the data, and short channels-first runs that
