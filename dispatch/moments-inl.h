@@ -364,10 +364,16 @@ HWY_INLINE hn::Vec<D> LaneShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x
 
 // Pass 2 of the vector part: per lane, Σ(x - m)/8 and Σ((x - m)/8)² about the
 // lane shifts m, in the same accumulator pattern as LaneShifts.
+// With `next` (a chunk of next_runs runs of next_full values, `stride` apart),
+// the lines of that chunk at the same places are prefetched: pass 2 works from
+// L1 and would otherwise leave memory idle.
 template <class D, class T, class V = hn::Vec<D>>
 HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                               size_t full, size_t stride, V m, V* s1_out, V* s2_out) {
+                               size_t full, size_t stride, V m, V* s1_out, V* s2_out,
+                               const typename T::Raw* next = nullptr, size_t next_runs = 0,
+                               size_t next_full = 0) {
   const size_t N = hn::Lanes(d);
+  const size_t step_bytes = 4 * N * sizeof(typename T::Raw);
   const V scale = hn::Set(d, kDevScale);
   const V vm = hn::Mul(m, scale);
   V s1a = hn::Zero(d), s1b = hn::Zero(d), s1c = hn::Zero(d), s1d = hn::Zero(d);
@@ -375,7 +381,14 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
   for (size_t run = 0; run < runs; ++run) {
     const typename T::Raw* HWY_RESTRICT p = x + run * stride;
     size_t i = 0;
+    const bool prefetch = next != nullptr && run < next_runs;
     for (; i + 4 * N <= full; i += 4 * N) {
+      if (prefetch && i + 4 * N <= next_full) {
+        const char* line = reinterpret_cast<const char*>(next + run * stride + i);
+        for (size_t offset = 0; offset < step_bytes; offset += kCacheLine) {
+          __builtin_prefetch(line + offset);
+        }
+      }
       const V d0 = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
       const V d1 = hn::MulSub(LoadAs(d, t, p + i + N), scale, vm);
       const V d2 = hn::MulSub(LoadAs(d, t, p + i + 2 * N), scale, vm);
@@ -519,6 +532,14 @@ HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT 
   }
 }
 
+// A chunk of channels-first values: `runs` runs of `vectors` whole vectors.
+template <class T>
+struct RunChunk {
+  const typename T::Raw* x = nullptr;
+  size_t runs = 0;
+  size_t vectors = 0;
+};
+
 // Channels-first moments of one channel: `runs` runs of `len` values, `stride`
 // apart. The whole vectors of the runs are reduced per lane, in chunks of at
 // most kRunChunkVectors vectors (a piece of one long run, or several short
@@ -539,47 +560,48 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   HWY_ALIGN double col_m2[kMaxLanes] = {};
   double count = 0.0;
   if (full > 0) {
+    // Chunk k: a piece of one long run, or several short runs together.
+    const size_t chunk = kRunChunkVectors * N;
+    const bool long_runs = full >= chunk;
+    const size_t pieces = long_runs ? (full + chunk - 1) / chunk : 1;  // per run
+    const size_t runs_per_chunk = long_runs ? 1 : chunk / full;
+    const size_t chunks = long_runs ? runs * pieces : (runs + runs_per_chunk - 1) / runs_per_chunk;
+    const auto chunk_at = [&](size_t k) {
+      if (long_runs) {
+        const size_t i0 = k % pieces * chunk;
+        return RunChunk<T>{x + k / pieces * stride + i0, 1, HWY_MIN(chunk, full - i0) / N};
+      }
+      const size_t r0 = k * runs_per_chunk;
+      return RunChunk<T>{x + r0 * stride, HWY_MIN(runs_per_chunk, runs - r0), full / N};
+    };
+    // A software pipeline: pass 1 of chunk k + 1 runs before pass 2 of chunk
+    // k, which prefetches chunk k + 2. Pass 2 waits for its shifts; in the
+    // other order the next chunk's loads would queue behind that wait and
+    // memory would idle while pass 2 works from L1. Each chunk's operations
+    // and the merge order stay the same, so the results do too.
+    HWY_ALIGN float shift_a[kMaxLanes] = {};
+    HWY_ALIGN float shift_b[kMaxLanes] = {};
+    float* const shifts[2] = {shift_a, shift_b};
+    const auto chunk_shifts = [&](const RunChunk<T>& c, float* out) {
+      const float inv_k = 1.0f / static_cast<float>(c.runs * c.vectors);  // SubBlockMerge's
+      hn::Store(LaneShifts(d, t, c.x, c.runs, c.vectors * N, stride, inv_k), d, out);
+    };
     double per_lane = 0.0;  // values per lane merged so far
-    // A software pipeline: pass 1 of a chunk runs before pass 2 of the chunk
-    // before it. Pass 2 waits for its shifts; in the other order the loads of
-    // the next chunk would queue behind that wait, and memory would idle while
-    // pass 2 works from L1. Each chunk's operations and the merge order stay
-    // the same, so the results do too.
-    HWY_ALIGN float shifts[2][kMaxLanes] = {};
-    const typename T::Raw* HWY_RESTRICT pending = nullptr;  // chunk waiting for pass 2
-    size_t pending_q = 0, pending_vectors = 0, slot = 0;
-    const auto finish_pending = [&] {
-      const SubBlockMerge w(per_lane, pending_q * pending_vectors);
-      const auto m = hn::Load(d, shifts[slot]);
+    RunChunk<T> current = chunk_at(0);
+    chunk_shifts(current, shifts[0]);
+    for (size_t k = 0; k < chunks; ++k) {
+      const RunChunk<T> next = k + 1 < chunks ? chunk_at(k + 1) : RunChunk<T>{};
+      if (next.x != nullptr) chunk_shifts(next, shifts[(k + 1) & 1]);
+      const RunChunk<T> ahead = k + 2 < chunks ? chunk_at(k + 2) : RunChunk<T>{};
+      const SubBlockMerge w(per_lane, current.runs * current.vectors);
+      const auto m = hn::Load(d, shifts[k & 1]);
       hn::Vec<decltype(d)> s1, s2;
-      LaneDeviations(d, t, pending, pending_q, pending_vectors * N, stride, m, &s1, &s2);
+      LaneDeviations(d, t, current.x, current.runs, current.vectors * N, stride, m, &s1, &s2,
+                     ahead.x, ahead.runs, ahead.vectors * N);
       MergeSubBlockLanes(d, m, s1, s2, w, col_mean, col_m2);
       per_lane += w.rows;
-    };
-    // `q` runs of `vectors` whole vectors each, starting at p.
-    const auto add_chunk = [&](const typename T::Raw* HWY_RESTRICT p, size_t q, size_t vectors) {
-      const float inv_k = 1.0f / static_cast<float>(q * vectors);  // as SubBlockMerge::inv_k_f
-      hn::Store(LaneShifts(d, t, p, q, vectors * N, stride, inv_k), d, shifts[slot ^ 1]);
-      if (pending != nullptr) finish_pending();
-      slot ^= 1;
-      pending = p;
-      pending_q = q;
-      pending_vectors = vectors;
-    };
-    const size_t chunk = kRunChunkVectors * N;
-    if (full >= chunk) {
-      for (size_t run = 0; run < runs; ++run) {
-        for (size_t i0 = 0; i0 < full; i0 += chunk) {
-          add_chunk(x + run * stride + i0, 1, HWY_MIN(chunk, full - i0) / N);
-        }
-      }
-    } else {
-      const size_t runs_per_chunk = chunk / full;
-      for (size_t r0 = 0; r0 < runs; r0 += runs_per_chunk) {
-        add_chunk(x + r0 * stride, HWY_MIN(runs_per_chunk, runs - r0), full / N);
-      }
+      current = next;
     }
-    finish_pending();
     CombineLanes(d, col_mean, col_m2, per_lane, mean, m2);
     count = per_lane * static_cast<double>(N);
   }
