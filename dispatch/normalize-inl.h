@@ -77,6 +77,19 @@ HWY_INLINE void StoreOut(D d, T t, hn::Vec<D> v, typename T::Raw* HWY_RESTRICT p
   StoreAs(d, t, v, p);
 }
 
+// How far ahead of its loads a streaming normalize prefetches x. Streaming
+// means an output beyond the caches, so x comes from memory too, and one core
+// reads memory faster with software prefetch than with the hardware
+// prefetchers alone (103 MB channels-last, one thread: 10.6-10.9 -> 8.9-9.9 ms
+// at 8 KiB; 4 KiB gained less). Prefetching past the end of a block only
+// warms data that another call reads.
+constexpr size_t kPrefetchBytes = 8192;
+
+template <class Raw>
+HWY_INLINE void PrefetchAhead(const Raw* p) {
+  __builtin_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes);
+}
+
 // Normalizes Lanes(d) channels starting at channel c of one row.
 template <Activation kAct, bool kHasLo, class D, class T>
 HWY_INLINE void NormalizeChannels(D d, T t, const typename T::Raw* xr, typename T::Raw* yr,
@@ -132,6 +145,7 @@ HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, typename T:
     typename T::Raw* yr = y + r * channels;
     size_t c = head;
     for (; c + N <= channels; c += N) {
+      PrefetchAhead(xr + c);
       NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, true);
     }
     if (r + 1 == rows) {
@@ -163,8 +177,15 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
     const typename T::Raw* xr = x + r * stride;
     typename T::Raw* yr = y + r * stride;
     size_t c = 0;
-    for (; c + N <= channels; c += N) {
-      NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, stream);
+    if (stream) {
+      for (; c + N <= channels; c += N) {
+        PrefetchAhead(xr + c);
+        NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, true);
+      }
+    } else {
+      for (; c + N <= channels; c += N) {
+        NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, false);
+      }
     }
     // Remaining channels in partial vectors (never streamed: a partial store
     // must not become a full-width one): nothing outside the row is touched.
