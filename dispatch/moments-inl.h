@@ -449,8 +449,8 @@ HWY_INLINE void CombineLanes(D d, const double* HWY_RESTRICT lane_mean,
 }
 
 // Run tails of at most this many values in all are reduced by FewTailMoments:
-// below it, the rows kernel's fixed cost per sub-block exceeds a plain loop
-// (a batch of one 14x14 map has 4 tail values).
+// below it, packing them and a lane reduction cost more than a plain loop (a
+// batch of one 14x14 map has 4 tail values).
 constexpr size_t kFewTailValues = 16;
 
 // Mean and M2 of `runs` runs of `tail` values (`stride` apart) in double, two
@@ -556,8 +556,8 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   const size_t N = hn::Lanes(d);
   const size_t full = len - len % N;
   constexpr size_t kMaxLanes = hn::MaxLanes(d);
-  HWY_ALIGN double col_mean[kMaxLanes] = {};
-  HWY_ALIGN double col_m2[kMaxLanes] = {};
+  HWY_ALIGN double lane_mean[kMaxLanes] = {};
+  HWY_ALIGN double lane_m2[kMaxLanes] = {};
   double count = 0.0;
   if (full > 0) {
     // Chunk k: a piece of one long run, or several short runs together.
@@ -598,11 +598,11 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
       hn::Vec<decltype(d)> s1, s2;
       LaneDeviations(d, t, current.x, current.runs, current.vectors * N, stride, m, &s1, &s2,
                      ahead.x, ahead.runs, ahead.vectors * N);
-      MergeSubBlockLanes(d, m, s1, s2, w, col_mean, col_m2);
+      MergeSubBlockLanes(d, m, s1, s2, w, lane_mean, lane_m2);
       per_lane += w.rows;
       current = next;
     }
-    CombineLanes(d, col_mean, col_m2, per_lane, mean, m2);
+    CombineLanes(d, lane_mean, lane_m2, per_lane, mean, m2);
     count = per_lane * static_cast<double>(N);
   }
   if (full < len) {
