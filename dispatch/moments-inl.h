@@ -43,6 +43,13 @@ constexpr size_t kRunChunkVectors = 64;
 // Arm server cores; a wrong guess costs only duplicate or missing prefetches).
 constexpr size_t kCacheLine = 64;
 
+// Prefetches the cache lines of `bytes` bytes from p (pass 2 of the moments
+// kernels works from L1 and would otherwise leave memory idle).
+HWY_INLINE void PrefetchLines(const void* p, size_t bytes) {
+  const char* line = static_cast<const char*>(p);
+  for (size_t offset = 0; offset < bytes; offset += kCacheLine) __builtin_prefetch(line + offset);
+}
+
 // Deviations are accumulated as (x - m) / 8, computed exactly as
 // x * (1/8) - m * (1/8) in one FMA: a float sum of up to 64 squared deviations
 // then cannot overflow unless a single deviation's square does (|x - m| above
@@ -227,12 +234,8 @@ HWY_INLINE void ColumnGroupDeviations(D d, T t, const typename T::Raw* HWY_RESTR
   const size_t group_bytes = G * N * sizeof(typename T::Raw);
   for (size_t r = 0; r < k; r += 2) {
     if (next != nullptr) {
-      for (size_t row = r; row < r + 2; ++row) {
-        const char* line = reinterpret_cast<const char*>(next + row * stride);
-        for (size_t offset = 0; offset < group_bytes; offset += kCacheLine) {
-          __builtin_prefetch(line + offset);
-        }
-      }
+      PrefetchLines(next + r * stride, group_bytes);
+      PrefetchLines(next + (r + 1) * stride, group_bytes);
     }
     AddDeviations<G>(d, t, x + r * stride, scale, ms_0, ms_1, ms_2, ms_3, e1_0, e1_1, e1_2, e1_3,
                      e2_0, e2_1, e2_2, e2_3);
@@ -383,12 +386,7 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
     size_t i = 0;
     const bool prefetch = next != nullptr && run < next_runs;
     for (; i + 4 * N <= full; i += 4 * N) {
-      if (prefetch && i + 4 * N <= next_full) {
-        const char* line = reinterpret_cast<const char*>(next + run * stride + i);
-        for (size_t offset = 0; offset < step_bytes; offset += kCacheLine) {
-          __builtin_prefetch(line + offset);
-        }
-      }
+      if (prefetch && i + 4 * N <= next_full) PrefetchLines(next + run * stride + i, step_bytes);
       const V d0 = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
       const V d1 = hn::MulSub(LoadAs(d, t, p + i + N), scale, vm);
       const V d2 = hn::MulSub(LoadAs(d, t, p + i + 2 * N), scale, vm);
@@ -419,8 +417,8 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
 // formula for equal counts). Once per channel and block, in double vectors.
 template <class D>
 HWY_INLINE void CombineLanes(D d, const double* HWY_RESTRICT lane_mean,
-                             const double* HWY_RESTRICT lane_m2, double n, double* HWY_RESTRICT mean,
-                             double* HWY_RESTRICT m2) {
+                             const double* HWY_RESTRICT lane_m2, double n,
+                             double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
   if constexpr (hn::MaxLanes(D()) == 1) {
     (void)d;
     (void)n;
@@ -456,8 +454,8 @@ constexpr size_t kFewTailValues = 16;
 // Mean and M2 of `runs` runs of `tail` values (`stride` apart) in double, two
 // passes.
 template <class T>
-HWY_INLINE void FewTailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
-                               size_t tail, size_t stride, double* mean, double* m2) {
+HWY_INLINE void FewTailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t tail,
+                               size_t stride, double* mean, double* m2) {
   const hn::CappedTag<float, 1> d1;
   double sum = 0.0;
   for (size_t run = 0; run < runs; ++run) {
@@ -496,7 +494,8 @@ HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT 
   // a partial vector.
   const size_t runs_per_buffer = kRunChunkVectors * N / tail / N * N;
   double per_lane = 0.0;
-  size_t leftover = 0;  // packed values after the last whole vector (last buffer)
+  size_t packed_values = 0;  // in the last buffer
+  size_t leftover = 0;       // packed values after its last whole vector
   for (size_t r0 = 0; r0 < runs; r0 += runs_per_buffer) {
     const size_t q = HWY_MIN(runs_per_buffer, runs - r0);
     for (size_t run = 0; run < q; ++run) {
@@ -507,8 +506,9 @@ HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT 
         hn::StoreU(LoadAs(dc, t, src + first), dc, dst + first);
       });
     }
-    const size_t vectors = q * tail / N;
-    leftover = q * tail - vectors * N;
+    packed_values = q * tail;
+    const size_t vectors = packed_values / N;
+    leftover = packed_values - vectors * N;
     if (vectors == 0) break;
     const SubBlockMerge w(per_lane, vectors);
     const auto m = LaneShifts(d, F32(), packed, 1, vectors * N, 0, w.inv_k_f);
@@ -517,8 +517,7 @@ HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT 
     MergeSubBlockLanes(d, m, s1, s2, w, lane_mean, lane_m2);
     per_lane += w.rows;
   }
-  const size_t last_runs = runs - (runs - 1) / runs_per_buffer * runs_per_buffer;
-  const float* HWY_RESTRICT rest = packed + (last_runs * tail - leftover);
+  const float* HWY_RESTRICT rest = packed + (packed_values - leftover);
   if (per_lane == 0.0) {
     FewTailMoments(F32(), rest, 1, leftover, 0, mean, m2);
     return;
@@ -527,8 +526,8 @@ HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT 
   if (leftover > 0) {
     double rest_mean, rest_m2;
     FewTailMoments(F32(), rest, 1, leftover, 0, &rest_mean, &rest_m2);
-    ChanMerge(per_lane * static_cast<double>(N), mean, m2, static_cast<double>(leftover),
-              rest_mean, rest_m2);
+    ChanMerge(per_lane * static_cast<double>(N), mean, m2, static_cast<double>(leftover), rest_mean,
+              rest_m2);
   }
 }
 
@@ -579,9 +578,7 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
     // other order the next chunk's loads would queue behind that wait and
     // memory would idle while pass 2 works from L1. Each chunk's operations
     // and the merge order stay the same, so the results do too.
-    HWY_ALIGN float shift_a[kMaxLanes] = {};
-    HWY_ALIGN float shift_b[kMaxLanes] = {};
-    float* const shifts[2] = {shift_a, shift_b};
+    HWY_ALIGN float shifts[2][kMaxLanes] = {};
     const auto chunk_shifts = [&](const RunChunk<T>& c, float* out) {
       const float inv_k = 1.0f / static_cast<float>(c.runs * c.vectors);  // SubBlockMerge's
       hn::Store(LaneShifts(d, t, c.x, c.runs, c.vectors * N, stride, inv_k), d, out);

@@ -177,15 +177,9 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
     const typename T::Raw* xr = x + r * stride;
     typename T::Raw* yr = y + r * stride;
     size_t c = 0;
-    if (stream) {
-      for (; c + N <= channels; c += N) {
-        PrefetchAhead(xr + c);
-        NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, true);
-      }
-    } else {
-      for (; c + N <= channels; c += N) {
-        NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, false);
-      }
+    for (; c + N <= channels; c += N) {
+      if (stream) PrefetchAhead(xr + c);
+      NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, stream);
     }
     // Remaining channels in partial vectors (never streamed: a partial store
     // must not become a full-width one): nothing outside the row is touched.

@@ -13,8 +13,8 @@ constexpr size_t kBlockElements = size_t{1} << 16;
 constexpr size_t kRowQuantum = 32;
 // Channels-last blocks also hold at least 256 rows: each block's partial
 // moments (two doubles, 16 bytes per channel) then stay within 1/64 of its
-// float32 input, which wide rows would otherwise not (4096x1024 moments: 2 threads 430 -> 375 us with 256
-// rows per block instead of 64).
+// float32 input, which wide rows would otherwise not (4096x1024 moments,
+// 2 threads: 430 -> 375 us with 256 rows per block instead of 64).
 constexpr size_t kMinBlockRows = 256;
 
 size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }
