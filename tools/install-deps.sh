@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages bnorm needs, only those missing, and says which.
-# Required: the compiler toolchain, Highway, oneTBB, GoogleTest, Google Benchmark.
-# Optional peers for benchmarks: oneDNN (libdnnl-dev).
+# Installs the Debian 12 (bookworm) packages bnorm needs, only those missing, and says which.
+# Required: the compiler toolchain (g++, cmake, make, pkg-config), Highway (libhwy-dev), oneTBB
+# (libtbb-dev), GoogleTest and GoogleMock (libgtest-dev, libgmock-dev: gmock is a separate
+# package), Google Benchmark (libbenchmark-dev), CLI11 (libcli11-dev) and nlohmann-json
+# (nlohmann-json3-dev) for the command-line tools.
+# Optional benchmark peer: oneDNN (libdnnl-dev) with ocl-icd-opencl-dev, which Debian's
+# dnnl-config.cmake requires (find_package(OpenCL REQUIRED)) but lists only as a Recommends.
+# BNORM_EXTRA_PACKAGES adds more names (space-separated).
 set -euo pipefail
 
-required=(g++ cmake make pkg-config libhwy-dev libtbb-dev libgtest-dev libbenchmark-dev)
-optional=(libdnnl-dev)
+required=(g++ cmake make pkg-config libhwy-dev libtbb-dev libgtest-dev libgmock-dev
+          libbenchmark-dev libcli11-dev nlohmann-json3-dev)
+optional=(libdnnl-dev ocl-icd-opencl-dev)
 
 missing=()
 for p in "${required[@]}" "${optional[@]}" ${BNORM_EXTRA_PACKAGES:-}; do
