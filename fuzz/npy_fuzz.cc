@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "bnorm/error.hpp"
-#include "bnorm/npy.hpp"
+#include "src/io/npy.h"
 
 namespace {
 
@@ -48,7 +48,7 @@ void WriteBytes(const std::string& path, const uint8_t* data, size_t size) {
 }
 
 void CheckValid(const bnorm::npy::Array& array) {
-  using bnorm::npy::DType;
+  using bnorm::npy::ElementType;
   Check(array.dtype == DType::kFloat32 || array.dtype == DType::kFloat64 ||
             array.dtype == DType::kFloat16 || array.dtype == DType::kBFloat16,
         "unknown dtype");

@@ -4,7 +4,7 @@
 // random data taken from the fuzz input. Every call must either throw a clean
 // bnorm::Error that leaves y and the layer's state byte for byte as they were,
 // or succeed with a result that matches the float64 Keras reference
-// (bnorm/keras_reference.hpp) within tolerance. Anything else aborts: another
+// (src/oracle/keras_reference.h) within tolerance. Anything else aborts: another
 // exception type, a mismatch, a crash or a sanitizer report.
 //
 // The comparison with the reference runs only for "tame" inputs: finite data
@@ -26,7 +26,7 @@
 
 #include "bnorm/batch_norm.hpp"
 #include "bnorm/error.hpp"
-#include "bnorm/keras_reference.hpp"
+#include "src/oracle/keras_reference.h"
 
 namespace {
 

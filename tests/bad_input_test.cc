@@ -43,7 +43,7 @@
 #include "bnorm/fold.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "bnorm/npy.hpp"
+#include "src/io/npy.h"
 
 namespace bnorm {
 namespace {
@@ -750,7 +750,7 @@ class BadNpy : public BadInput {
 
   // Read must fail naming the path and `what`; `out` keeps its old contents.
   void ExpectUnreadable(const std::string& path, const Names& what) {
-    npy::Array out = npy::FromFloats({1.0f, 2.0f}, {2}, npy::DType::kFloat32);
+    npy::Array out = npy::FromFloats({1.0f, 2.0f}, {2}, npy::ElementType::kFloat32);
     const npy::Array before = out;
     Names names = what;
     names.push_back(path);
@@ -840,12 +840,12 @@ TEST_F(BadNpy, FailedWriteLeavesTheOldFile) {
   const std::string path = Write("keep.npy", Npy(Dict("<f4", "(1,)"), std::string(4, '\x11')));
   std::ifstream in(path, std::ios::binary);
   const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  npy::Array bad{npy::DType::kFloat32, {3}, std::vector<uint8_t>(8)};
+  npy::Array bad{npy::ElementType::kFloat32, {3}, std::vector<uint8_t>(8)};
   Snapshot none;
   EXPECT_REJECTED(none, Names({path, "bytes"}), npy::Write(path, bad));
   EXPECT_REJECTED(none, Names({"nonexistent"}),
                   npy::Write(dir_ + "_nonexistent/dir/x.npy",
-                             npy::FromFloats({1.0f}, {1}, npy::DType::kFloat32)));
+                             npy::FromFloats({1.0f}, {1}, npy::ElementType::kFloat32)));
   std::ifstream again(path, std::ios::binary);
   const std::string after((std::istreambuf_iterator<char>(again)),
                           std::istreambuf_iterator<char>());

@@ -1,5 +1,5 @@
 // The layer's rules, one TEST per rule: hand-computed numbers for small cases,
-// the float64 Keras reference (bnorm/keras_reference.hpp) for random ones, and
+// the float64 Keras reference (src/oracle/keras_reference.h) for random ones, and
 // ports of the numerical cases of tf-keras' batch_normalization_test.py and
 // TensorFlow's layers/normalization_test.py.
 #include "bnorm/batch_norm.hpp"
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "bnorm/error.hpp"
-#include "bnorm/keras_reference.hpp"
-#include "src/half.h"
+#include "src/oracle/keras_reference.h"
+#include "src/ops/half.h"
 #include "tests/test_util.h"
 
 namespace bnorm {

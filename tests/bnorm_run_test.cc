@@ -16,14 +16,14 @@
 #include <string>
 #include <vector>
 
-#include "bnorm/npy.hpp"
+#include "src/io/npy.h"
 #include "bnorm/targets.hpp"
 #include "gtest/gtest.h"
 
 namespace bnorm {
 namespace {
 
-using npy::DType;
+using npy::ElementType;
 
 struct Result {
   int exit_code = -1;
@@ -56,7 +56,7 @@ class BnormRunTest : public ::testing::Test {
   // Writes `values` as `name` (in the temp dir) with this shape and dtype.
   std::string Write(const std::string& name, const std::vector<float>& values,
                     const std::vector<int64_t>& shape,
-                    DType dtype = DType::kFloat32) {
+                    ElementType dtype = ElementType::kFloat32) {
     const std::string path = dir_ + "/" + name;
     npy::Write(path, npy::FromFloats(values, shape, dtype));
     return path;
@@ -306,8 +306,8 @@ TEST_F(BnormRunTest, AdjustmentScalesAndShiftsXHat) {
 TEST_F(BnormRunTest, OutputKeepsTheInputDType) {
   // Inference with the initial state and epsilon 3: y = x / 2, exact in every
   // dtype.
-  for (DType dtype :
-       {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16}) {
+  for (ElementType dtype :
+       {ElementType::kFloat32, ElementType::kFloat64, ElementType::kFloat16, ElementType::kBFloat16}) {
     SCOPED_TRACE(npy::Name(dtype));
     const Result r =
         Run("--x " + Write("x.npy", {1, -3, 0.5f, 8}, {2, 2}, dtype) +
@@ -316,7 +316,7 @@ TEST_F(BnormRunTest, OutputKeepsTheInputDType) {
     const npy::Array y = ReadOut("y.npy");
     EXPECT_EQ(y.dtype, dtype);
     EXPECT_EQ(npy::ToFloats(y), (std::vector<float>{0.5f, -1.5f, 0.25f, 4}));
-    EXPECT_EQ(ReadOut("moving_mean.npy").dtype, DType::kFloat32);
+    EXPECT_EQ(ReadOut("moving_mean.npy").dtype, ElementType::kFloat32);
   }
 }
 
@@ -373,7 +373,7 @@ TEST_F(BnormRunTest, MissingOrMalformedValuesAreUsageErrors) {
 }
 
 TEST_F(BnormRunTest, BadDTypeFileIsAnIoError) {
-  npy::Array ints = npy::FromFloats({1, 2}, {2}, DType::kFloat32);
+  npy::Array ints = npy::FromFloats({1, 2}, {2}, ElementType::kFloat32);
   npy::Write(dir_ + "/ints.npy", ints);
   // Turn '<f4' into '<i4' in place.
   std::fstream f(dir_ + "/ints.npy",

@@ -22,7 +22,7 @@
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
-#include "src/half.h"
+#include "src/ops/half.h"
 
 // While g_fail_allocations is set, every operator new of this process throws
 // std::bad_alloc: that is how the tests reach OUT_OF_MEMORY.

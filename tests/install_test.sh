@@ -52,6 +52,14 @@ if grep -Ev '^(bnorm_|_ZNK?5bnorm|_ZT[ISV]N5bnorm)' "$work/symbols" > "$work/for
   c++filt < "$work/foreign" >&2
   fail "libbnorm.so exports symbols outside bnorm (above)"
 fi
+# The test oracles and .npy I/O live in the static bnorm_testing library, never in the product.
+if c++filt < "$work/symbols" | grep -E '^bnorm::(npy|reference|keras_reference)::' > "$work/testing"; then
+  cat "$work/testing" >&2
+  fail "libbnorm.so exports bnorm_testing code (above)"
+fi
+for header in npy reference keras_reference; do
+  [[ ! -e $prefix/include/bnorm/$header.hpp ]] || fail "bnorm_testing's $header.hpp was installed"
+done
 # Every function bnorm.h declares.
 grep -oE 'BNORM_API [^(]*\bbnorm_[a-z0-9_]+\(' "$prefix/include/bnorm/bnorm.h" |
   sed -E 's/.*[^a-z0-9_](bnorm_[a-z0-9_]+)\($/\1/' | sort -u > "$work/declared"

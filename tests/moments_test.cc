@@ -10,7 +10,7 @@
 
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "bnorm/reference.hpp"
+#include "src/oracle/reference.h"
 #include "tests/test_util.h"
 
 namespace bnorm {

@@ -14,7 +14,7 @@
 #include "bnorm/execution.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "bnorm/reference.hpp"
+#include "src/oracle/reference.h"
 #include "tests/test_util.h"
 
 namespace bnorm {

@@ -1,7 +1,7 @@
 // The .npy reader and writer: round trips for every dtype and rank, the exact
 // bytes NumPy expects, and one test per malformed-file error (the bad bytes are
 // written here, by hand).
-#include "bnorm/npy.hpp"
+#include "src/io/npy.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -23,8 +23,8 @@ namespace bnorm {
 namespace npy {
 namespace {
 
-constexpr DType kAllDTypes[] = {DType::kFloat32, DType::kFloat64,
-                                DType::kFloat16, DType::kBFloat16};
+constexpr ElementType kAllDTypes[] = {ElementType::kFloat32, ElementType::kFloat64,
+                                ElementType::kFloat16, ElementType::kBFloat16};
 
 class NpyTest : public ::testing::Test {
  protected:
@@ -103,7 +103,7 @@ std::string Floats(const std::vector<float>& values) {
 }
 
 // Values of `dtype` from a seeded generator, exactly representable in it.
-Array RandomArray(DType dtype, const std::vector<int64_t>& shape,
+Array RandomArray(ElementType dtype, const std::vector<int64_t>& shape,
                   std::mt19937* rng) {
   size_t count = 1;
   for (int64_t d : shape) count *= static_cast<size_t>(d);
@@ -118,7 +118,7 @@ TEST_F(NpyTest, RoundTripsEveryDTypeAndRankZeroToFive) {
   const std::vector<std::vector<int64_t>> shapes = {
       {},     {5},      {2, 3}, {2, 1, 3}, {1, 2, 3, 2}, {2, 1, 2, 1, 3},
       {0, 3}, {4, 0, 1}};
-  for (DType dtype : kAllDTypes) {
+  for (ElementType dtype : kAllDTypes) {
     for (const auto& shape : shapes) {
       const Array written = RandomArray(dtype, shape, &rng);
       const std::string path = PathOf("a.npy");
@@ -134,7 +134,7 @@ TEST_F(NpyTest, RoundTripsEveryDTypeAndRankZeroToFive) {
 }
 
 TEST_F(NpyTest, ZeroDimensionalArrayHoldsOneElement) {
-  const Array a = FromFloats({3.5f}, {}, DType::kFloat64);
+  const Array a = FromFloats({3.5f}, {}, ElementType::kFloat64);
   EXPECT_EQ(a.count(), 1u);
   Write(PathOf("s.npy"), a);
   const Array b = Read(PathOf("s.npy"));
@@ -144,7 +144,7 @@ TEST_F(NpyTest, ZeroDimensionalArrayHoldsOneElement) {
 
 TEST_F(NpyTest, WritesTheHeaderNumPyWrites) {
   Write(PathOf("h.npy"),
-        FromFloats({1, 2, 3, 4, 5, 6}, {2, 3}, DType::kFloat32));
+        FromFloats({1, 2, 3, 4, 5, 6}, {2, 3}, ElementType::kFloat32));
   std::ifstream in(PathOf("h.npy"), std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)),
                           std::istreambuf_iterator<char>());
@@ -160,7 +160,7 @@ TEST_F(NpyTest, WritesTheHeaderNumPyWrites) {
 }
 
 TEST_F(NpyTest, OneDimensionalShapeIsWrittenAsOneTuple) {
-  Write(PathOf("v.npy"), FromFloats({1, 2, 3}, {3}, DType::kFloat16));
+  Write(PathOf("v.npy"), FromFloats({1, 2, 3}, {3}, ElementType::kFloat16));
   std::ifstream in(PathOf("v.npy"), std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)),
                           std::istreambuf_iterator<char>());
@@ -184,7 +184,7 @@ TEST_F(NpyTest, ReadsFormatVersionsTwoAndThree) {
 TEST_F(NpyTest, HeadersBeyond64KiBUseFormatVersionTwo) {
   // 25000 dimensions of size 1 spell a 75000-byte shape tuple.
   const std::vector<int64_t> shape(25000, 1);
-  Write(PathOf("wide.npy"), FromFloats({2.5f}, shape, DType::kFloat32));
+  Write(PathOf("wide.npy"), FromFloats({2.5f}, shape, ElementType::kFloat32));
   std::ifstream in(PathOf("wide.npy"), std::ios::binary);
   char preamble[8];
   in.read(preamble, 8);
@@ -360,8 +360,8 @@ TEST_F(NpyTest, PayloadLongerThanTheShapeIsAnError) {
 
 TEST_F(NpyTest, WriteReplacesAtomicallyAndLeavesNoTemporaryFiles) {
   const std::string path = PathOf("out.npy");
-  Write(path, FromFloats({1, 2}, {2}, DType::kFloat32));
-  Write(path, FromFloats({3, 4, 5}, {3}, DType::kFloat64));
+  Write(path, FromFloats({1, 2}, {2}, ElementType::kFloat32));
+  Write(path, FromFloats({3, 4, 5}, {3}, ElementType::kFloat64));
   EXPECT_EQ(ToFloats(Read(path)), (std::vector<float>{3, 4, 5}));
   EXPECT_EQ(ListDir(), std::vector<std::string>{"out.npy"});
 }
@@ -369,29 +369,29 @@ TEST_F(NpyTest, WriteReplacesAtomicallyAndLeavesNoTemporaryFiles) {
 TEST_F(NpyTest, WriteErrorsNameThePath) {
   const std::string missing_dir = PathOf("no/such/dir/x.npy");
   try {
-    Write(missing_dir, FromFloats({1}, {1}, DType::kFloat32));
+    Write(missing_dir, FromFloats({1}, {1}, ElementType::kFloat32));
     ADD_FAILURE() << "writing into a missing directory did not fail";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(missing_dir), std::string::npos)
         << e.what();
   }
-  Array inconsistent = FromFloats({1, 2}, {2}, DType::kFloat32);
+  Array inconsistent = FromFloats({1, 2}, {2}, ElementType::kFloat32);
   inconsistent.shape = {3};
   EXPECT_THROW(Write(PathOf("bad.npy"), inconsistent), Error);
   EXPECT_TRUE(ListDir().empty());
 }
 
 TEST_F(NpyTest, FromFloatsChecksTheCount) {
-  EXPECT_THROW(FromFloats({1, 2, 3}, {2, 2}, DType::kFloat32), Error);
-  EXPECT_THROW(FromBits16({1, 2}, {3}, DType::kFloat16), Error);
-  EXPECT_THROW(FromBits16({1}, {1}, DType::kFloat32), Error);
-  EXPECT_THROW(ToBits16(FromFloats({1}, {1}, DType::kFloat64)), Error);
+  EXPECT_THROW(FromFloats({1, 2, 3}, {2, 2}, ElementType::kFloat32), Error);
+  EXPECT_THROW(FromBits16({1, 2}, {3}, ElementType::kFloat16), Error);
+  EXPECT_THROW(FromBits16({1}, {1}, ElementType::kFloat32), Error);
+  EXPECT_THROW(ToBits16(FromFloats({1}, {1}, ElementType::kFloat64)), Error);
 }
 
 // Every finite float16 / bfloat16 value survives float32 and back unchanged,
 // and NaNs stay NaN.
 TEST_F(NpyTest, SixteenBitConversionsAreExactForRepresentableValues) {
-  for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+  for (ElementType dtype : {ElementType::kFloat16, ElementType::kBFloat16}) {
     std::vector<uint16_t> bits(65536);
     for (size_t i = 0; i < bits.size(); ++i) bits[i] = static_cast<uint16_t>(i);
     const Array a = FromBits16(bits, {65536}, dtype);
@@ -412,10 +412,10 @@ TEST_F(NpyTest, SixteenBitConversionsAreExactForRepresentableValues) {
 
 TEST_F(NpyTest, SixteenBitConversionsMatchKnownPatterns) {
   const auto half = [](float v) {
-    return ToBits16(FromFloats({v}, {}, DType::kFloat16))[0];
+    return ToBits16(FromFloats({v}, {}, ElementType::kFloat16))[0];
   };
   const auto bf16 = [](float v) {
-    return ToBits16(FromFloats({v}, {}, DType::kBFloat16))[0];
+    return ToBits16(FromFloats({v}, {}, ElementType::kBFloat16))[0];
   };
   EXPECT_EQ(half(1.0f), 0x3C00);
   EXPECT_EQ(half(-2.0f), 0xC000);
@@ -432,7 +432,7 @@ TEST_F(NpyTest, SixteenBitConversionsMatchKnownPatterns) {
 }
 
 TEST_F(NpyTest, Float64WidensExactlyAndNarrowsToNearest) {
-  const Array a = FromFloats({0.1f, -1e30f}, {2}, DType::kFloat64);
+  const Array a = FromFloats({0.1f, -1e30f}, {2}, ElementType::kFloat64);
   double first;
   std::memcpy(&first, a.data.data(), 8);
   EXPECT_EQ(first, static_cast<double>(0.1f));

@@ -10,7 +10,7 @@
 
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
-#include "bnorm/reference.hpp"
+#include "src/oracle/reference.h"
 
 namespace bnorm {
 namespace {

@@ -18,9 +18,9 @@
 
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "bnorm/reference.hpp"
+#include "src/oracle/reference.h"
 #include "bnorm/targets.hpp"
-#include "src/streaming.h"
+#include "src/ops/streaming.h"
 
 namespace bnorm {
 namespace test {

@@ -1,6 +1,6 @@
 // float16 / bfloat16 input and output of the dispatched kernels, on every
 // supported target: widening is exact and narrowing rounds to nearest even for
-// every one of the 65536 bit patterns (src/half.h is the oracle), NaN stays NaN
+// every one of the 65536 bit patterns (src/ops/half.h is the oracle), NaN stays NaN
 // with its sign, Inf stays Inf, and large outputs (non-temporal stores) match
 // the cached path bit for bit at any alignment.
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 
 #include "bnorm/dtype.hpp"
 #include "bnorm/kernels.hpp"
-#include "src/half.h"
+#include "src/ops/half.h"
 #include "tests/test_util.h"
 
 namespace bnorm {

@@ -36,11 +36,11 @@
 #include "bnorm/execution.hpp"
 #include "bnorm/fold.hpp"
 #include "bnorm/geometry.hpp"
-#include "bnorm/keras_reference.hpp"
+#include "src/oracle/keras_reference.h"
 #include "bnorm/kernels.hpp"
-#include "bnorm/reference.hpp"
+#include "src/oracle/reference.h"
 #include "bnorm/targets.hpp"
-#include "src/half.h"
+#include "src/ops/half.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -25,7 +25,7 @@
 #include "bnorm/batch_norm.hpp"
 #include "bnorm/error.hpp"
 #include "bnorm/execution.hpp"
-#include "bnorm/npy.hpp"
+#include "src/io/npy.h"
 #include "bnorm/targets.hpp"
 
 namespace {
@@ -440,9 +440,9 @@ std::vector<Output> Run(const CommandLine& cl) {
   }
 
   std::vector<Output> outputs;
-  if (x.dtype == bnorm::npy::DType::kFloat16 ||
-      x.dtype == bnorm::npy::DType::kBFloat16) {
-    const bnorm::DType dtype = x.dtype == bnorm::npy::DType::kFloat16
+  if (x.dtype == bnorm::npy::ElementType::kFloat16 ||
+      x.dtype == bnorm::npy::ElementType::kBFloat16) {
+    const bnorm::DType dtype = x.dtype == bnorm::npy::ElementType::kFloat16
                                    ? bnorm::DType::kFloat16
                                    : bnorm::DType::kBFloat16;
     const std::vector<uint16_t> in = bnorm::npy::ToBits16(x);
@@ -464,7 +464,7 @@ std::vector<Output> Run(const CommandLine& cl) {
                               const std::vector<float>& values) {
     outputs.push_back(
         {name, bnorm::npy::FromFloats(values, parameter_shape,
-                                      bnorm::npy::DType::kFloat32)});
+                                      bnorm::npy::ElementType::kFloat32)});
   };
   state_file("moving_mean", layer.moving_mean());
   state_file("moving_variance", layer.moving_variance());

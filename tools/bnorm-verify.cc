@@ -20,7 +20,7 @@
 #include "bnorm/execution.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "bnorm/reference.hpp"
+#include "src/oracle/reference.h"
 #include "bnorm/targets.hpp"
 
 namespace {

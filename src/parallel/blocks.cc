@@ -1,4 +1,4 @@
-#include "src/blocks.h"
+#include "src/parallel/blocks.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "src/transpose.h"
+#include "src/ops/transpose.h"
 
 #include <cstddef>
 

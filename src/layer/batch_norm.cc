@@ -13,10 +13,10 @@
 #include "bnorm/error.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "src/blocks.h"
-#include "src/half.h"
-#include "src/options.h"
-#include "src/transpose.h"
+#include "src/parallel/blocks.h"
+#include "src/ops/half.h"
+#include "src/layer/options.h"
+#include "src/ops/transpose.h"
 
 namespace bnorm {
 namespace {

@@ -3,7 +3,7 @@
 // little-endian), then the header: a Python dict literal with exactly the keys
 // 'descr', 'fortran_order' and 'shape', padded with spaces and ended by '\n'.
 // The payload follows, count() * ItemSize() bytes.
-#include "bnorm/npy.hpp"
+#include "src/io/npy.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 #include <string>
 
 #include "bnorm/error.hpp"
-#include "src/half.h"
+#include "src/ops/half.h"
 
 // Payloads are copied byte for byte into and out of float / uint16_t memory.
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -236,9 +236,9 @@ class HeaderParser {
   size_t pos_ = 0;
 };
 
-bool DTypeFromDescr(const std::string& descr, DType* dtype) {
-  for (DType d :
-       {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16}) {
+bool ElementTypeFromDescr(const std::string& descr, ElementType* dtype) {
+  for (ElementType d :
+       {ElementType::kFloat32, ElementType::kFloat64, ElementType::kFloat16, ElementType::kBFloat16}) {
     if (descr == Descr(d)) {
       *dtype = d;
       return true;
@@ -296,7 +296,7 @@ Array Parse(std::vector<uint8_t> bytes, const std::string& name) {
   bool fortran_order = false;
   Array array;
   HeaderParser(header, name).Parse(&descr, &fortran_order, &array.shape);
-  if (!DTypeFromDescr(descr, &array.dtype)) {
+  if (!ElementTypeFromDescr(descr, &array.dtype)) {
     Fail(name, "unsupported dtype '" + descr +
                    "' (expected '<f4', '<f8', '<f2', or '<u2' for bfloat16)");
   }
@@ -359,42 +359,42 @@ std::string ErrnoText() { return std::strerror(errno); }
 
 }  // namespace
 
-const char* Descr(DType dtype) {
+const char* Descr(ElementType dtype) {
   switch (dtype) {
-    case DType::kFloat32:
+    case ElementType::kFloat32:
       return "<f4";
-    case DType::kFloat64:
+    case ElementType::kFloat64:
       return "<f8";
-    case DType::kFloat16:
+    case ElementType::kFloat16:
       return "<f2";
-    case DType::kBFloat16:
+    case ElementType::kBFloat16:
       return "<u2";
   }
   return "?";
 }
 
-const char* Name(DType dtype) {
+const char* Name(ElementType dtype) {
   switch (dtype) {
-    case DType::kFloat32:
+    case ElementType::kFloat32:
       return "float32";
-    case DType::kFloat64:
+    case ElementType::kFloat64:
       return "float64";
-    case DType::kFloat16:
+    case ElementType::kFloat16:
       return "float16";
-    case DType::kBFloat16:
+    case ElementType::kBFloat16:
       return "bfloat16";
   }
   return "?";
 }
 
-size_t ItemSize(DType dtype) {
+size_t ItemSize(ElementType dtype) {
   switch (dtype) {
-    case DType::kFloat32:
+    case ElementType::kFloat32:
       return 4;
-    case DType::kFloat64:
+    case ElementType::kFloat64:
       return 8;
-    case DType::kFloat16:
-    case DType::kBFloat16:
+    case ElementType::kFloat16:
+    case ElementType::kBFloat16:
       return 2;
   }
   return 0;
@@ -467,21 +467,21 @@ std::vector<float> ToFloats(const Array& array) {
   const size_t n = array.count();
   std::vector<float> values(n);
   switch (array.dtype) {
-    case DType::kFloat32:
+    case ElementType::kFloat32:
       if (n) std::memcpy(values.data(), array.data.data(), n * sizeof(float));
       break;
-    case DType::kFloat64:
+    case ElementType::kFloat64:
       for (size_t i = 0; i < n; ++i) {
         double v;
         std::memcpy(&v, array.data.data() + i * sizeof(double), sizeof(double));
         values[i] = static_cast<float>(v);
       }
       break;
-    case DType::kFloat16:
-    case DType::kBFloat16: {
+    case ElementType::kFloat16:
+    case ElementType::kBFloat16: {
       const std::vector<uint16_t> bits = ToBits16(array);
       for (size_t i = 0; i < n; ++i) {
-        values[i] = array.dtype == DType::kFloat16
+        values[i] = array.dtype == ElementType::kFloat16
                         ? bnorm::HalfToFloat(bits[i])
                         : bnorm::BFloat16ToFloat(bits[i]);
       }
@@ -492,22 +492,22 @@ std::vector<float> ToFloats(const Array& array) {
 }
 
 Array FromFloats(const std::vector<float>& values,
-                 const std::vector<int64_t>& shape, DType dtype) {
+                 const std::vector<int64_t>& shape, ElementType dtype) {
   const size_t n = CheckedCount(shape, ItemSize(dtype), "FromFloats");
   if (values.size() != n) {
     throw Error("FromFloats: " + std::to_string(values.size()) +
                 " values do not fill shape " + ShapeString(shape));
   }
-  if (dtype == DType::kFloat16 || dtype == DType::kBFloat16) {
+  if (dtype == ElementType::kFloat16 || dtype == ElementType::kBFloat16) {
     std::vector<uint16_t> bits(n);
     for (size_t i = 0; i < n; ++i) {
-      bits[i] = dtype == DType::kFloat16 ? bnorm::FloatToHalf(values[i])
+      bits[i] = dtype == ElementType::kFloat16 ? bnorm::FloatToHalf(values[i])
                                          : bnorm::FloatToBFloat16(values[i]);
     }
     return FromBits16(bits, shape, dtype);
   }
   Array array{dtype, shape, std::vector<uint8_t>(n * ItemSize(dtype))};
-  if (dtype == DType::kFloat32) {
+  if (dtype == ElementType::kFloat32) {
     if (n) std::memcpy(array.data.data(), values.data(), n * sizeof(float));
   } else {
     for (size_t i = 0; i < n; ++i) {
@@ -530,7 +530,7 @@ std::vector<uint16_t> ToBits16(const Array& array) {
 }
 
 Array FromBits16(const std::vector<uint16_t>& bits,
-                 const std::vector<int64_t>& shape, DType dtype) {
+                 const std::vector<int64_t>& shape, ElementType dtype) {
   if (ItemSize(dtype) != 2) {
     throw Error(std::string("FromBits16: dtype is ") + Name(dtype) +
                 "; expected float16 or bfloat16");

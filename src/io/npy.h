@@ -3,21 +3,20 @@
 // is supported: little-endian float32, float64, float16 and bfloat16 (which
 // NumPy has no dtype for, so it travels as its bit pattern in '<u2'), C order,
 // any rank including 0-d.
-#ifndef BNORM_NPY_HPP_
-#define BNORM_NPY_HPP_
+#ifndef BNORM_SRC_IO_NPY_H_
+#define BNORM_SRC_IO_NPY_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "bnorm/export.h"
 
 namespace bnorm {
 namespace npy {
 
 // The element types, with their .npy descr.
-enum class DType {
+enum class ElementType {
   kFloat32,   // '<f4'
   kFloat64,   // '<f8'
   kFloat16,   // '<f2'
@@ -25,15 +24,15 @@ enum class DType {
 };
 
 // "<f4", "<f8", "<f2" or "<u2".
-BNORM_API const char* Descr(DType dtype);
+const char* Descr(ElementType dtype);
 // "float32", "float64", "float16" or "bfloat16".
-BNORM_API const char* Name(DType dtype);
+const char* Name(ElementType dtype);
 // Bytes per element: 4, 8, 2 or 2.
-BNORM_API size_t ItemSize(DType dtype);
+size_t ItemSize(ElementType dtype);
 
 // A C-order tensor: `data` holds count() elements of `dtype`, little-endian.
-struct BNORM_API Array {
-  DType dtype = DType::kFloat32;
+struct Array {
+  ElementType dtype = ElementType::kFloat32;
   std::vector<int64_t> shape;  // empty for a 0-d array (one element)
   std::vector<uint8_t> data;
 
@@ -46,28 +45,28 @@ struct BNORM_API Array {
 // version, truncated header, header length beyond the file or above 1 MiB,
 // malformed header dict, unsupported dtype, fortran_order True, a negative or
 // overflowing shape, or a payload whose size disagrees with the shape.
-BNORM_API Array Read(const std::string& path);
+Array Read(const std::string& path);
 
 // Writes `array` as .npy (version 1.0, or 2.0 when the header needs it). The
 // bytes go to a temporary file in the same directory that is then renamed over
 // `path`, so readers never see a half-written file. Throws bnorm::Error naming
 // the path on failure, or when data.size() disagrees with the shape.
-BNORM_API void Write(const std::string& path, const Array& array);
+void Write(const std::string& path, const Array& array);
 
 // Every element converted to float32 (float64 rounds to nearest).
-BNORM_API std::vector<float> ToFloats(const Array& array);
+std::vector<float> ToFloats(const Array& array);
 // An array of `dtype` holding `values` (float16 and bfloat16 round to nearest
 // even, overflow gives infinity, NaN stays NaN; float64 widens exactly). Throws
 // bnorm::Error if the count disagrees with the shape.
-BNORM_API Array FromFloats(const std::vector<float>& values,
-                           const std::vector<int64_t>& shape, DType dtype);
+Array FromFloats(const std::vector<float>& values,
+                           const std::vector<int64_t>& shape, ElementType dtype);
 
 // The raw 16-bit patterns of a float16 or bfloat16 array, and back.
-BNORM_API std::vector<uint16_t> ToBits16(const Array& array);
-BNORM_API Array FromBits16(const std::vector<uint16_t>& bits,
-                           const std::vector<int64_t>& shape, DType dtype);
+std::vector<uint16_t> ToBits16(const Array& array);
+Array FromBits16(const std::vector<uint16_t>& bits,
+                           const std::vector<int64_t>& shape, ElementType dtype);
 
 }  // namespace npy
 }  // namespace bnorm
 
-#endif  // BNORM_NPY_HPP_
+#endif  // BNORM_SRC_IO_NPY_H_

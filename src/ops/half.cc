@@ -1,4 +1,4 @@
-#include "src/half.h"
+#include "src/ops/half.h"
 
 #include <cstring>
 

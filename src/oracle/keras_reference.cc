@@ -1,6 +1,6 @@
 // SPEC.md, element by element, in double. Deliberately shares no code with the
 // layer (src/batch_norm.cc, src/options.cc) so that it checks it.
-#include "bnorm/keras_reference.hpp"
+#include "src/oracle/keras_reference.h"
 
 #include <algorithm>
 #include <cmath>

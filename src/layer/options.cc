@@ -1,6 +1,6 @@
 // Option validation and the fused resolution of Keras' BatchNormalizationBase
 // (__init__, _raise_if_fused_cannot_be_used and build).
-#include "src/options.h"
+#include "src/layer/options.h"
 
 #include <cmath>
 #include <cstdlib>

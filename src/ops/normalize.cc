@@ -7,8 +7,8 @@
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/kernels.h"
-#include "src/blocks.h"
-#include "src/streaming.h"
+#include "src/parallel/blocks.h"
+#include "src/ops/streaming.h"
 
 namespace bnorm {
 namespace {

@@ -4,15 +4,15 @@
 // threads and no shortcuts: every element is visited by its coordinates. Tests
 // and bnorm-verify check bnorm::BatchNorm against it. It assumes valid options
 // (bnorm::BatchNorm does the validation).
-#ifndef BNORM_KERAS_REFERENCE_HPP_
-#define BNORM_KERAS_REFERENCE_HPP_
+#ifndef BNORM_SRC_ORACLE_KERAS_REFERENCE_H_
+#define BNORM_SRC_ORACLE_KERAS_REFERENCE_H_
 
 #include <cstdint>
 #include <optional>
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
-#include "bnorm/export.h"
+#include "src/oracle/reference.h"
 
 namespace bnorm {
 namespace keras_reference {
@@ -20,24 +20,21 @@ namespace keras_reference {
 // The layer's variables in double, flattened in the parameter shape's C order.
 // gamma is all ones with scale=false and beta all zeros with center=false;
 // the renorm variables are empty without renorm.
-struct BNORM_API State {
-  std::vector<double> gamma, beta, moving_mean, moving_variance;
-  std::vector<double> moving_stddev, renorm_mean, renorm_stddev;
-};
+using State = reference::State;
 
 // The variables right after Keras' build() for `channels` parameters.
-BNORM_API State Initial(const Options& options, size_t channels);
+State Initial(const Options& options, size_t channels);
 
 // Whether Keras' build() picks the fused kernel for an input of rank `rank`.
-BNORM_API bool UsesFused(const Options& options, size_t rank);
+bool UsesFused(const Options& options, size_t rank);
 
 // One call of the layer on the C-order tensor x of `shape`: writes y (double,
 // same shape) and, in training, updates `state`. An empty input changes
 // nothing.
-BNORM_API void Forward(const Options& options, const std::vector<int64_t>& shape, const float* x,
-                       std::optional<bool> training, State* state, double* y);
+void Forward(const Options& options, const std::vector<int64_t>& shape, const float* x,
+             std::optional<bool> training, State* state, double* y);
 
 }  // namespace keras_reference
 }  // namespace bnorm
 
-#endif  // BNORM_KERAS_REFERENCE_HPP_
+#endif  // BNORM_SRC_ORACLE_KERAS_REFERENCE_H_

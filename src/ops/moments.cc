@@ -10,7 +10,7 @@
 #include "bnorm/targets.hpp"
 #include "dispatch/chan_merge.h"
 #include "dispatch/kernels.h"
-#include "src/blocks.h"
+#include "src/parallel/blocks.h"
 
 namespace bnorm {
 namespace {

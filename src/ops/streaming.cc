@@ -1,4 +1,4 @@
-#include "src/streaming.h"
+#include "src/ops/streaming.h"
 
 #include <unistd.h>
 

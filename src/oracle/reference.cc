@@ -1,4 +1,4 @@
-#include "bnorm/reference.hpp"
+#include "src/oracle/reference.h"
 
 #include <cmath>
 

@@ -55,6 +55,6 @@ void ForEachBlock(size_t count, size_t elements, const Execution& exec, const Bo
 
 }  // namespace bnorm
 
-#include "src/blocks-inl.h"
+#include "src/parallel/blocks-inl.h"
 
 #endif  // BNORM_SRC_BLOCKS_H_

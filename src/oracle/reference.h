@@ -1,0 +1,41 @@
+// The scalar float64 reference: SPEC.md written as plainly as possible, with no
+// SIMD and no threads. It is the oracle every dispatched kernel is checked
+// against (tests and bnorm-verify).
+#ifndef BNORM_SRC_ORACLE_REFERENCE_H_
+#define BNORM_SRC_ORACLE_REFERENCE_H_
+
+#include <vector>
+
+#include "bnorm/geometry.hpp"
+
+namespace bnorm {
+namespace reference {
+
+// Per-channel mean and biased variance, two passes in double.
+void Moments(const float* x, const Geometry& g, double* mean, double* variance);
+
+// y = (x - mean) / sqrt(variance + epsilon) * gamma + beta, in double.
+void Normalize(const float* x, const Geometry& g, const double* mean, const double* variance,
+               const double* gamma, const double* beta, double epsilon, double* y);
+
+// The layer's per-channel state (float32 in the library, double here); the renorm
+// statistics are empty unless the layer renormalizes. The Keras oracle uses it too.
+struct State {
+  std::vector<double> gamma, beta, moving_mean, moving_variance;
+  std::vector<double> moving_stddev, renorm_mean, renorm_stddev;
+  static State Initial(size_t channels);  // Keras' initial values: 1, 0, 0, 1
+};
+
+// Training forward: batch moments, normalize with them, then
+// moving -= (moving - batch) * (1 - momentum). An empty batch updates nothing.
+void TrainingForward(const float* x, const Geometry& g, double momentum, double epsilon,
+                     State* state, double* y);
+
+// Inference forward: normalize with the moving statistics; nothing changes.
+void InferenceForward(const float* x, const Geometry& g, double epsilon, const State& state,
+                      double* y);
+
+}  // namespace reference
+}  // namespace bnorm
+
+#endif  // BNORM_SRC_ORACLE_REFERENCE_H_
