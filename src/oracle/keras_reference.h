@@ -34,6 +34,20 @@ bool UsesFused(const Options& options, size_t rank);
 void Forward(const Options& options, const std::vector<int64_t>& shape, const float* x,
              std::optional<bool> training, State* state, double* y);
 
+// The gradients of one call, in double: of sum(dy * y) with respect to x, gamma, beta and the
+// adjustment's outputs (SPEC.md, "Backward"). Renorm's r and d and the moving statistics are
+// constants. dgamma is empty with scale=false, dbeta with center=false, the adjustment
+// gradients unless the call trained with an adjustment.
+struct Gradients {
+  std::vector<double> dx, dgamma, dbeta, dadjustment_scale, dadjustment_bias;
+};
+
+// The gradients of Forward(options, shape, x, training, &state, y) called with `state` as given
+// (the state before that call); dy has the shape of x. An empty input gives an empty dx and
+// zero parameter gradients.
+Gradients Backward(const Options& options, const std::vector<int64_t>& shape, const float* x,
+                   const double* dy, std::optional<bool> training, const State& state);
+
 }  // namespace keras_reference
 }  // namespace bnorm
 
