@@ -645,7 +645,7 @@ TEST(CApi, MomentsRejectBadArgumentsAndWriteNothing) {
   EXPECT_STATUS(BNORM_STATUS_SHAPE_MISMATCH, bnorm_moments(px, f32, shape, 3, &axis, 1, m, v, 4),
                 "channels is 4");
   EXPECT_STATUS(BNORM_STATUS_INVALID_ARGUMENT, bnorm_moments(px, f32, shape, 3, &axis, 0, m, v, 3),
-                "num_axes is 0");
+                "axis is an empty list");
   const int out_of_range = 3;
   EXPECT_STATUS(BNORM_STATUS_INVALID_ARGUMENT,
                 bnorm_moments(px, f32, shape, 3, &out_of_range, 1, m, v, 3),
@@ -656,7 +656,7 @@ TEST(CApi, MomentsRejectBadArgumentsAndWriteNothing) {
                 "not contiguous");
   const int64_t empty[] = {0, 3, 5};
   EXPECT_STATUS(BNORM_STATUS_INVALID_ARGUMENT, bnorm_moments(px, f32, empty, 3, &axis, 1, m, v, 3),
-                "no values per channel");
+                "values per channel");
   EXPECT_STATUS(
       BNORM_STATUS_INVALID_ARGUMENT,
       bnorm_moments(reinterpret_cast<const char*>(px) + 1, f32, shape, 3, &axis, 1, m, v, 3),
