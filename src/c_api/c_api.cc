@@ -9,7 +9,6 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
-#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
