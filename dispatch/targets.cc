@@ -94,7 +94,7 @@ void ForceTargetImpl(const std::string& name) {
   for (const TargetInfo& t : compiled) {
     if (t.name != wanted) continue;
     if (!t.supported) {
-      throw Error("target '" + name + "' is compiled but this CPU does not support it (supported: " +
+      throw Error(ErrorCode::kUnsupported, "target '" + name + "' is compiled but this CPU does not support it (supported: " +
                   Names(SupportedTargets()) + ")");
     }
     g_forced = t.bit;
@@ -102,12 +102,12 @@ void ForceTargetImpl(const std::string& name) {
     if (dispatch::DispatchedTarget() != t.bit) {
       g_forced = 0;
       hwy::DisableTargets(0);
-      throw Error("target '" + name + "' could not be forced: dispatch still chose '" +
+      throw Error(ErrorCode::kUnsupported, "target '" + name + "' could not be forced: dispatch still chose '" +
                   ActiveTarget() + "'");
     }
     return;
   }
-  throw Error("target '" + name + "' is unknown (compiled: " + Names(compiled) + ")");
+  throw Error(ErrorCode::kInvalidArgument, "target '" + name + "' is unknown (compiled: " + Names(compiled) + ")");
 }
 
 }  // namespace
@@ -124,7 +124,7 @@ void ApplyTargetFromEnvironment() {
       ForceTargetImpl(name);
     } catch (const Error& e) {
       // Not marked chosen: every later call reports the bad name again.
-      throw Error(std::string("BNORM_TARGET: ") + e.what());
+      throw Error(e.code(), std::string("BNORM_TARGET: ") + e.what());
     }
   }
   g_target_chosen = true;

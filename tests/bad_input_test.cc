@@ -812,9 +812,9 @@ TEST_F(BadNpy, FortranOrder) {
 
 TEST_F(BadNpy, ShapeDisagreesWithThePayload) {
   ExpectUnreadable(Write("short.npy", Npy(Dict("<f4", "(2, 3)"), std::string(20, '\0'))),
-                   {"truncated payload", "(2, 3)"});
+                   {"truncated payload", "[2, 3]"});
   ExpectUnreadable(Write("long.npy", Npy(Dict("<f4", "(2, 3)"), std::string(28, '\0'))),
-                   {"trailing data", "(2, 3)"});
+                   {"trailing data", "[2, 3]"});
   ExpectUnreadable(Write("f8.npy", Npy(Dict("<f8", "(3,)"), std::string(12, '\0'))),
                    {"truncated payload"});
   ExpectUnreadable(Write("negative.npy", Npy(Dict("<f4", "(-1, 3)"), "")), {"negative"});

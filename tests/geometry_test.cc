@@ -153,6 +153,28 @@ TEST(PlanGeometry, SizeOverflowIsAnError) {
   EXPECT_THAT(message, HasSubstr(std::to_string(big)));
 }
 
+// The array overload is the one planner: the vector overload gives the same
+// geometry, and each failure carries the code the C ABI turns into a status.
+TEST(PlanGeometry, PlainArraysPlanAsVectorsDo) {
+  const int64_t dims[] = {2, 3, 4, 5};
+  const int axes[] = {-2, 1};
+  ExpectGeometry(PlanGeometry(dims, 4, axes, 2), 2, 12, 5);
+  const auto code = [](const std::vector<int64_t>& shape, const std::vector<int>& axis) {
+    try {
+      PlanGeometry(shape.data(), shape.size(), axis.data(), axis.size());
+    } catch (const Error& e) {
+      return e.code();
+    }
+    ADD_FAILURE() << "expected bnorm::Error";
+    return ErrorCode::kInvalidArgument;
+  };
+  EXPECT_EQ(code({2, 3, 4, 5}, {1, 3}), ErrorCode::kUnsupported);
+  EXPECT_EQ(code({int64_t{1} << 40, int64_t{1} << 40, 2}, {-1}), ErrorCode::kOverflow);
+  EXPECT_EQ(code({2, -1}, {-1}), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code({2, 3}, {2}), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code({2, 3}, {}), ErrorCode::kInvalidArgument);
+}
+
 TEST(CanonicalAxes, AreSortedAndNonNegative) {
   EXPECT_THAT(CanonicalAxes({-1, 0}, 3), ElementsAre(0, 2));
   EXPECT_THAT(CanonicalAxes({3, -3, 2}, 4), ElementsAre(1, 2, 3));

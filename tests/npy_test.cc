@@ -346,7 +346,7 @@ TEST_F(NpyTest, PayloadShorterThanTheShapeIsAnError) {
           "short.npy",
           Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
               Floats({1, 2, 3, 4, 5}))),
-      "truncated payload: shape (2, 3) of float32 needs 24 bytes, the file has "
+      "truncated payload: shape [2, 3] of float32 needs 24 bytes, the file has "
       "20");
 }
 
@@ -355,7 +355,7 @@ TEST_F(NpyTest, PayloadLongerThanTheShapeIsAnError) {
       WriteBytes("long.npy",
                  Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
                      std::string(9, '\0'))),
-      "trailing data: shape () of float64 needs 8 bytes, the file has 9");
+      "trailing data: shape [] of float64 needs 8 bytes, the file has 9");
 }
 
 TEST_F(NpyTest, WriteReplacesAtomicallyAndLeavesNoTemporaryFiles) {

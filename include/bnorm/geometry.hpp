@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Canonical geometry: any tensor and set of adjacent feature axes reduce to
 // [outer, channels, inner] in row-major order.
 //   channels-last  (inner == 1): rows of `channels` contiguous values.
@@ -52,16 +53,20 @@ struct BNORM_API Geometry {
   }
 };
 
+// The geometry of the shape dims[0, rank) with feature axes axes[0, num_axes)
+// (negative values count from the end). The feature axes must be adjacent;
+// their sizes multiply into `channels`. Allocates nothing. Throws bnorm::Error:
+// kInvalidArgument for rank 0, a negative size or an empty, out-of-range or
+// duplicated axis list, kOverflow for sizes whose product does not fit in
+// size_t, kUnsupported for feature axes that are not adjacent.
+BNORM_API Geometry PlanGeometry(const int64_t* dims, size_t rank, const int* axes, size_t num_axes);
+// The same over vectors.
+BNORM_API Geometry PlanGeometry(const std::vector<int64_t>& shape, const std::vector<int>& axes);
+
 // Feature axes normalized to ascending, non-negative indices. `axes` may hold
 // negative values (counted from the end); duplicates, out-of-range values and an
 // empty list are errors naming the axis and the rank.
 BNORM_API std::vector<int> CanonicalAxes(const std::vector<int>& axes, size_t rank);
-
-// The geometry of `shape` with feature axes `axes`. The feature axes must be
-// adjacent after canonicalization; their sizes multiply into `channels`.
-// Throws bnorm::Error on invalid axes or on sizes whose product overflows.
-BNORM_API Geometry PlanGeometry(const std::vector<int64_t>& shape,
-                                const std::vector<int>& axes);
 
 // The geometry of a strided view: `strides[i]` elements between neighbours
 // along axis i. The axes after the feature axes must be dense (contiguous

@@ -1,17 +1,14 @@
-// The C ABI over the C++ API. Each function checks its arguments (naming the
-// bad one in a thread-local message), converts them to the C++ types and calls
-// the C++ function inside Guard, which turns every exception into a status.
-// Shapes are checked here, in fixed-size arrays, rather than by
-// PlanGeometry: the normalize and inference paths must not allocate, and the
-// checks that have their own status (null, overflow, mismatch) must run before
-// the C++ code sees the values.
-#include "bnorm/bnorm.h"
-
+// SPDX-License-Identifier: Apache-2.0
+// The C ABI over the C++ API. Each function checks what only the C ABI has
+// (null pointers, enum values given as ints, ranks up to BNORM_MAX_RANK, the
+// `channels` and `count` arguments), converts the arguments to the C++ types
+// and calls the C++ function inside Guard, which turns bnorm::Error's code
+// into the status and every other exception into OUT_OF_MEMORY or INTERNAL.
+// The C++ checks allocate nothing on success, so neither do the normalize and
+// inference paths.
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -23,12 +20,16 @@
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
+#include "bnorm/bnorm.h"
 #include "bnorm/error.hpp"
 #include "bnorm/execution.hpp"
 #include "bnorm/fold.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
+#include "src/c_api/status.h"
+#include "src/plan/checks.h"
+#include "src/plan/format.h"
 
 namespace {
 
@@ -65,14 +66,14 @@ __attribute__((format(printf, 3, 4))) bnorm_status Fail(bnorm_status status, con
 }
 
 // Runs body() and answers every exception with a status: bnorm::Error is the
-// C++ API's validation (the message names the argument), bad_alloc is memory,
-// anything else is a bug.
+// C++ API's validation (its code is the status, its message names the
+// argument), bad_alloc is memory, anything else is a bug.
 template <class Body>
 bnorm_status Guard(const char* function, const Body& body) noexcept {
   try {
     return body();
   } catch (const bnorm::Error& e) {
-    return Fail(BNORM_STATUS_INVALID_ARGUMENT, function, "%s", e.what());
+    return Fail(bnorm::StatusOf(e.code()), function, "%s", e.what());
   } catch (const std::bad_alloc&) {
     return Fail(BNORM_STATUS_OUT_OF_MEMORY, function, "out of memory");
   } catch (const std::exception& e) {
@@ -157,147 +158,32 @@ bool ValidState(bnorm_state which) {
 
 // ---- Shapes -----------------------------------------------------------------
 
-// A checked shape: rank in [min_rank, BNORM_MAX_RANK], sizes >= 0, and an
-// element count that fits in size_t.
-struct Shape {
-  size_t rank = 0;
-  int64_t dims[BNORM_MAX_RANK] = {};
-  size_t elements = 1;
-};
-
-// "[2, 3, 4]" into `text`, for messages.
-const char* Format(const int64_t* dims, size_t rank, char (&text)[256]) {
-  size_t used = 0;
-  text[0] = '\0';
-  for (size_t i = 0; i < rank && used < sizeof(text); ++i) {
-    used += static_cast<size_t>(std::snprintf(text + used, sizeof(text) - used, "%s%" PRId64,
-                                              i == 0 ? "[" : ", ", dims[i]));
-  }
-  if (used < sizeof(text)) std::snprintf(text + used, sizeof(text) - used, "]");
-  return text;
-}
-
-bnorm_status CheckShape(const char* function, const char* name, const int64_t* shape, size_t rank,
-                        size_t min_rank, Shape* out) {
+// The C ABI's own rule for a shape argument: non-null with a rank in
+// [min_rank, BNORM_MAX_RANK]. Sizes and counts are the C++ API's checks.
+bnorm_status CheckRank(const char* function, const char* name, const int64_t* shape, size_t rank,
+                       size_t min_rank) {
   if (shape == nullptr) return Fail(BNORM_STATUS_NULL_POINTER, function, "%s is null", name);
   if (rank < min_rank || rank > BNORM_MAX_RANK) {
     return Fail(BNORM_STATUS_INVALID_ARGUMENT, function, "rank is %zu; expected %zu..%d", rank,
                 min_rank, BNORM_MAX_RANK);
   }
-  out->rank = rank;
-  bool overflow = false, empty = false;
-  size_t elements = 1;
-  for (size_t i = 0; i < rank; ++i) {
-    if (shape[i] < 0) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
-                  "%s[%zu] is %" PRId64 "; expected a size >= 0", name, i, shape[i]);
-    }
-    out->dims[i] = shape[i];
-    empty |= shape[i] == 0;
-    overflow |= __builtin_mul_overflow(elements, static_cast<size_t>(shape[i]), &elements);
-  }
-  // A zero anywhere makes the tensor empty however large the other sizes are
-  // (and a wrapped product may be 0 without any zero size).
-  if (overflow && !empty) {
-    char text[256];
-    return Fail(BNORM_STATUS_OVERFLOW, function, "%s %s has more elements than fit in size_t", name,
-                Format(shape, rank, text));
-  }
-  out->elements = empty ? 0 : elements;
   return BNORM_STATUS_OK;
 }
 
-// The byte size of a tensor, and its alignment to the element size.
-bnorm_status CheckData(const char* function, const char* name, const void* data, const Shape& shape,
-                       bnorm::DType dtype, size_t* bytes) {
-  const size_t size = bnorm::SizeOf(dtype);
-  if (__builtin_mul_overflow(shape.elements, size, bytes)) {
-    char text[256];
-    return Fail(BNORM_STATUS_OVERFLOW, function, "%s of shape %s is more bytes than fit in size_t",
-                name, Format(shape.dims, shape.rank, text));
-  }
-  if (reinterpret_cast<uintptr_t>(data) % size != 0) {
-    return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
-                "%s (%p) is not aligned to its element size %zu (%s)", name, data, size,
-                bnorm::Name(dtype));
-  }
-  return BNORM_STATUS_OK;
-}
-
-// y may be x itself; any other overlap would read values already written.
-bnorm_status CheckOverlap(const char* function, const void* x, const void* y, size_t bytes) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(x);
-  const uintptr_t b = reinterpret_cast<uintptr_t>(y);
-  const bool overlap = a != b && (a < b ? b - a < bytes : a - b < bytes);
-  if (overlap) {
-    return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
-                "x (%p) and y (%p) overlap partially within %zu bytes; expected y == x (in "
-                "place) or disjoint buffers",
-                x, y, bytes);
-  }
-  return BNORM_STATUS_OK;
-}
-
-// The canonical geometry of `shape` with feature axes `axes`, as
-// bnorm::PlanGeometry computes it but without allocating.
-bnorm_status PlanAxes(const char* function, const Shape& shape, const int* axes, size_t num_axes,
-                      bnorm::Geometry* g) {
-  if (axes == nullptr) return Fail(BNORM_STATUS_NULL_POINTER, function, "axes is null");
-  const long long r = static_cast<long long>(shape.rank);
-  if (num_axes == 0 || num_axes > shape.rank) {
-    return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
-                "num_axes is %zu; expected 1..%zu (the rank)", num_axes, shape.rank);
-  }
-  int canonical[BNORM_MAX_RANK];
-  for (size_t i = 0; i < num_axes; ++i) {
-    if (axes[i] < -r || axes[i] >= r) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
-                  "axis %d is out of range for an input of rank %zu (valid: %lld..%lld)", axes[i],
-                  shape.rank, -r, r - 1);
-    }
-    const int a = axes[i] < 0 ? static_cast<int>(axes[i] + r) : axes[i];
-    // Insertion keeps canonical[0..i] sorted.
-    size_t k = i;
-    for (; k > 0 && canonical[k - 1] >= a; --k) {
-      if (canonical[k - 1] == a) {
-        return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
-                    "axis %d is duplicated in the axis list (rank %zu)", axes[i], shape.rank);
-      }
-      canonical[k] = canonical[k - 1];
-    }
-    canonical[k] = a;
-  }
-  for (size_t i = 1; i < num_axes; ++i) {
-    if (canonical[i] != canonical[i - 1] + 1) {
-      return Fail(BNORM_STATUS_UNSUPPORTED, function,
-                  "axis list is not contiguous (axes %d and %d are separated); the low-level "
-                  "calls need adjacent feature axes",
-                  canonical[i - 1], canonical[i]);
-    }
-  }
-  // The three products are parts of the element count, but when another size
-  // is zero they can still overflow on their own.
-  size_t parts[3] = {1, 1, 1};
-  for (size_t i = 0; i < shape.rank; ++i) {
-    const int axis = static_cast<int>(i);
-    const size_t part = axis < canonical[0] ? 0 : axis <= canonical[num_axes - 1] ? 1 : 2;
-    if (__builtin_mul_overflow(parts[part], static_cast<size_t>(shape.dims[i]), &parts[part])) {
-      char text[256];
-      return Fail(BNORM_STATUS_OVERFLOW, function, "shape %s has more elements than fit in size_t",
-                  Format(shape.dims, shape.rank, text));
-    }
-  }
-  *g = bnorm::Geometry::Dense(parts[0], parts[1], parts[2]);
-  return BNORM_STATUS_OK;
+// The planned geometry of a low-level call's x and its byte size.
+bnorm::Geometry PlanTensor(const int64_t* shape, size_t rank, const int* axes, size_t num_axes,
+                           bnorm::DType type) {
+  const bnorm::Geometry g = bnorm::PlanGeometry(shape, rank, axes, num_axes);
+  bnorm::TensorBytes("shape", shape, rank, g.elements(), type);
+  return g;
 }
 
 bnorm_status CheckChannels(const char* function, size_t channels, const bnorm::Geometry& g,
-                           const Shape& shape) {
+                           const int64_t* shape, size_t rank) {
   if (channels != g.channels) {
-    char text[256];
     return Fail(BNORM_STATUS_SHAPE_MISMATCH, function,
                 "channels is %zu; the feature axes of shape %s hold %zu", channels,
-                Format(shape.dims, shape.rank, text), g.channels);
+                bnorm::FormatList(shape, rank).c_str(), g.channels);
   }
   return BNORM_STATUS_OK;
 }
@@ -332,18 +218,6 @@ const TargetNames& Targets() {
   return names;
 }
 
-bool IsCompiledTarget(const char* name) {
-  for (const std::string& compiled : Targets().compiled) {
-    if (compiled.size() == std::strlen(name) &&
-        std::equal(compiled.begin(), compiled.end(), name, [](char a, char b) {
-          return a == std::tolower(static_cast<unsigned char>(b));
-        })) {
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 // ---- The layer handle -------------------------------------------------------
@@ -354,13 +228,6 @@ struct bnorm_layer {
   }
 
   bnorm::BatchNorm impl;
-  // Set at build: the rank (0 before), the canonical feature axes and their
-  // sizes, so that a mismatching input is a SHAPE_MISMATCH found here.
-  size_t rank = 0;
-  size_t num_axes = 0;
-  int axes[BNORM_MAX_RANK] = {};
-  int64_t sizes[BNORM_MAX_RANK] = {};
-  size_t channels = 0;
   // The shape of the current call for the C++ API. Its capacity holds any
   // rank, so filling it never allocates.
   std::vector<int64_t> shape;
@@ -368,45 +235,8 @@ struct bnorm_layer {
 
 namespace {
 
-bnorm_status CheckAgainstBuilt(const char* function, const bnorm_layer& layer, const Shape& s) {
-  char text[256];
-  if (s.rank != layer.rank) {
-    return Fail(BNORM_STATUS_SHAPE_MISMATCH, function,
-                "shape %s has rank %zu; the layer was built for rank %zu",
-                Format(s.dims, s.rank, text), s.rank, layer.rank);
-  }
-  for (size_t i = 0; i < layer.num_axes; ++i) {
-    const size_t a = static_cast<size_t>(layer.axes[i]);
-    if (s.dims[a] != layer.sizes[i]) {
-      return Fail(BNORM_STATUS_SHAPE_MISMATCH, function,
-                  "shape %s has size %" PRId64
-                  " on feature axis %zu; the layer was built with %" PRId64,
-                  Format(s.dims, s.rank, text), s.dims[a], a, layer.sizes[i]);
-    }
-  }
-  return BNORM_STATUS_OK;
-}
-
-// Builds the layer for `s`, or checks `s` against the built shape.
-bnorm_status BuildLayer(const char* function, bnorm_layer* layer, const Shape& s) {
-  if (layer->rank != 0) return CheckAgainstBuilt(function, *layer, s);
-  // Both may throw; nothing is cached until both succeeded.
-  const std::vector<int> axes = bnorm::CanonicalAxes(layer->impl.options().axis, s.rank);
-  layer->shape.assign(s.dims, s.dims + s.rank);
-  layer->impl.Build(layer->shape);
-  layer->num_axes = axes.size();
-  layer->channels = 1;
-  for (size_t i = 0; i < axes.size(); ++i) {
-    layer->axes[i] = axes[i];
-    layer->sizes[i] = s.dims[axes[i]];
-    layer->channels *= static_cast<size_t>(s.dims[axes[i]]);
-  }
-  layer->rank = s.rank;
-  return BNORM_STATUS_OK;
-}
-
 bnorm_status RequireBuilt(const char* function, const bnorm_layer& layer) {
-  if (layer.rank == 0) {
+  if (!layer.impl.built()) {
     return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
                 "the layer is not built; call bnorm_layer_build or bnorm_layer_forward first");
   }
@@ -559,9 +389,10 @@ bnorm_status bnorm_layer_build(bnorm_layer* layer, const int64_t* shape, size_t 
   static constexpr char kFunction[] = "bnorm_layer_build";
   return Guard(kFunction, [&] {
     BNORM_REQUIRE(layer);
-    Shape s;
-    if (bnorm_status st = CheckShape(kFunction, "shape", shape, rank, 1, &s)) return st;
-    return BuildLayer(kFunction, layer, s);
+    if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
+    layer->shape.assign(shape, shape + rank);
+    layer->impl.Build(layer->shape);
+    return BNORM_STATUS_OK;
   });
 }
 
@@ -581,14 +412,8 @@ bnorm_status bnorm_layer_forward(bnorm_layer* layer, const void* x, void* y, bno
       return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
                   "training is %d; expected -1 (unset), 0 or 1", training);
     }
-    Shape s;
-    size_t bytes = 0;
-    if (bnorm_status st = CheckShape(kFunction, "shape", shape, rank, 1, &s)) return st;
-    if (bnorm_status st = CheckData(kFunction, "x", x, s, type, &bytes)) return st;
-    if (bnorm_status st = CheckData(kFunction, "y", y, s, type, &bytes)) return st;
-    if (bnorm_status st = CheckOverlap(kFunction, x, y, bytes)) return st;
-    if (bnorm_status st = BuildLayer(kFunction, layer, s)) return st;
-    layer->shape.assign(s.dims, s.dims + s.rank);
+    if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
+    layer->shape.assign(shape, shape + rank);
     const std::optional<bool> train =
         training < 0 ? std::nullopt : std::optional<bool>(training == 1);
     if (type == bnorm::DType::kFloat32) {
@@ -608,7 +433,9 @@ bnorm_status bnorm_layer_channels(const bnorm_layer* layer, size_t* channels) {
     BNORM_REQUIRE(layer);
     BNORM_REQUIRE(channels);
     if (bnorm_status st = RequireBuilt(kFunction, *layer)) return st;
-    *channels = layer->channels;
+    size_t count = 1;
+    for (int64_t size : layer->impl.parameter_shape()) count *= static_cast<size_t>(size);
+    *channels = count;
     return BNORM_STATUS_OK;
   });
 }
@@ -669,20 +496,12 @@ bnorm_status bnorm_moments(const void* x, bnorm_dtype dtype, const int64_t* shap
       return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
                   "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
     }
-    Shape s;
-    bnorm::Geometry g;
-    size_t bytes = 0;
-    if (bnorm_status st = CheckShape(kFunction, "shape", shape, rank, 1, &s)) return st;
-    if (bnorm_status st = CheckData(kFunction, "x", x, s, type, &bytes)) return st;
-    if (bnorm_status st = PlanAxes(kFunction, s, axes, num_axes, &g)) return st;
-    if (bnorm_status st = CheckChannels(kFunction, channels, g, s)) return st;
+    if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
+    BNORM_REQUIRE(axes);
+    const bnorm::Geometry g = PlanTensor(shape, rank, axes, num_axes, type);
+    if (bnorm_status st = CheckChannels(kFunction, channels, g, shape, rank)) return st;
+    // No channels: nothing to compute, nothing to write.
     if (channels == 0) return BNORM_STATUS_OK;
-    if (g.reduced() == 0) {
-      char text[256];
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "shape %s has no values per channel; moments need at least one",
-                  Format(s.dims, s.rank, text));
-    }
     bnorm::BatchMoments(x, type, g, mean, variance, Exec());
     return BNORM_STATUS_OK;
   });
@@ -724,16 +543,10 @@ bnorm_status bnorm_normalize(const void* x, void* y, bnorm_dtype dtype, const in
                   "activation is %d; expected BNORM_ACTIVATION_NONE, _RELU or _RELU6",
                   static_cast<int>(activation));
     }
-    Shape s;
-    bnorm::Geometry g;
-    size_t bytes = 0;
-    if (bnorm_status st = CheckShape(kFunction, "shape", shape, rank, 1, &s)) return st;
-    if (bnorm_status st = CheckData(kFunction, "x", x, s, type, &bytes)) return st;
-    if (bnorm_status st = CheckData(kFunction, "y", y, s, type, &bytes)) return st;
-    if (bnorm_status st = CheckOverlap(kFunction, x, y, bytes)) return st;
-    if (bnorm_status st = PlanAxes(kFunction, s, axes, num_axes, &g)) return st;
-    if (bnorm_status st = CheckChannels(kFunction, channels, g, s)) return st;
-    if (s.elements == 0) return BNORM_STATUS_OK;
+    if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
+    BNORM_REQUIRE(axes);
+    const bnorm::Geometry g = PlanTensor(shape, rank, axes, num_axes, type);
+    if (bnorm_status st = CheckChannels(kFunction, channels, g, shape, rank)) return st;
     params.mean_hi = mean;
     params.scale = scale;
     params.shift = shift;
@@ -758,21 +571,10 @@ bnorm_status bnorm_fold_into_weights(float* weights, const int64_t* weight_shape
                   "layout is %d; expected BNORM_LAYOUT_OUTPUT_FIRST or _OUTPUT_LAST",
                   static_cast<int>(layout));
     }
-    Shape s;
-    if (bnorm_status st = CheckShape(kFunction, "weight_shape", weight_shape, rank, 2, &s)) {
-      return st;
-    }
-    const size_t out_axis = cpp_layout == bnorm::WeightLayout::kOutputFirst ? 0 : rank - 1;
-    if (static_cast<uint64_t>(s.dims[out_axis]) != channels) {
-      char text[256];
-      return Fail(BNORM_STATUS_SHAPE_MISMATCH, kFunction,
-                  "weight_shape %s has %" PRId64
-                  " output channels (axis %zu); expected %zu "
-                  "(channels)",
-                  Format(s.dims, s.rank, text), s.dims[out_axis], out_axis, channels);
-    }
-    bnorm::FoldIntoWeights(weights, std::vector<int64_t>(s.dims, s.dims + s.rank), cpp_layout, bias,
-                           gamma, beta, moving_mean, moving_variance, channels, epsilon);
+    if (bnorm_status st = CheckRank(kFunction, "weight_shape", weight_shape, rank, 2)) return st;
+    bnorm::FoldIntoWeights(weights, std::vector<int64_t>(weight_shape, weight_shape + rank),
+                           cpp_layout, bias, gamma, beta, moving_mean, moving_variance, channels,
+                           epsilon);
     return BNORM_STATUS_OK;
   });
 }
@@ -800,12 +602,7 @@ bnorm_status bnorm_force_target(const char* name) {
   static constexpr char kFunction[] = "bnorm_force_target";
   return Guard(kFunction, [&] {
     BNORM_REQUIRE(name);
-    try {
-      bnorm::ForceTarget(name);
-    } catch (const bnorm::Error& e) {
-      return Fail(IsCompiledTarget(name) ? BNORM_STATUS_UNSUPPORTED : BNORM_STATUS_INVALID_ARGUMENT,
-                  kFunction, "%s", e.what());
-    }
+    bnorm::ForceTarget(name);
     return BNORM_STATUS_OK;
   });
 }

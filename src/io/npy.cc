@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The .npy reader and writer. The format: the magic "\x93NUMPY", a major and a
 // minor version byte, the header length (uint16 in 1.0, uint32 in 2.0 and 3.0,
 // little-endian), then the header: a Python dict literal with exactly the keys
@@ -19,6 +20,7 @@
 
 #include "bnorm/error.hpp"
 #include "src/ops/half.h"
+#include "src/plan/format.h"
 
 // Payloads are copied byte for byte into and out of float / uint16_t memory.
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -37,11 +39,14 @@ constexpr size_t kMaxHeaderSize = size_t{1} << 20;
 // NumPy aligns the payload to 64 bytes.
 constexpr size_t kAlignment = 64;
 
+// A file or array that is not a valid .npy (the one kind of failure of this
+// reader, apart from sizes that overflow).
 [[noreturn]] void Fail(const std::string& name, const std::string& problem) {
-  throw Error(name + ": " + problem);
+  throw Error(ErrorCode::kInvalidArgument, name + ": " + problem);
 }
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
+// The shape as the header's Python tuple: "(3,)", "(2, 3)".
+std::string PythonTuple(const std::vector<int64_t>& shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) {
     s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -55,7 +60,7 @@ size_t CheckedCount(const std::vector<int64_t>& shape, size_t item_size,
                     const std::string& name) {
   for (int64_t dim : shape) {
     if (dim < 0)
-      Fail(name, "shape " + ShapeString(shape) + " has a negative dimension");
+      Fail(name, "shape " + FormatList(shape) + " has a negative dimension");
   }
   // A zero dimension makes the array empty whatever the others are.
   for (int64_t dim : shape) {
@@ -65,8 +70,8 @@ size_t CheckedCount(const std::vector<int64_t>& shape, size_t item_size,
   for (int64_t dim : shape) {
     const size_t d = static_cast<size_t>(dim);
     if (d > std::numeric_limits<size_t>::max() / item_size / count) {
-      Fail(name, "shape " + ShapeString(shape) +
-                     " has more elements than fit in memory");
+      throw Error(ErrorCode::kOverflow,
+                  name + ": shape " + FormatList(shape) + " has more elements than fit in memory");
     }
     count *= d;
   }
@@ -309,7 +314,7 @@ Array Parse(std::vector<uint8_t> bytes, const std::string& name) {
   if (payload != count * item) {
     Fail(name, std::string(payload < count * item ? "truncated payload"
                                                   : "trailing data") +
-                   ": shape " + ShapeString(array.shape) + " of " +
+                   ": shape " + FormatList(array.shape) + " of " +
                    Name(array.dtype) + " needs " +
                    std::to_string(count * item) + " bytes, the file has " +
                    std::to_string(payload));
@@ -324,13 +329,13 @@ std::vector<uint8_t> Serialize(const Array& array, const std::string& name) {
   const size_t count = CheckedCount(array.shape, ItemSize(array.dtype), name);
   if (array.data.size() != count * ItemSize(array.dtype)) {
     Fail(name, "array data has " + std::to_string(array.data.size()) +
-                   " bytes; shape " + ShapeString(array.shape) + " of " +
+                   " bytes; shape " + FormatList(array.shape) + " of " +
                    Name(array.dtype) + " needs " +
                    std::to_string(count * ItemSize(array.dtype)));
   }
   std::string header =
       std::string("{'descr': '") + Descr(array.dtype) +
-      "', 'fortran_order': False, 'shape': " + ShapeString(array.shape) + ", }";
+      "', 'fortran_order': False, 'shape': " + PythonTuple(array.shape) + ", }";
   // Pad with spaces and end with '\n' so that the payload starts aligned; the
   // 2.0 format (a 4-byte length) only when the header outgrows 65535 bytes.
   const auto padded = [&](size_t prefix) {
@@ -495,8 +500,8 @@ Array FromFloats(const std::vector<float>& values,
                  const std::vector<int64_t>& shape, ElementType dtype) {
   const size_t n = CheckedCount(shape, ItemSize(dtype), "FromFloats");
   if (values.size() != n) {
-    throw Error("FromFloats: " + std::to_string(values.size()) +
-                " values do not fill shape " + ShapeString(shape));
+    throw Error(ErrorCode::kShapeMismatch, "FromFloats: " + std::to_string(values.size()) +
+                " values do not fill shape " + FormatList(shape));
   }
   if (dtype == ElementType::kFloat16 || dtype == ElementType::kBFloat16) {
     std::vector<uint16_t> bits(n);
@@ -520,7 +525,7 @@ Array FromFloats(const std::vector<float>& values,
 
 std::vector<uint16_t> ToBits16(const Array& array) {
   if (ItemSize(array.dtype) != 2) {
-    throw Error(std::string("ToBits16: array is ") + Name(array.dtype) +
+    throw Error(ErrorCode::kInvalidArgument, std::string("ToBits16: array is ") + Name(array.dtype) +
                 "; expected float16 or bfloat16");
   }
   std::vector<uint16_t> bits(array.data.size() / 2);
@@ -532,13 +537,13 @@ std::vector<uint16_t> ToBits16(const Array& array) {
 Array FromBits16(const std::vector<uint16_t>& bits,
                  const std::vector<int64_t>& shape, ElementType dtype) {
   if (ItemSize(dtype) != 2) {
-    throw Error(std::string("FromBits16: dtype is ") + Name(dtype) +
+    throw Error(ErrorCode::kInvalidArgument, std::string("FromBits16: dtype is ") + Name(dtype) +
                 "; expected float16 or bfloat16");
   }
   const size_t n = CheckedCount(shape, 2, "FromBits16");
   if (bits.size() != n) {
-    throw Error("FromBits16: " + std::to_string(bits.size()) +
-                " values do not fill shape " + ShapeString(shape));
+    throw Error(ErrorCode::kShapeMismatch, "FromBits16: " + std::to_string(bits.size()) +
+                " values do not fill shape " + FormatList(shape));
   }
   Array array{dtype, shape, std::vector<uint8_t>(n * 2)};
   if (n) std::memcpy(array.data.data(), bits.data(), n * 2);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Keras rules about BatchNormalization's arguments: which combinations are
 // valid, and which convention (fused or not) a layer resolves to at build.
 #ifndef BNORM_SRC_OPTIONS_H_
@@ -27,9 +28,6 @@ bool ResolveAtBuild(const Options& options, const std::vector<int>& axes, size_t
 // The epsilon the math uses: fused raises it to kFusedMinEpsilon.
 double EffectiveEpsilon(const Options& options, bool fused);
 
-// "[1, 3]" for error messages.
-std::string FormatList(const std::vector<int>& values);
-std::string FormatList(const std::vector<int64_t>& values);
 // Shortest text that reads back as the same float ("0.99", "nan", "inf").
 std::string FormatFloat(float value);
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+// Folding a frozen batch norm into coefficients or into the weights before it.
 #include "bnorm/fold.hpp"
 
 #include <cmath>
@@ -6,24 +8,29 @@
 #include <string>
 
 #include "bnorm/error.hpp"
+#include "src/plan/checks.h"
 
 namespace bnorm {
 namespace {
 
 void CheckInputs(const float* moving_mean, const float* moving_variance, size_t channels,
                  float epsilon) {
-  if (moving_mean == nullptr) throw Error("moving_mean is null; expected channels values");
-  if (moving_variance == nullptr) {
-    throw Error("moving_variance is null; expected channels values");
+  if (moving_mean == nullptr) {
+    throw Error(ErrorCode::kNullPointer, "moving_mean is null; expected channels values");
   }
-  if (channels == 0) throw Error("channels is 0; expected at least 1");
+  if (moving_variance == nullptr) {
+    throw Error(ErrorCode::kNullPointer, "moving_variance is null; expected channels values");
+  }
+  if (channels == 0) throw Error(ErrorCode::kInvalidArgument, "channels is 0; expected at least 1");
   if (!(std::isfinite(epsilon) && epsilon > 0.0f)) {
-    throw Error("epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
+    throw Error(ErrorCode::kInvalidArgument,
+                "epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
   }
   for (size_t c = 0; c < channels; ++c) {
     if (moving_variance[c] < 0.0f) {
-      throw Error("moving_variance[" + std::to_string(c) + "] is " +
-                  std::to_string(moving_variance[c]) + "; expected a value >= 0");
+      throw Error(ErrorCode::kInvalidArgument, "moving_variance[" + std::to_string(c) + "] is " +
+                                                   std::to_string(moving_variance[c]) +
+                                                   "; expected a value >= 0");
     }
   }
 }
@@ -40,38 +47,43 @@ void Fold(const float* gamma, const float* beta, const float* moving_mean,
           const float* moving_variance, size_t channels, float epsilon, float* scale,
           float* shift) {
   CheckInputs(moving_mean, moving_variance, channels, epsilon);
-  if (scale == nullptr || shift == nullptr) throw Error("scale/shift output is null");
+  if (scale == nullptr || shift == nullptr) {
+    throw Error(ErrorCode::kNullPointer, "scale/shift output is null");
+  }
   for (size_t c = 0; c < channels; ++c) {
     scale[c] = static_cast<float>(InvStd(gamma, moving_variance, c, epsilon));
     shift[c] = beta == nullptr ? 0.0f : beta[c];
   }
 }
 
-void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape,
-                     WeightLayout layout, float* bias, const float* gamma, const float* beta,
-                     const float* moving_mean, const float* moving_variance, size_t channels,
-                     float epsilon) {
+void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape, WeightLayout layout,
+                     float* bias, const float* gamma, const float* beta, const float* moving_mean,
+                     const float* moving_variance, size_t channels, float epsilon) {
   CheckInputs(moving_mean, moving_variance, channels, epsilon);
-  if (weights == nullptr) throw Error("weights is null");
-  if (bias == nullptr) throw Error("bias is null; pass zeros when the layer had no bias");
-  if (weight_shape.size() < 2) {
-    throw Error("weight_shape has rank " + std::to_string(weight_shape.size()) +
-                "; expected rank >= 2 (dense [out,in]/[in,out] or a convolution)");
+  if (weights == nullptr) throw Error(ErrorCode::kNullPointer, "weights is null");
+  if (bias == nullptr) {
+    throw Error(ErrorCode::kNullPointer, "bias is null; pass zeros when the layer had no bias");
   }
-  const size_t out_axis = layout == WeightLayout::kOutputFirst ? 0 : weight_shape.size() - 1;
-  size_t total = 1;
-  for (int64_t s : weight_shape) {
-    if (s <= 0) throw Error("weight_shape has a dimension " + std::to_string(s) + "; expected > 0");
-    // No buffer of floats can hold more than PTRDIFF_MAX bytes.
-    if (static_cast<uint64_t>(s) > static_cast<uint64_t>(PTRDIFF_MAX) / sizeof(float) / total) {
-      throw Error("weight_shape has more elements than any buffer of floats can hold");
+  const size_t rank = weight_shape.size();
+  if (rank < 2) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "weight_shape has rank " + std::to_string(rank) +
+                    "; expected rank >= 2 (dense [out,in]/[in,out] or a convolution)");
+  }
+  const size_t total = ShapeElements("weight_shape", weight_shape.data(), rank);
+  TensorBytes("weight_shape", weight_shape.data(), rank, total, DType::kFloat32);
+  for (size_t i = 0; i < rank; ++i) {
+    if (weight_shape[i] == 0) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "weight_shape[" + std::to_string(i) + "] is 0; expected a size > 0");
     }
-    total *= static_cast<size_t>(s);
   }
+  const size_t out_axis = layout == WeightLayout::kOutputFirst ? 0 : rank - 1;
   if (static_cast<size_t>(weight_shape[out_axis]) != channels) {
-    throw Error("weight_shape[" + std::to_string(out_axis) + "] is " +
-                std::to_string(weight_shape[out_axis]) + " output channels; expected " +
-                std::to_string(channels) + " (the batch norm's channels)");
+    throw Error(ErrorCode::kShapeMismatch,
+                "weight_shape[" + std::to_string(out_axis) + "] is " +
+                    std::to_string(weight_shape[out_axis]) + " output channels; expected " +
+                    std::to_string(channels) + " (the batch norm's channels)");
   }
   for (size_t c = 0; c < channels; ++c) {
     const double s = InvStd(gamma, moving_variance, c, epsilon);

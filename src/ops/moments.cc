@@ -11,6 +11,7 @@
 #include "dispatch/chan_merge.h"
 #include "dispatch/kernels.h"
 #include "src/parallel/blocks.h"
+#include "src/plan/checks.h"
 
 namespace bnorm {
 namespace {
@@ -44,16 +45,16 @@ void BatchMoments(const float* x, const Geometry& g, double* mean, double* varia
 void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
   if (g.reduced() == 0 || g.channels == 0) {
-    throw Error("x has " + std::to_string(g.reduced()) + " values per channel and " +
+    throw Error(ErrorCode::kInvalidArgument, "x has " + std::to_string(g.reduced()) + " values per channel and " +
                 std::to_string(g.channels) + " channels; moments need at least one of each");
   }
-  if (x == nullptr) throw Error("x is null; expected " + std::to_string(g.elements()) + " values");
-  if (reinterpret_cast<uintptr_t>(x) % SizeOf(type) != 0) {
-    throw Error("x is not aligned to its element size (" + std::to_string(SizeOf(type)) +
-                " bytes for " + Name(type) + ")");
+  if (x == nullptr) {
+    throw Error(ErrorCode::kNullPointer,
+                "x is null; expected " + std::to_string(g.elements()) + " values");
   }
+  CheckAligned("x", x, type);
   if (mean == nullptr || variance == nullptr) {
-    throw Error(std::string(mean == nullptr ? "mean" : "variance") + " is null; expected " +
+    throw Error(ErrorCode::kNullPointer, std::string(mean == nullptr ? "mean" : "variance") + " is null; expected " +
                 std::to_string(g.channels) + " per-channel values");
   }
   const char* bytes = static_cast<const char*>(x);
@@ -72,8 +73,6 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
     });
     // The blocks merge in block order (Chan's formula), in parallel over groups
     // of channels: each channel's result is the same for any thread count.
-    // The weights depend only on the counts, so the channel loop vectorizes
-    // (same values as ChanMerge).
     const size_t groups = (C + kMergeChannels - 1) / kMergeChannels;
     ForEachBlock(groups, g.elements(), exec, [&](size_t group) {
       const size_t c0 = group * kMergeChannels;
@@ -83,16 +82,11 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
       double count = static_cast<double>(plan[0].rows);
       for (size_t i = 1; i < plan.size(); ++i) {
         const double rows = static_cast<double>(plan[i].rows);
-        const double total = count + rows;
-        const double weight_b = rows / total;
-        const double weight_ab = count / total * rows;
         const double* part = partials.get() + i * 2 * C;
         for (size_t c = c0; c < c1; ++c) {
-          const double delta = part[c] - mean[c];
-          mean[c] += delta * weight_b;
-          m2[c] += part[C + c] + delta * delta * weight_ab;
+          ChanMerge(count, &mean[c], &m2[c], rows, part[c], part[C + c]);
         }
-        count = total;
+        count += rows;
       }
       for (size_t c = c0; c < c1; ++c) {
         const double v = m2[c] / count;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Normalize: the dispatched kernel over thread-independent blocks. No heap
 // allocation: inference engines call this in their hot path.
 #include <cstdint>
@@ -7,8 +8,9 @@
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/kernels.h"
-#include "src/parallel/blocks.h"
 #include "src/ops/streaming.h"
+#include "src/parallel/blocks.h"
+#include "src/plan/checks.h"
 
 namespace bnorm {
 namespace {
@@ -16,30 +18,24 @@ namespace {
 // Everything is checked before the first write: a rejected call leaves y as it was.
 void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
                     const NormalizeParams& p) {
-  if (x == nullptr) throw Error("x is null; expected " + std::to_string(g.elements()) + " values");
-  if (y == nullptr) throw Error("y is null; expected " + std::to_string(g.elements()) + " values");
+  if (x == nullptr) {
+    throw Error(ErrorCode::kNullPointer,
+                "x is null; expected " + std::to_string(g.elements()) + " values");
+  }
+  if (y == nullptr) {
+    throw Error(ErrorCode::kNullPointer,
+                "y is null; expected " + std::to_string(g.elements()) + " values");
+  }
   if (p.mean_hi == nullptr || p.scale == nullptr || p.shift == nullptr) {
-    throw Error(std::string(p.mean_hi == nullptr ? "mean_hi"
-                            : p.scale == nullptr ? "scale"
-                                                 : "shift") +
-                " is null; expected " + std::to_string(g.channels) + " per-channel values");
+    throw Error(ErrorCode::kNullPointer, std::string(p.mean_hi == nullptr ? "mean_hi"
+                                                     : p.scale == nullptr ? "scale"
+                                                                          : "shift") +
+                                             " is null; expected " + std::to_string(g.channels) +
+                                             " per-channel values");
   }
-  const uintptr_t align = SizeOf(type);
-  if (reinterpret_cast<uintptr_t>(x) % align != 0 || reinterpret_cast<uintptr_t>(y) % align != 0) {
-    throw Error(std::string(reinterpret_cast<uintptr_t>(x) % align != 0 ? "x" : "y") +
-                " is not aligned to its element size (" + std::to_string(align) + " bytes for " +
-                Name(type) + ")");
-  }
-  // Exact in-place (y == x) is fine: every element is read before it is written
-  // by the same lane. Any other overlap would read values already overwritten.
-  const size_t bytes = g.Extent() * SizeOf(type);
-  const char* xb = static_cast<const char*>(x);
-  const char* yb = static_cast<const char*>(y);
-  if (xb != yb && xb < yb + bytes && yb < xb + bytes) {
-    throw Error(
-        "x and y overlap without being the same buffer; expected y == x (in place) or "
-        "disjoint buffers");
-  }
+  CheckAligned("x", x, type);
+  CheckAligned("y", y, type);
+  CheckInPlaceOrDisjoint(x, y, g.Extent() * SizeOf(type));
 }
 
 bool StreamOutput(DType type, const Geometry& g) {
@@ -78,9 +74,9 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
         (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
     const size_t c = b.channel;
     dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.channels,
-                            g.ChannelStride(), b.rows, b.inner_count, g.RowStride(),
-                            p.mean_hi + c, p.mean_lo == nullptr ? nullptr : p.mean_lo + c,
-                            p.scale + c, p.shift + c, stream);
+                            g.ChannelStride(), b.rows, b.inner_count, g.RowStride(), p.mean_hi + c,
+                            p.mean_lo == nullptr ? nullptr : p.mean_lo + c, p.scale + c,
+                            p.shift + c, stream);
   });
 }
 

@@ -1,30 +1,80 @@
-// Shape + feature axes -> canonical [outer, channels, inner] geometry.
+// SPDX-License-Identifier: Apache-2.0
+// Shape + feature axes -> canonical [outer, channels, inner] geometry, written
+// once over plain arrays (no allocation: the C ABI's inference calls plan on
+// every call); the std::vector overloads call the same code.
 #include "bnorm/geometry.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
 
 #include "bnorm/error.hpp"
+#include "src/plan/checks.h"
 
 namespace bnorm {
 namespace {
 
-std::string AxisRange(size_t rank) {
-  const long long r = static_cast<long long>(rank);
-  return "(valid: " + std::to_string(-r) + ".." + std::to_string(r - 1) + ")";
+// The smallest and largest canonical feature axis.
+struct AxisSpan {
+  int first;
+  int last;
+};
+
+int Canonical(int axis, size_t rank) {
+  return axis < 0 ? static_cast<int>(axis + static_cast<long long>(rank)) : axis;
 }
 
-// a * b, or an error naming the shape when it does not fit in size_t.
-size_t CheckedMul(size_t a, size_t b, const std::vector<int64_t>& shape) {
-  if (a != 0 && b > std::numeric_limits<size_t>::max() / a) {
-    std::string dims;
-    for (int64_t s : shape) dims += (dims.empty() ? "" : ",") + std::to_string(s);
-    throw Error("shape [" + dims + "] has more elements than fit in size_t");
+bool Contains(const int* axes, size_t num_axes, size_t rank, int canonical) {
+  for (size_t i = 0; i < num_axes; ++i) {
+    if (Canonical(axes[i], rank) == canonical) return true;
   }
-  return a * b;
+  return false;
+}
+
+// Checks axes[0, num_axes) in list order, so that the first bad axis is the one
+// named. Duplicates are found by comparing with the axes before (quadratic in
+// at most `rank` axes, and no scratch array).
+AxisSpan ValidateAxes(const int* axes, size_t num_axes, size_t rank) {
+  if (num_axes == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "axis is an empty list; expected at least one axis");
+  }
+  const long long r = static_cast<long long>(rank);
+  AxisSpan span{static_cast<int>(rank), -1};
+  for (size_t i = 0; i < num_axes; ++i) {
+    const int axis = axes[i];
+    if (axis < -r || axis >= r) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "axis " + std::to_string(axis) + " is out of range for an input of rank " +
+                      std::to_string(rank) + " (valid: " + std::to_string(-r) + ".." +
+                      std::to_string(r - 1) + ")");
+    }
+    const int a = Canonical(axis, rank);
+    if (Contains(axes, i, rank, a)) {
+      throw Error(ErrorCode::kInvalidArgument, "axis " + std::to_string(axis) +
+                                                   " is duplicated in the axis list (rank " +
+                                                   std::to_string(rank) + ")");
+    }
+    span.first = std::min(span.first, a);
+    span.last = std::max(span.last, a);
+  }
+  return span;
+}
+
+// The span of a valid axis list whose axes are adjacent; other lists are
+// valid Keras axes the kernels cannot read in place (BatchNorm transposes
+// them), named by their first gap.
+AxisSpan AdjacentAxes(const int* axes, size_t num_axes, size_t rank) {
+  const AxisSpan span = ValidateAxes(axes, num_axes, rank);
+  if (static_cast<size_t>(span.last - span.first) + 1 == num_axes) return span;
+  int below = span.first;
+  while (Contains(axes, num_axes, rank, below + 1)) ++below;
+  int above = below + 2;
+  while (!Contains(axes, num_axes, rank, above)) ++above;
+  throw Error(ErrorCode::kUnsupported,
+              "axis list is not contiguous (axes " + std::to_string(below) + " and " +
+                  std::to_string(above) +
+                  " are separated); the low-level calls need adjacent feature axes");
 }
 
 }  // namespace
@@ -40,74 +90,39 @@ Geometry Geometry::Dense(size_t outer, size_t channels, size_t inner) {
 }
 
 std::vector<int> CanonicalAxes(const std::vector<int>& axes, size_t rank) {
-  if (axes.empty()) throw Error("axis is an empty list; expected at least one axis");
-  const long long r = static_cast<long long>(rank);
+  ValidateAxes(axes.data(), axes.size(), rank);
   std::vector<int> canonical;
-  for (int axis : axes) {
-    if (axis < -r || axis >= r) {
-      throw Error("axis " + std::to_string(axis) + " is out of range for an input of rank " +
-                  std::to_string(rank) + " " + AxisRange(rank));
-    }
-    const int a = axis < 0 ? static_cast<int>(axis + r) : axis;
-    if (std::find(canonical.begin(), canonical.end(), a) != canonical.end()) {
-      throw Error("axis " + std::to_string(axis) + " is duplicated in the axis list (rank " +
-                  std::to_string(rank) + ")");
-    }
-    canonical.push_back(a);
-  }
+  for (int axis : axes) canonical.push_back(Canonical(axis, rank));
   std::sort(canonical.begin(), canonical.end());
   return canonical;
 }
 
-Geometry PlanGeometry(const std::vector<int64_t>& shape, const std::vector<int>& axes) {
-  if (shape.empty()) throw Error("input rank is 0; expected a tensor of rank >= 1");
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 0) {
-      throw Error("shape[" + std::to_string(i) + "] is " + std::to_string(shape[i]) +
-                  "; expected a size >= 0");
-    }
+Geometry PlanGeometry(const int64_t* dims, size_t rank, const int* axes, size_t num_axes) {
+  if (rank == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "input rank is 0; expected a tensor of rank >= 1");
   }
-  const std::vector<int> canonical = CanonicalAxes(axes, shape.size());
-  for (size_t i = 1; i < canonical.size(); ++i) {
-    if (canonical[i] != canonical[i - 1] + 1) {
-      throw Error("axis list is not contiguous (axes " + std::to_string(canonical[i - 1]) +
-                  " and " + std::to_string(canonical[i]) +
-                  " are separated); bnorm needs adjacent feature axes");
-    }
-  }
-  const size_t first = static_cast<size_t>(canonical.front());
-  const size_t last = static_cast<size_t>(canonical.back());
-  size_t outer = 1, channels = 1, inner = 1;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    const size_t s = static_cast<size_t>(shape[i]);
-    if (i < first) {
-      outer = CheckedMul(outer, s, shape);
-    } else if (i <= last) {
-      channels = CheckedMul(channels, s, shape);
-    } else {
-      inner = CheckedMul(inner, s, shape);
-    }
-  }
-  // No buffer of 4-byte elements can be larger than PTRDIFF_MAX bytes; a shape
-  // beyond that (or with a single axis group beyond it, even when another axis
-  // is 0) describes memory that cannot exist.
-  const size_t limit = static_cast<size_t>(PTRDIFF_MAX) / sizeof(float);
-  const size_t elements = CheckedMul(CheckedMul(outer, channels, shape), inner, shape);
-  if (elements > limit || outer > limit || channels > limit || inner > limit) {
-    std::string dims;
-    for (int64_t s : shape) dims += (dims.empty() ? "" : ",") + std::to_string(s);
-    throw Error("shape [" + dims + "] is larger than any buffer can be (at most " +
-                std::to_string(limit) + " elements)");
-  }
-  return Geometry::Dense(outer, channels, inner);
+  ShapeElements("shape", dims, rank);
+  const AxisSpan span = AdjacentAxes(axes, num_axes, rank);
+  const size_t first = static_cast<size_t>(span.first);
+  const size_t end = static_cast<size_t>(span.last) + 1;
+  // Each part must fit on its own: the channels size the parameters even when
+  // the batch is empty.
+  return Geometry::Dense(ShapeProduct("shape", dims, rank, 0, first),
+                         ShapeProduct("shape", dims, rank, first, end),
+                         ShapeProduct("shape", dims, rank, end, rank));
 }
 
-Geometry PlanStridedGeometry(const std::vector<int64_t>& shape,
-                             const std::vector<int64_t>& strides, const std::vector<int>& axes) {
+Geometry PlanGeometry(const std::vector<int64_t>& shape, const std::vector<int>& axes) {
+  return PlanGeometry(shape.data(), shape.size(), axes.data(), axes.size());
+}
+
+Geometry PlanStridedGeometry(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                             const std::vector<int>& axes) {
   Geometry g = PlanGeometry(shape, axes);
   if (strides.size() != shape.size()) {
-    throw Error("strides has " + std::to_string(strides.size()) + " values; expected " +
-                std::to_string(shape.size()) + " (one per axis)");
+    throw Error(ErrorCode::kShapeMismatch, "strides has " + std::to_string(strides.size()) +
+                                               " values; expected " + std::to_string(shape.size()) +
+                                               " (one per axis)");
   }
   const std::vector<int> canonical = CanonicalAxes(axes, shape.size());
   const size_t first = static_cast<size_t>(canonical.front());
@@ -119,21 +134,24 @@ Geometry PlanStridedGeometry(const std::vector<int64_t>& shape,
     int64_t span_stride = -1;
     for (size_t i = end; i-- > begin;) {
       if (strides[i] < 0) {
-        throw Error("strides[" + std::to_string(i) + "] is " + std::to_string(strides[i]) +
-                    "; expected a stride >= 0");
+        throw Error(ErrorCode::kInvalidArgument, "strides[" + std::to_string(i) + "] is " +
+                                                     std::to_string(strides[i]) +
+                                                     "; expected a stride >= 0");
       }
       if (shape[i] == 1) continue;
       if (span_stride < 0) {
         span_stride = strides[i];
         if (innermost >= 0 && strides[i] != innermost) {
-          throw Error("strides[" + std::to_string(i) + "] is " + std::to_string(strides[i]) +
-                      "; the " + what + " axes must be contiguous (expected " +
-                      std::to_string(innermost) + ")");
+          throw Error(ErrorCode::kUnsupported, "strides[" + std::to_string(i) + "] is " +
+                                                   std::to_string(strides[i]) + "; the " + what +
+                                                   " axes must be contiguous (expected " +
+                                                   std::to_string(innermost) + ")");
         }
       } else if (strides[i] != expected) {
-        throw Error("strides[" + std::to_string(i) + "] is " + std::to_string(strides[i]) +
-                    "; the " + what + " axes must collapse into one stride (expected " +
-                    std::to_string(expected) + ")");
+        throw Error(ErrorCode::kUnsupported, "strides[" + std::to_string(i) + "] is " +
+                                                 std::to_string(strides[i]) + "; the " + what +
+                                                 " axes must collapse into one stride (expected " +
+                                                 std::to_string(expected) + ")");
       }
       expected = strides[i] * shape[i];
     }
@@ -146,13 +164,15 @@ Geometry PlanStridedGeometry(const std::vector<int64_t>& shape,
   g.row_stride = row_stride < 0 ? g.row_elements() : static_cast<size_t>(row_stride);
   // Distinct elements must not share memory (y is written through the view).
   if (g.channels > 1 && g.channel_stride < g.inner) {
-    throw Error("the feature axes' stride " + std::to_string(g.channel_stride) +
-                " makes channels overlap; expected >= " + std::to_string(g.inner));
+    throw Error(ErrorCode::kInvalidArgument,
+                "the feature axes' stride " + std::to_string(g.channel_stride) +
+                    " makes channels overlap; expected >= " + std::to_string(g.inner));
   }
   const size_t row_extent = (g.channels - 1) * g.channel_stride + g.inner;
   if (g.outer > 1 && g.row_stride < row_extent) {
-    throw Error("the outer axes' stride " + std::to_string(g.row_stride) +
-                " makes rows overlap; expected >= " + std::to_string(row_extent));
+    throw Error(ErrorCode::kInvalidArgument,
+                "the outer axes' stride " + std::to_string(g.row_stride) +
+                    " makes rows overlap; expected >= " + std::to_string(row_extent));
   }
   g.group_stride = g.outer * g.row_stride;
   return g;

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: Apache-2.0
+// Keras' training call, one function per step: the ghost view, each ghost's
+// statistics, their average, the adjustment, renorm's correction, the fold
+// into per-channel coefficients, the normalize pass and the moving-average
+// updates. Statistics and coefficients are double until the last rounding.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "bnorm/error.hpp"
+#include "bnorm/kernels.hpp"
+#include "src/layer/state.h"
+#include "src/parallel/blocks.h"
+
+namespace bnorm {
+namespace {
+
+// Per-channel mean and biased variance; per (ghost, channel) for the ghosts'
+// own statistics.
+struct Moments {
+  std::vector<double> mean, variance;
+};
+
+// Renorm's r and d per channel (1 and 0 without renorm), and the batch stddev
+// that the renorm statistics track.
+struct RenormCorrection {
+  std::vector<double> r, d, stddev;
+};
+
+// Keras' adjustment(shape): per-channel scale and bias (1 and 0 without one).
+struct AdjustmentTerms {
+  std::vector<float> scale, bias;
+};
+
+// The normalize coefficients per (ghost, channel): the mean as a float pair,
+// the scale and the shift.
+struct Coefficients {
+  std::vector<float> hi, lo, scale, shift;
+};
+
+// The ghost batches G of a batch of `batch` samples: batch / virtual_batch_size
+// (1 without ghost batches), which must divide evenly.
+size_t GhostCount(const Options& options, size_t batch) {
+  if (!options.virtual_batch_size) return 1;
+  const size_t v = static_cast<size_t>(*options.virtual_batch_size);
+  if (v > batch || batch % v != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "virtual_batch_size " + std::to_string(v) +
+                    (v > batch ? " is larger than" : " does not divide") + " the batch size " +
+                    std::to_string(batch) + " (shape[0])");
+  }
+  return batch / v;
+}
+
+// Ghost i of G holds samples i, i + G, i + 2G, ... (Keras reshapes [B, ...] to
+// [V, G, ...] and keeps axis 1): a view whose rows come in groups of one
+// sample's outer rows, G samples apart, starting at sample i.
+Geometry GhostView(const Geometry& g, size_t batch, size_t ghosts, size_t* sample_elements) {
+  const size_t per_sample = g.outer / batch;
+  *sample_elements = per_sample * g.row_elements();
+  if (ghosts == 1) return g;
+  Geometry view = g;
+  view.outer = g.outer / ghosts;
+  if (per_sample == 1) {
+    // One row per sample ([B, C], NCHW): a single group of strided rows, so
+    // that blocks span many samples.
+    view.row_stride = ghosts * *sample_elements;
+    view.group_rows = view.outer;
+    view.group_stride = view.outer * view.row_stride;
+  } else {
+    view.group_rows = per_sample;
+    view.group_stride = ghosts * *sample_elements;
+  }
+  return view;
+}
+
+// Each ghost's own mean and biased variance (the whole batch's when G = 1);
+// ghost i starts `sample_bytes` * i into x.
+Moments GhostStatistics(const char* x, DType type, const Geometry& view, size_t ghosts,
+                        size_t sample_bytes, size_t total_elements, const Execution& exec) {
+  const size_t C = view.channels;
+  Moments m{std::vector<double>(ghosts * C), std::vector<double>(ghosts * C)};
+  ForEachBlock(ghosts, total_elements, exec, [&](size_t i) {
+    BatchMoments(x + i * sample_bytes, type, view, &m.mean[i * C], &m.variance[i * C], exec);
+  });
+  return m;
+}
+
+// The statistics the moving averages see: the average over ghosts.
+Moments AverageOverGhosts(const Moments& ghost, size_t ghosts, size_t C) {
+  Moments batch{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
+  for (size_t i = 0; i < ghosts; ++i) {
+    for (size_t c = 0; c < C; ++c) {
+      batch.mean[c] += ghost.mean[i * C + c] / static_cast<double>(ghosts);
+      batch.variance[c] += ghost.variance[i * C + c] / static_cast<double>(ghosts);
+    }
+  }
+  return batch;
+}
+
+AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C) {
+  AdjustmentTerms adjustment{std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f)};
+  if (options.adjustment) {
+    options.adjustment(shape, adjustment.scale.data(), adjustment.bias.data());
+  }
+  return adjustment;
+}
+
+// Renorm's r and d, from the renorm statistics before this call's update,
+// clipped as renorm_clipping says.
+RenormCorrection Renorm(const Options& options, const Moments& batch,
+                        const std::vector<float>& renorm_mean,
+                        const std::vector<float>& renorm_stddev, double epsilon) {
+  const size_t C = batch.mean.size();
+  RenormCorrection rc{std::vector<double>(C, 1.0), std::vector<double>(C, 0.0),
+                      std::vector<double>(C)};
+  for (size_t c = 0; c < C; ++c) rc.stddev[c] = std::sqrt(batch.variance[c] + epsilon);
+  if (!options.renorm) return rc;
+  const RenormClipping& clip = options.renorm_clipping;
+  for (size_t c = 0; c < C; ++c) {
+    const double rs = std::max<double>(renorm_stddev[c], std::sqrt(epsilon));
+    rc.r[c] = rc.stddev[c] / rs;
+    rc.d[c] = (batch.mean[c] - renorm_mean[c]) / rs;
+    if (clip.rmin) rc.r[c] = std::max<double>(rc.r[c], *clip.rmin);
+    if (clip.rmax) rc.r[c] = std::min<double>(rc.r[c], *clip.rmax);
+    if (clip.dmax) rc.d[c] = std::clamp<double>(rc.d[c], -*clip.dmax, *clip.dmax);
+  }
+  return rc;
+}
+
+// y = ((x - mean) / sqrt(var + eps) * r + d) * adj_scale + adj_bias) * gamma + beta,
+// folded per (ghost, channel) in double into y = (x - mean) * scale + shift.
+Coefficients FoldCoefficients(const Moments& ghost, const RenormCorrection& rc,
+                              const AdjustmentTerms& adj, const std::vector<float>& gamma,
+                              const std::vector<float>& beta, double epsilon) {
+  const size_t n = ghost.mean.size(), C = gamma.size();
+  Coefficients k{std::vector<float>(n), std::vector<float>(n), std::vector<float>(n),
+                 std::vector<float>(n)};
+  for (size_t i = 0; i < n; ++i) {
+    const size_t c = i % C;
+    const double outer_scale = static_cast<double>(adj.scale[c]) * gamma[c];
+    SplitMean(ghost.mean[i], &k.hi[i], &k.lo[i]);
+    k.scale[i] = static_cast<float>(rc.r[c] * outer_scale / std::sqrt(ghost.variance[i] + epsilon));
+    k.shift[i] = static_cast<float>(rc.d[c] * outer_scale +
+                                    static_cast<double>(adj.bias[c]) * gamma[c] + beta[c]);
+  }
+  return k;
+}
+
+// Each ghost through its own coefficients.
+void NormalizeGhosts(const char* x, char* y, DType type, const Geometry& view, size_t ghosts,
+                     size_t sample_bytes, size_t total_elements, const Coefficients& k,
+                     const Execution& exec) {
+  const size_t C = view.channels;
+  ForEachBlock(ghosts, total_elements, exec, [&](size_t i) {
+    const size_t offset = i * sample_bytes;
+    NormalizeParams params;
+    params.mean_hi = &k.hi[i * C];
+    params.mean_lo = &k.lo[i * C];
+    params.scale = &k.scale[i * C];
+    params.shift = &k.shift[i * C];
+    Normalize(x + offset, y + offset, type, view, params, exec);
+  });
+}
+
+// moving -= (moving - value) * (1 - momentum), Keras' _assign_moving_average,
+// computed in double and rounded once to the float32 variable.
+float MovingAverage(float moving, double value, float momentum) {
+  const double m = moving;
+  return static_cast<float>(m - (m - value) * (1.0 - static_cast<double>(momentum)));
+}
+
+// The variables a training call updates.
+struct MovingVariables {
+  std::vector<float>& mean;
+  std::vector<float>& variance;
+  std::vector<float>& stddev;  // the last three only with renorm
+  std::vector<float>& renorm_mean;
+  std::vector<float>& renorm_stddev;
+};
+
+// Keras' moving-average updates from the batch statistics (the average over
+// ghosts). The fused kernel feeds moving_variance the Bessel-corrected
+// variance, with n every reduced element of a channel (N*H*W).
+void UpdateMovingAverages(const Options& options, bool fused, double epsilon, size_t reduced,
+                          const Moments& batch, const RenormCorrection& rc, MovingVariables v) {
+  const double n = static_cast<double>(reduced);
+  const double bessel = fused ? n / std::max(n - 1.0, 1.0) : 1.0;
+  for (size_t c = 0; c < batch.mean.size(); ++c) {
+    v.mean[c] = MovingAverage(v.mean[c], batch.mean[c], options.momentum);
+    if (options.renorm) {
+      v.renorm_mean[c] = MovingAverage(v.renorm_mean[c], batch.mean[c], options.renorm_momentum);
+      v.renorm_stddev[c] = MovingAverage(v.renorm_stddev[c], rc.stddev[c], options.renorm_momentum);
+      v.stddev[c] = MovingAverage(v.stddev[c], rc.stddev[c], options.momentum);
+      // Keras: relu(moving_stddev^2 - epsilon), from the updated float stddev.
+      const double ms = v.stddev[c];
+      v.variance[c] = static_cast<float>(std::max(ms * ms - epsilon, 0.0));
+    } else {
+      v.variance[c] = MovingAverage(v.variance[c], batch.variance[c] * bessel, options.momentum);
+    }
+  }
+}
+
+}  // namespace
+
+void BatchNorm::State::Train(const Options& options, const void* x, void* y, DType type,
+                             const std::vector<int64_t>& shape, const Geometry& g,
+                             const Execution& exec) {
+  const char* in = static_cast<const char*>(x);
+  char* out = static_cast<char*>(y);
+  const size_t batch = static_cast<size_t>(shape[0]);
+  const size_t ghosts = GhostCount(options, batch);
+  size_t sample_elements = 0;
+  const Geometry view = GhostView(g, batch, ghosts, &sample_elements);
+  const size_t sample_bytes = sample_elements * SizeOf(type);
+
+  const Moments ghost = GhostStatistics(in, type, view, ghosts, sample_bytes, g.elements(), exec);
+  const Moments batch_moments = AverageOverGhosts(ghost, ghosts, channels);
+  const AdjustmentTerms adjustment = Adjust(options, shape, channels);
+  const RenormCorrection rc = Renorm(options, batch_moments, renorm_mean, renorm_stddev, epsilon);
+  const Coefficients k = FoldCoefficients(ghost, rc, adjustment, gamma, beta, epsilon);
+  NormalizeGhosts(in, out, type, view, ghosts, sample_bytes, g.elements(), k, exec);
+  UpdateMovingAverages(options, fused, epsilon, g.reduced(), batch_moments, rc,
+                       {moving_mean, moving_variance, moving_stddev, renorm_mean, renorm_stddev});
+  RefreshInference();
+}
+
+}  // namespace bnorm
