@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loading float16/bfloat16/float32 into float32 vectors and storing them back,
 // written once for every target with integer ops. Highway 1.0.3's own f32->bf16
 // DemoteTo truncates and its emulated f16 conversions (SSSE3/SSE4) flush
@@ -15,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "bnorm/dtype.hpp"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -32,6 +34,20 @@ struct BF16 {
 struct F16 {
   using Raw = uint16_t;
 };
+
+// Calls f(tag) with the tag of the runtime element type: entry points choose it
+// once per block, not per vector.
+template <class F>
+HWY_INLINE void WithType(DType type, const F& f) {
+  switch (type) {
+    case DType::kFloat32:
+      return f(F32());
+    case DType::kBFloat16:
+      return f(BF16());
+    case DType::kFloat16:
+      return f(F16());
+  }
+}
 
 template <class D>
 HWY_INLINE hn::Vec<D> LoadAs(D d, F32, const float* HWY_RESTRICT p) {

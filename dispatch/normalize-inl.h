@@ -1,5 +1,8 @@
-// The normalize pass y = act(((x - hi) - lo) * scale + shift), written once for
-// every Highway target. Compiled once per target (toggling include guard).
+// SPDX-License-Identifier: Apache-2.0
+// The normalize pass y = act(((x - hi) - lo) * scale + shift), channels-last
+// rows and channels-first runs, written once for every Highway target.
+// Compiled once per target: included by normalize.cc through foreach_target.h,
+// hence the toggling include guard.
 //
 // The mean arrives split in two floats (hi + lo): x - hi is exact for x near
 // the mean, so large-mean inputs keep their digits, which a folded
@@ -20,7 +23,8 @@
 #include "bnorm/dtype.hpp"
 #include "dispatch/convert-inl.h"
 #include "dispatch/partial_vectors-inl.h"
-#include "hwy/cache_control.h"
+#include "dispatch/prefetch-inl.h"
+#include "dispatch/streaming-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -51,43 +55,6 @@ HWY_INLINE V NormalizeVector(D d, V x, V hi, V lo, V scale, V shift) {
 template <Activation kAct, class D, class V = hn::Vec<D>>
 HWY_INLINE V NormalizeVector(D d, V x, V hi, V scale, V shift) {
   return Activate<kAct>(d, hn::MulAdd(hn::Sub(x, hi), scale, shift));
-}
-
-// Stores a full vector of y. With `stream`, vectors at aligned addresses
-// bypass the cache (non-temporal stores): an output larger than the caches is
-// then not read for ownership first, a third less traffic.
-template <class D, class T>
-HWY_INLINE void StoreOut(D d, T t, hn::Vec<D> v, typename T::Raw* HWY_RESTRICT p, bool stream) {
-  using Raw = typename T::Raw;
-  using D16 = hn::Rebind<uint16_t, D>;
-  // 16-bit outputs stream only as whole vectors: x86's non-temporal store of a
-  // partial one (SSE4's 4 x 16 bits) would write a full 16 bytes.
-  constexpr bool kCanStream =
-      std::is_same<T, F32>::value || hn::MaxLanes(D16()) * sizeof(uint16_t) >= 16;
-  if constexpr (kCanStream) {
-    if (stream && reinterpret_cast<uintptr_t>(p) % (hn::Lanes(d) * sizeof(Raw)) == 0) {
-      if constexpr (std::is_same<T, F32>::value) {
-        hn::Stream(v, d, p);
-      } else {
-        hn::Stream(NarrowBits(d, t, v), D16(), p);
-      }
-      return;
-    }
-  }
-  StoreAs(d, t, v, p);
-}
-
-// How far ahead of its loads a streaming normalize prefetches x. Streaming
-// means an output beyond the caches, so x comes from memory too, and one core
-// reads memory faster with software prefetch than with the hardware
-// prefetchers alone (103 MB channels-last, one thread: 10.6-10.9 -> 8.9-9.9 ms
-// at 8 KiB; 4 KiB gained less). Prefetching past the end of a block only
-// warms data that another call reads.
-constexpr size_t kPrefetchBytes = 8192;
-
-template <class Raw>
-HWY_INLINE void PrefetchAhead(const Raw* p) {
-  __builtin_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes);
 }
 
 // Normalizes Lanes(d) channels starting at channel c of one row.
@@ -236,7 +203,7 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y
 // Calls f(tag, activation constant) for the runtime element type/activation.
 template <class F>
 HWY_INLINE void WithTypeAndActivation(DType type, Activation act, const F& f) {
-  auto with_act = [&](auto tag) {
+  WithType(type, [&](auto tag) {
     switch (act) {
       case Activation::kNone:
         return f(tag, hwy::SizeTag<0>());
@@ -245,54 +212,12 @@ HWY_INLINE void WithTypeAndActivation(DType type, Activation act, const F& f) {
       case Activation::kRelu6:
         return f(tag, hwy::SizeTag<2>());
     }
-  };
-  switch (type) {
-    case DType::kFloat32:
-      return with_act(F32());
-    case DType::kBFloat16:
-      return with_act(BF16());
-    case DType::kFloat16:
-      return with_act(F16());
-  }
+  });
 }
 
 template <size_t kIndex>
 constexpr Activation ActivationOf(hwy::SizeTag<kIndex>) {
   return static_cast<Activation>(kIndex);
-}
-
-HWY_NOINLINE void NormalizeRowsImpl(const void* x, void* y, DType type, Activation act, size_t rows,
-                                    size_t channels, size_t stride, const float* hi,
-                                    const float* lo, const float* scale, const float* shift,
-                                    bool stream) {
-  WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
-    using Raw = typename decltype(tag)::Raw;
-    constexpr Activation kAct = ActivationOf(decltype(act_tag)());
-    if (lo == nullptr) {
-      NormalizeRowsT<kAct, false>(tag, static_cast<const Raw*>(x), static_cast<Raw*>(y), rows,
-                                  channels, stride, hi, lo, scale, shift, stream);
-    } else {
-      NormalizeRowsT<kAct, true>(tag, static_cast<const Raw*>(x), static_cast<Raw*>(y), rows,
-                                 channels, stride, hi, lo, scale, shift, stream);
-    }
-  });
-  if (stream) hwy::FlushStream();
-}
-
-HWY_NOINLINE void NormalizeRunsImpl(const void* x, void* y, DType type, Activation act,
-                                    size_t channels, size_t channel_stride, size_t runs, size_t len,
-                                    size_t stride, const float* hi, const float* lo,
-                                    const float* scale, const float* shift, bool stream) {
-  WithTypeAndActivation(type, act, [&](auto tag, auto act_tag) {
-    using Raw = typename decltype(tag)::Raw;
-    for (size_t c = 0; c < channels; ++c) {
-      const size_t offset = c * channel_stride;
-      NormalizeRunsT<ActivationOf(decltype(act_tag)())>(
-          tag, static_cast<const Raw*>(x) + offset, static_cast<Raw*>(y) + offset, runs, len,
-          stride, hi[c], lo == nullptr ? 0.0f : lo[c], scale[c], shift[c], stream);
-    }
-  });
-  if (stream) hwy::FlushStream();
 }
 
 }  // namespace HWY_NAMESPACE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Channels left over after the full vectors of a channels-last row (fewer than
 // Lanes(d)) go through vectors of halving width, at most one of each (8, 4, 2,
 // 1 lanes after AVX-512's 16), instead of one lane at a time: C = 24 or 40

@@ -1,18 +1,42 @@
-// The target registry over Highway's runtime dispatch.
-#include "bnorm/targets.hpp"
+// SPDX-License-Identifier: Apache-2.0
+// The target registry over Highway's runtime dispatch. It asks a dispatch table
+// of its own which target the tables call, so this file is compiled once per
+// target too (foreach_target.h); the registry itself is compiled once.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "dispatch/targets.cc"
+#include <stdint.h>
 
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace bnorm {
+namespace HWY_NAMESPACE {
+
+HWY_NOINLINE int64_t DispatchedTarget() { return HWY_TARGET; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace bnorm
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <mutex>
 
 #include "bnorm/error.hpp"
-#include "dispatch/kernels.h"
-#include "hwy/highway.h"
+#include "bnorm/targets.hpp"
 #include "hwy/targets.h"
 
 namespace bnorm {
 namespace {
+
+HWY_EXPORT(DispatchedTarget);
+
+// The HWY_* bit of the target the dispatch tables call now (all tables share
+// Highway's chosen target, so this one answers for the kernels' too).
+int64_t DispatchedTarget() { return HWY_DYNAMIC_DISPATCH(DispatchedTarget)(); }
 
 std::string Lower(std::string s) {
   for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -58,8 +82,8 @@ std::vector<TargetInfo> CompiledTargets() {
   const int64_t cpu = CpuTargets();
   std::vector<TargetInfo> targets;
   for (int64_t bit : CompiledBits()) {
-    targets.push_back(TargetInfo{Lower(hwy::TargetName(bit)), bit,
-                                 (cpu & bit) != 0 || bit == HWY_SCALAR});
+    targets.push_back(
+        TargetInfo{Lower(hwy::TargetName(bit)), bit, (cpu & bit) != 0 || bit == HWY_SCALAR});
   }
   // CpuTargets() cleared any forcing; put it back.
   if (g_forced != 0) hwy::DisableTargets(HWY_TARGETS & ~g_forced);
@@ -73,7 +97,6 @@ std::vector<TargetInfo> SupportedTargets() {
   }
   return supported;
 }
-
 
 void ForceTarget(const std::string& name) {
   g_target_chosen = true;
@@ -94,25 +117,29 @@ void ForceTargetImpl(const std::string& name) {
   for (const TargetInfo& t : compiled) {
     if (t.name != wanted) continue;
     if (!t.supported) {
-      throw Error(ErrorCode::kUnsupported, "target '" + name + "' is compiled but this CPU does not support it (supported: " +
-                  Names(SupportedTargets()) + ")");
+      throw Error(ErrorCode::kUnsupported,
+                  "target '" + name +
+                      "' is compiled but this CPU does not support it (supported: " +
+                      Names(SupportedTargets()) + ")");
     }
     g_forced = t.bit;
     hwy::DisableTargets(HWY_TARGETS & ~t.bit);
-    if (dispatch::DispatchedTarget() != t.bit) {
+    if (DispatchedTarget() != t.bit) {
       g_forced = 0;
       hwy::DisableTargets(0);
-      throw Error(ErrorCode::kUnsupported, "target '" + name + "' could not be forced: dispatch still chose '" +
-                  ActiveTarget() + "'");
+      throw Error(ErrorCode::kUnsupported, "target '" + name +
+                                               "' could not be forced: dispatch still chose '" +
+                                               ActiveTarget() + "'");
     }
     return;
   }
-  throw Error(ErrorCode::kInvalidArgument, "target '" + name + "' is unknown (compiled: " + Names(compiled) + ")");
+  throw Error(ErrorCode::kInvalidArgument,
+              "target '" + name + "' is unknown (compiled: " + Names(compiled) + ")");
 }
 
 }  // namespace
 
-std::string ActiveTarget() { return Lower(hwy::TargetName(dispatch::DispatchedTarget())); }
+std::string ActiveTarget() { return Lower(hwy::TargetName(DispatchedTarget())); }
 
 void ApplyTargetFromEnvironment() {
   if (g_target_chosen) return;
@@ -131,3 +158,4 @@ void ApplyTargetFromEnvironment() {
 }
 
 }  // namespace bnorm
+#endif  // HWY_ONCE

@@ -9,7 +9,7 @@
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/chan_merge.h"
-#include "dispatch/kernels.h"
+#include "dispatch/moments.h"
 #include "src/parallel/blocks.h"
 #include "src/plan/checks.h"
 
@@ -68,8 +68,8 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       double* part = partials.get() + i * 2 * C;
-      dispatch::MomentsRows(bytes + g.RowOffset(b.row) * size, type, b.rows, C, g.RowStride(), part,
-                            part + C);
+      dispatch::MomentsRows({bytes + g.RowOffset(b.row) * size, type, b.rows, C, g.RowStride()},
+                            part, part + C);
     });
     // The blocks merge in block order (Chan's formula), in parallel over groups
     // of channels: each channel's result is the same for any thread count.
@@ -107,8 +107,9 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
     const Block b = plan[i];
     const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
     const size_t slot = b.channel * per_channel + i % per_channel;
-    dispatch::MomentsRuns(bytes + first * size, type, b.channels, g.ChannelStride(), b.rows,
-                          b.inner_count, g.RowStride(), part_mean + slot, part_m2 + slot);
+    dispatch::MomentsRuns({bytes + first * size, type, b.channels, g.ChannelStride(), b.rows,
+                           b.inner_count, g.RowStride()},
+                          part_mean + slot, part_m2 + slot);
   });
   // Every channel splits into blocks the same way: channel 0's give the counts.
   for (size_t k = 0; k < per_channel; ++k) {

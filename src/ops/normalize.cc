@@ -7,7 +7,7 @@
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
-#include "dispatch/kernels.h"
+#include "dispatch/normalize.h"
 #include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
 #include "src/plan/checks.h"
@@ -60,11 +60,12 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
   const BlockPlan plan(g);
   const bool stream = StreamOutput(type, g);
   if (g.channels_last()) {
+    const dispatch::NormalizeCoefficients k{p.mean_hi, p.mean_lo, p.scale, p.shift, p.activation};
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       const size_t offset = g.RowOffset(b.row) * size;
-      dispatch::NormalizeRows(in + offset, out + offset, type, p.activation, b.rows, g.channels,
-                              g.RowStride(), p.mean_hi, p.mean_lo, p.scale, p.shift, stream);
+      dispatch::NormalizeRows({in + offset, type, b.rows, g.channels, g.RowStride()}, out + offset,
+                              k, stream);
     });
     return;
   }
@@ -73,10 +74,12 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
     const size_t offset =
         (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
     const size_t c = b.channel;
-    dispatch::NormalizeRuns(in + offset, out + offset, type, p.activation, b.channels,
-                            g.ChannelStride(), b.rows, b.inner_count, g.RowStride(), p.mean_hi + c,
-                            p.mean_lo == nullptr ? nullptr : p.mean_lo + c, p.scale + c,
-                            p.shift + c, stream);
+    const dispatch::NormalizeCoefficients k{p.mean_hi + c,
+                                            p.mean_lo == nullptr ? nullptr : p.mean_lo + c,
+                                            p.scale + c, p.shift + c, p.activation};
+    dispatch::NormalizeRuns(
+        {in + offset, type, b.channels, g.ChannelStride(), b.rows, b.inner_count, g.RowStride()},
+        out + offset, k, stream);
   });
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "dispatch/sub_blocks.h"
+
 namespace bnorm {
 namespace {
 
@@ -9,8 +11,8 @@ namespace {
 // keeps the per-block partials of channels-last moments a small fraction of
 // the input's traffic.
 constexpr size_t kBlockElements = size_t{1} << 16;
-// Channels-last blocks are whole sub-blocks of the moments kernel (32 rows).
-constexpr size_t kRowQuantum = 32;
+// Channels-last blocks are whole sub-blocks of the moments kernel.
+constexpr size_t kRowQuantum = dispatch::kSubRows;
 // Channels-last blocks also hold at least 256 rows: each block's partial
 // moments (two doubles, 16 bytes per channel) then stay within 1/64 of its
 // float32 input, which wide rows would otherwise not (4096x1024 moments,

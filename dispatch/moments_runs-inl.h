@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: Apache-2.0
+// Channels-first moments (mean and M2 per channel of runs of contiguous values),
+// written once for every Highway target. The whole vectors of each run are
+// reduced per lane, each lane a sub-sample with its own float shift (like a
+// channels-last column, so pass 2 never waits for a horizontal reduction), in
+// two passes (sub_blocks-inl.h); the lanes combine once per channel and block.
+// Compiled once per target: included by moments.cc through foreach_target.h,
+// hence the toggling include guard.
+
+#if defined(BNORM_DISPATCH_MOMENTS_RUNS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef BNORM_DISPATCH_MOMENTS_RUNS_INL_H_
+#undef BNORM_DISPATCH_MOMENTS_RUNS_INL_H_
+#else
+#define BNORM_DISPATCH_MOMENTS_RUNS_INL_H_
+#endif
+
+#include <stddef.h>
+
+#include "dispatch/chan_merge.h"
+#include "dispatch/convert-inl.h"
+#include "dispatch/partial_vectors-inl.h"
+#include "dispatch/prefetch-inl.h"
+#include "dispatch/sub_blocks-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace bnorm {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Pass 1 of the vector part: per lane, Σ x * scale over the whole vectors of
+// `runs` runs of `len` values (`stride` apart). Four accumulators hide the FMA
+// latency and each collects at most a quarter of the chunk's vectors (16).
+template <class D, class T>
+HWY_INLINE hn::Vec<D> LaneShifts(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                                 size_t full, size_t stride, float scale) {
+  using V = hn::Vec<D>;
+  const size_t N = hn::Lanes(d);
+  const V vscale = hn::Set(d, scale);
+  V a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  for (size_t run = 0; run < runs; ++run) {
+    const typename T::Raw* HWY_RESTRICT p = x + run * stride;
+    size_t i = 0;
+    for (; i + 4 * N <= full; i += 4 * N) {
+      a0 = hn::MulAdd(LoadAs(d, t, p + i), vscale, a0);
+      a1 = hn::MulAdd(LoadAs(d, t, p + i + N), vscale, a1);
+      a2 = hn::MulAdd(LoadAs(d, t, p + i + 2 * N), vscale, a2);
+      a3 = hn::MulAdd(LoadAs(d, t, p + i + 3 * N), vscale, a3);
+    }
+    // A run's last vectors go round robin, continuing across runs (short runs
+    // of one vector each must not all land in one accumulator).
+    for (; i < full; i += N) {
+      const V sum = hn::MulAdd(LoadAs(d, t, p + i), vscale, a0);
+      a0 = a1, a1 = a2, a2 = a3, a3 = sum;
+    }
+  }
+  return hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
+}
+
+// Pass 2 of the vector part: per lane, Σ(x - m)/8 and Σ((x - m)/8)² about the
+// lane shifts m, in the same accumulator pattern as LaneShifts.
+// With `next` (a chunk of next_runs runs of next_full values, `stride` apart),
+// the lines of that chunk at the same places are prefetched: pass 2 works from
+// L1 and would otherwise leave memory idle.
+template <class D, class T, class V = hn::Vec<D>>
+HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                               size_t full, size_t stride, V m, V* s1_out, V* s2_out,
+                               const typename T::Raw* next = nullptr, size_t next_runs = 0,
+                               size_t next_full = 0) {
+  const size_t N = hn::Lanes(d);
+  const size_t step_bytes = 4 * N * sizeof(typename T::Raw);
+  const V scale = hn::Set(d, kDevScale);
+  const V vm = hn::Mul(m, scale);
+  V s1a = hn::Zero(d), s1b = hn::Zero(d), s1c = hn::Zero(d), s1d = hn::Zero(d);
+  V s2a = hn::Zero(d), s2b = hn::Zero(d), s2c = hn::Zero(d), s2d = hn::Zero(d);
+  for (size_t run = 0; run < runs; ++run) {
+    const typename T::Raw* HWY_RESTRICT p = x + run * stride;
+    size_t i = 0;
+    const bool prefetch = next != nullptr && run < next_runs;
+    for (; i + 4 * N <= full; i += 4 * N) {
+      if (prefetch && i + 4 * N <= next_full) PrefetchLines(next + run * stride + i, step_bytes);
+      const V d0 = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
+      const V d1 = hn::MulSub(LoadAs(d, t, p + i + N), scale, vm);
+      const V d2 = hn::MulSub(LoadAs(d, t, p + i + 2 * N), scale, vm);
+      const V d3 = hn::MulSub(LoadAs(d, t, p + i + 3 * N), scale, vm);
+      s1a = hn::Add(s1a, d0);
+      s1b = hn::Add(s1b, d1);
+      s1c = hn::Add(s1c, d2);
+      s1d = hn::Add(s1d, d3);
+      s2a = hn::MulAdd(d0, d0, s2a);
+      s2b = hn::MulAdd(d1, d1, s2b);
+      s2c = hn::MulAdd(d2, d2, s2c);
+      s2d = hn::MulAdd(d3, d3, s2d);
+    }
+    for (; i < full; i += N) {  // round robin, as in LaneShifts
+      const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
+      const V sum1 = hn::Add(s1a, dv), sum2 = hn::MulAdd(dv, dv, s2a);
+      s1a = s1b, s1b = s1c, s1c = s1d, s1d = sum1;
+      s2a = s2b, s2b = s2c, s2c = s2d, s2d = sum2;
+    }
+  }
+  *s1_out = hn::Add(hn::Add(s1a, s1b), hn::Add(s1c, s1d));
+  *s2_out = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
+}
+
+// Run tails of at most this many values in all are reduced by FewTailMoments:
+// below it, packing them and a lane reduction cost more than a plain loop (a
+// batch of one 14x14 map has 4 tail values).
+constexpr size_t kFewTailValues = 16;
+
+// Mean and M2 of `runs` runs of `tail` values (`stride` apart) in double, two
+// passes.
+template <class T>
+HWY_INLINE void FewTailMoments(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t tail,
+                               size_t stride, double* mean, double* m2) {
+  const hn::CappedTag<float, 1> d1;
+  double sum = 0.0;
+  for (size_t run = 0; run < runs; ++run) {
+    for (size_t i = 0; i < tail; ++i) sum += hn::GetLane(LoadAs(d1, t, x + run * stride + i));
+  }
+  const double count = static_cast<double>(runs * tail);
+  const double shift = sum / count;
+  double s1 = 0.0, s2 = 0.0;
+  for (size_t run = 0; run < runs; ++run) {
+    for (size_t i = 0; i < tail; ++i) {
+      const double dev = hn::GetLane(LoadAs(d1, t, x + run * stride + i)) - shift;
+      s1 += dev;
+      s2 += dev * dev;
+    }
+  }
+  *mean = shift + s1 / count;
+  *m2 = s2 - s1 * s1 / count;
+}
+
+// Moments of the run tails (`tail` < Lanes(d) values at the end of each of
+// `runs` runs, `stride` apart): packed run after run into a float buffer, which
+// is then reduced in whole vectors per lane like the runs themselves (the
+// tails alone would make narrow vectors with short dependency chains: 14x14
+// maps spent a quarter of their time on 2 % of their values). The few packed
+// values after the last whole vector go through FewTailMoments.
+template <class D, class T>
+HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t runs,
+                                  size_t tail, size_t stride, double* HWY_RESTRICT mean,
+                                  double* HWY_RESTRICT m2) {
+  const size_t N = hn::Lanes(d);
+  constexpr size_t kMaxLanes = hn::MaxLanes(d);
+  HWY_ALIGN float packed[kRunChunkVectors * kMaxLanes];
+  HWY_ALIGN double lane_mean[kMaxLanes] = {};
+  HWY_ALIGN double lane_m2[kMaxLanes] = {};
+  // Runs per buffer: a multiple of N, so that only the last buffer can end in
+  // a partial vector.
+  const size_t runs_per_buffer = kRunChunkVectors * N / tail / N * N;
+  double per_lane = 0.0;
+  size_t packed_values = 0;  // in the last buffer
+  size_t leftover = 0;       // packed values after its last whole vector
+  for (size_t r0 = 0; r0 < runs; r0 += runs_per_buffer) {
+    const size_t q = HWY_MIN(runs_per_buffer, runs - r0);
+    for (size_t run = 0; run < q; ++run) {
+      const typename T::Raw* HWY_RESTRICT src = x + (r0 + run) * stride;
+      float* HWY_RESTRICT dst = packed + run * tail;
+      size_t c = 0;
+      ForEachPartialVector(N, &c, tail, [&](auto dc, size_t first) {
+        hn::StoreU(LoadAs(dc, t, src + first), dc, dst + first);
+      });
+    }
+    packed_values = q * tail;
+    const size_t vectors = packed_values / N;
+    leftover = packed_values - vectors * N;
+    if (vectors == 0) break;
+    const SubBlockMerge w(per_lane, vectors);
+    const auto m = LaneShifts(d, F32(), packed, 1, vectors * N, 0, w.inv_k_f);
+    hn::Vec<D> s1, s2;
+    LaneDeviations(d, F32(), packed, 1, vectors * N, 0, m, &s1, &s2);
+    MergeSubBlockLanes(d, m, s1, s2, w, lane_mean, lane_m2);
+    per_lane += w.rows;
+  }
+  const float* HWY_RESTRICT rest = packed + (packed_values - leftover);
+  if (per_lane == 0.0) {
+    FewTailMoments(F32(), rest, 1, leftover, 0, mean, m2);
+    return;
+  }
+  CombineLanes(d, lane_mean, lane_m2, per_lane, mean, m2);
+  if (leftover > 0) {
+    double rest_mean, rest_m2;
+    FewTailMoments(F32(), rest, 1, leftover, 0, &rest_mean, &rest_m2);
+    ChanMerge(per_lane * static_cast<double>(N), mean, m2, static_cast<double>(leftover), rest_mean,
+              rest_m2);
+  }
+}
+
+// A chunk of channels-first values: `runs` runs of `vectors` whole vectors.
+template <class T>
+struct RunChunk {
+  const typename T::Raw* x = nullptr;
+  size_t runs = 0;
+  size_t vectors = 0;
+};
+
+// Channels-first moments of one channel: `runs` runs of `len` values, `stride`
+// apart. The whole vectors of the runs are reduced per lane, in chunks of at
+// most kRunChunkVectors vectors (a piece of one long run, or several short
+// runs together); each chunk's float lane moments merge into per-lane double
+// moments (as a channels-last sub-block does), and the lanes combine once at
+// the end, so short runs (e.g. 14x14 feature maps) pay no horizontal
+// reduction per chunk. The run tails (len % Lanes values per run) are packed
+// and reduced apart (PackedTailMoments, or FewTailMoments when they are few),
+// then merged.
+template <class T>
+HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t len,
+                             size_t stride, double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const size_t full = len - len % N;
+  constexpr size_t kMaxLanes = hn::MaxLanes(d);
+  HWY_ALIGN double lane_mean[kMaxLanes] = {};
+  HWY_ALIGN double lane_m2[kMaxLanes] = {};
+  double count = 0.0;
+  if (full > 0) {
+    // Chunk k: a piece of one long run, or several short runs together.
+    const size_t chunk = kRunChunkVectors * N;
+    const bool long_runs = full >= chunk;
+    const size_t pieces = long_runs ? (full + chunk - 1) / chunk : 1;  // per run
+    const size_t runs_per_chunk = long_runs ? 1 : chunk / full;
+    const size_t chunks = long_runs ? runs * pieces : (runs + runs_per_chunk - 1) / runs_per_chunk;
+    const auto chunk_at = [&](size_t k) {
+      if (long_runs) {
+        const size_t i0 = k % pieces * chunk;
+        return RunChunk<T>{x + k / pieces * stride + i0, 1, HWY_MIN(chunk, full - i0) / N};
+      }
+      const size_t r0 = k * runs_per_chunk;
+      return RunChunk<T>{x + r0 * stride, HWY_MIN(runs_per_chunk, runs - r0), full / N};
+    };
+    // A software pipeline: pass 1 of chunk k + 1 runs before pass 2 of chunk
+    // k, which prefetches chunk k + 2. Pass 2 waits for its shifts; in the
+    // other order the next chunk's loads would queue behind that wait and
+    // memory would idle while pass 2 works from L1. Each chunk's operations
+    // and the merge order stay the same, so the results do too.
+    HWY_ALIGN float shifts[2][kMaxLanes] = {};
+    const auto chunk_shifts = [&](const RunChunk<T>& c, float* out) {
+      const float inv_k = 1.0f / static_cast<float>(c.runs * c.vectors);  // SubBlockMerge's
+      hn::Store(LaneShifts(d, t, c.x, c.runs, c.vectors * N, stride, inv_k), d, out);
+    };
+    double per_lane = 0.0;  // values per lane merged so far
+    RunChunk<T> current = chunk_at(0);
+    chunk_shifts(current, shifts[0]);
+    for (size_t k = 0; k < chunks; ++k) {
+      const RunChunk<T> next = k + 1 < chunks ? chunk_at(k + 1) : RunChunk<T>{};
+      if (next.x != nullptr) chunk_shifts(next, shifts[(k + 1) & 1]);
+      const RunChunk<T> ahead = k + 2 < chunks ? chunk_at(k + 2) : RunChunk<T>{};
+      const SubBlockMerge w(per_lane, current.runs * current.vectors);
+      const auto m = hn::Load(d, shifts[k & 1]);
+      hn::Vec<decltype(d)> s1, s2;
+      LaneDeviations(d, t, current.x, current.runs, current.vectors * N, stride, m, &s1, &s2,
+                     ahead.x, ahead.runs, ahead.vectors * N);
+      MergeSubBlockLanes(d, m, s1, s2, w, lane_mean, lane_m2);
+      per_lane += w.rows;
+      current = next;
+    }
+    CombineLanes(d, lane_mean, lane_m2, per_lane, mean, m2);
+    count = per_lane * static_cast<double>(N);
+  }
+  if (full < len) {
+    const size_t tail = len - full;
+    double tail_mean, tail_m2;
+    if (runs * tail <= kFewTailValues) {
+      FewTailMoments(t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
+    } else {
+      PackedTailMoments(d, t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
+    }
+    const double n = static_cast<double>(runs);
+    if (count == 0.0) {
+      *mean = tail_mean;
+      *m2 = tail_m2;
+    } else {
+      ChanMerge(count, mean, m2, n * static_cast<double>(tail), tail_mean, tail_m2);
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace bnorm
+HWY_AFTER_NAMESPACE();
+
+#endif  // BNORM_DISPATCH_MOMENTS_RUNS_INL_H_
