@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace bnorm {
 namespace {
@@ -45,31 +46,22 @@ Result RunBench(const std::string& args) {
   return result;
 }
 
-// The objects of bnorm-bench's JSON array: one per line, each starting "  {".
-std::vector<std::string> JsonRows(const std::string& json) {
-  std::vector<std::string> rows;
-  size_t begin = 0;
-  while ((begin = json.find("\n  {", begin)) != std::string::npos) {
-    const size_t end = json.find('}', begin);
-    rows.push_back(json.substr(begin + 3, end - begin - 2));
-    begin = end;
-  }
-  return rows;
+// The objects of bnorm-bench's JSON array (an empty list if stdout is not one).
+std::vector<nlohmann::json> JsonRows(const std::string& out) {
+  const nlohmann::json json = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_array()) return {};
+  return std::vector<nlohmann::json>(json.begin(), json.end());
 }
 
-// The value of a scalar key, as written ("f32" without quotes, 2, null, true).
-std::string Field(const std::string& row, const std::string& key) {
-  const std::string name = "\"" + key + "\": ";
-  const size_t at = row.find(name);
-  if (at == std::string::npos) return "<missing>";
-  const size_t begin = at + name.size();
-  std::string value = row.substr(begin, row.find_first_of(",}", begin) - begin);
-  if (value.size() >= 2 && value.front() == '"') value = value.substr(1, value.size() - 2);
-  return value;
+// The value of `key` in a row, or the string "<missing>".
+nlohmann::json Field(const nlohmann::json& row, const std::string& key) {
+  return row.value(key, nlohmann::json("<missing>"));
 }
 
-double Number(const std::string& row, const std::string& key) {
-  return std::strtod(Field(row, key).c_str(), nullptr);
+// A numeric value, or 0 when the key is missing or not a number (null).
+double Number(const nlohmann::json& row, const std::string& key) {
+  const nlohmann::json value = Field(row, key);
+  return value.is_number() ? value.get<double>() : 0.0;
 }
 
 constexpr char kTiny[] = "--shape 4,8,5,5 --threads 1 --repeat 1 --min-time 0 --json ";
@@ -81,15 +73,15 @@ TEST(BnormBench, EveryDtypeAndLayoutTimesBothModes) {
       const Result r = RunBench(std::string(kTiny) + "--dtype " + dtype + " --layout " + layout);
       ASSERT_EQ(r.exit_code, 0) << r.err;
       EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
-      const std::vector<std::string> rows = JsonRows(r.out);
+      const std::vector<nlohmann::json> rows = JsonRows(r.out);
       ASSERT_EQ(rows.size(), 2u) << r.out;
       EXPECT_EQ(Field(rows[0], "mode"), "inference");
       EXPECT_EQ(Field(rows[1], "mode"), "training");
-      for (const std::string& row : rows) {
+      for (const nlohmann::json& row : rows) {
         EXPECT_EQ(Field(row, "dtype"), dtype);
         EXPECT_EQ(Field(row, "layout"), layout);
-        EXPECT_EQ(Field(row, "virtual_batch_size"), "null");
-        EXPECT_EQ(Field(row, "renorm"), "false");
+        EXPECT_EQ(Field(row, "virtual_batch_size"), nullptr);
+        EXPECT_EQ(Field(row, "renorm"), false);
         EXPECT_GT(Number(row, "seconds"), 0.0) << row;
         EXPECT_GT(Number(row, "pct_roof"), 0.0) << row;
         EXPECT_GT(Number(row, "reference_seconds"), 0.0) << row;
@@ -101,11 +93,11 @@ TEST(BnormBench, EveryDtypeAndLayoutTimesBothModes) {
 TEST(BnormBench, GhostBatchesAndRenormRunTheLayer) {
   const Result r = RunBench(std::string(kTiny) + "--dtype bf16 --virtual-batch-size 2 --renorm");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::vector<std::string> rows = JsonRows(r.out);
+  const std::vector<nlohmann::json> rows = JsonRows(r.out);
   ASSERT_EQ(rows.size(), 2u) << r.out;
-  for (const std::string& row : rows) {
-    EXPECT_EQ(Field(row, "virtual_batch_size"), "2");
-    EXPECT_EQ(Field(row, "renorm"), "true");
+  for (const nlohmann::json& row : rows) {
+    EXPECT_EQ(Field(row, "virtual_batch_size"), 2);
+    EXPECT_EQ(Field(row, "renorm"), true);
     EXPECT_GT(Number(row, "seconds"), 0.0) << row;
     EXPECT_GT(Number(row, "reference_seconds"), 0.0) << row;
   }
@@ -116,10 +108,10 @@ TEST(BnormBench, RenormTakesAnyBatchSize) {
       "--shape 3,8,5,5 --layout nchw --mode training --renorm --threads 1 --repeat 1 "
       "--min-time 0 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::vector<std::string> rows = JsonRows(r.out);
+  const std::vector<nlohmann::json> rows = JsonRows(r.out);
   ASSERT_EQ(rows.size(), 1u) << r.out;
   EXPECT_EQ(Field(rows[0], "mode"), "training");
-  EXPECT_EQ(Field(rows[0], "renorm"), "true");
+  EXPECT_EQ(Field(rows[0], "renorm"), true);
 }
 
 // Exit status 2, one line on stderr that names the flag and says what it expects,

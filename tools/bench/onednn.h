@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// The oneDNN peer of bnorm-bench (--compare onednn; built only with oneDNN): its forward batch
+// normalization on the problem's own buffers and threads, and the comparison of two outputs
+// through a sample of y.
+#ifndef BNORM_TOOLS_BENCH_ONEDNN_H_
+#define BNORM_TOOLS_BENCH_ONEDNN_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "tools/bench/problem.h"
+
+namespace bnorm {
+namespace bench {
+
+// Evenly spread positions of y, to compare two implementations' outputs
+// without a third full-size buffer.
+struct Sample {
+  std::vector<size_t> positions;
+  std::vector<float> values;
+};
+
+Sample TakeSample(DType dtype, const uint8_t* y, size_t elements);
+
+// Max |y - sample|, and the largest |sample| in *magnitude (for a relative tolerance).
+double SampleDiff(const Sample& s, DType dtype, const uint8_t* y, double* magnitude);
+
+// oneDNN's forward batch normalization of the problem's buffers with
+// `threads` threads: created once, then each call runs it once. Throws
+// dnnl::error when this oneDNN has no implementation for the case.
+class OneDnnBatchNorm {
+ public:
+  OneDnnBatchNorm(Problem& p, bool training, int threads);
+
+  void operator()() {
+    primitive_.execute(stream_, args_);
+    stream_.wait();
+  }
+
+ private:
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  dnnl::batch_normalization_forward primitive_;
+  std::vector<float> mean_, variance_, gamma_, beta_;
+  std::vector<uint8_t> workspace_;
+  std::unordered_map<int, dnnl::memory> args_;
+};
+
+}  // namespace bench
+}  // namespace bnorm
+
+#endif  // BNORM_TOOLS_BENCH_ONEDNN_H_

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+// bnorm-bench's problem set-up and timed calls (see problem.h).
+#include "tools/bench/problem.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "bnorm/error.hpp"
+#include "bnorm/fold.hpp"
+#include "src/ops/half.h"
+#include "tools/common/parse.h"
+#include "tools/common/random.h"
+
+namespace bnorm {
+namespace bench {
+namespace {
+
+// 64-byte aligned, like a framework's tensor allocation.
+Buffer AllocateBytes(size_t count) {
+  const size_t bytes = std::max<size_t>((count + 63) / 64 * 64, 64);
+  void* p = std::aligned_alloc(64, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return Buffer(static_cast<uint8_t*>(p));
+}
+
+// Stores `count` floats as `dtype` values (16-bit ones rounded to nearest even).
+void StoreAs(DType dtype, const float* in, size_t count, uint8_t* out) {
+  if (dtype == DType::kFloat32) {
+    std::memcpy(out, in, count * sizeof(float));
+  } else {
+    NarrowFromFloat(in, dtype, count, reinterpret_cast<uint16_t*>(out));
+  }
+}
+
+}  // namespace
+
+Case MakeCase(const CaseSpec& spec) {
+  const std::string& flag = spec.origin;
+  Case c;
+  c.shape = spec.shape;
+  c.layout = spec.layout;
+  const size_t rank = spec.shape.size();
+  if (spec.layout == Layout::kAxis) {
+    c.memory_shape = spec.shape;
+    c.axes = spec.axes;
+    c.label = "axis=";
+    for (size_t i = 0; i < spec.axes.size(); ++i) {
+      c.label += (i == 0 ? "" : ",") + std::to_string(spec.axes[i]);
+    }
+  } else if (rank < 2) {
+    Fail(flag, "shape " + cli::JoinShape(spec.shape, ",") +
+                   " has rank 1; a layout needs N,C,...; use --axis for other tensors");
+  } else if (rank == 2) {
+    c.memory_shape = spec.shape;
+    c.axes = {-1};
+    c.label = "nc";
+  } else if (spec.layout == Layout::kNhwc) {
+    c.memory_shape = {spec.shape[0]};
+    for (size_t i = 2; i < rank; ++i) c.memory_shape.push_back(spec.shape[i]);
+    c.memory_shape.push_back(spec.shape[1]);
+    c.axes = {-1};
+    c.label = "nhwc";
+  } else {
+    c.memory_shape = spec.shape;
+    c.axes = {1};
+    c.label = "nchw";
+  }
+  try {
+    c.geometry = PlanGeometry(c.memory_shape, c.axes);
+  } catch (const Error& e) {
+    Fail(spec.layout == Layout::kAxis && flag == "--shape" ? "--axis" : flag, e.what());
+  }
+  // Three buffers of this size must be addressable in bytes.
+  if (c.geometry.elements() > (size_t{1} << 40)) {
+    Fail(flag, "shape " + cli::JoinShape(spec.shape, ",") + " has too many values to benchmark");
+  }
+  return c;
+}
+
+std::unique_ptr<BatchNorm> MakeLayer(const Case& c, const Options& o) {
+  if (!o.virtual_batch_size && !o.renorm) return nullptr;
+  const char* flag = o.virtual_batch_size ? "--virtual-batch-size" : "--renorm";
+  const int64_t batch = c.memory_shape[0];
+  // The layer would say so only at its first call.
+  if (o.virtual_batch_size && batch % *o.virtual_batch_size != 0) {
+    Fail(flag, std::to_string(*o.virtual_batch_size) + " does not divide the batch size " +
+                   std::to_string(batch) + " of shape " + cli::JoinShape(c.shape, ",") +
+                   "; expected a divisor of " + std::to_string(batch));
+  }
+  bnorm::Options options;
+  options.axis = c.axes;
+  options.virtual_batch_size = o.virtual_batch_size;
+  options.renorm = o.renorm;
+  try {
+    auto layer = std::make_unique<BatchNorm>(options);
+    layer->Build(c.memory_shape);
+    return layer;
+  } catch (const Error& e) {
+    Fail(flag, e.what());
+  }
+}
+
+std::vector<float> WidenPrefix(DType dtype, const uint8_t* in, size_t count) {
+  std::vector<float> out(count);
+  if (dtype == DType::kFloat32) {
+    std::memcpy(out.data(), in, count * sizeof(float));
+  } else {
+    WidenToFloat(reinterpret_cast<const uint16_t*>(in), dtype, count, out.data());
+  }
+  return out;
+}
+
+float ElementAt(DType dtype, const uint8_t* data, size_t k) {
+  if (dtype == DType::kFloat32) return reinterpret_cast<const float*>(data)[k];
+  const uint16_t bits = reinterpret_cast<const uint16_t*>(data)[k];
+  return dtype == DType::kFloat16 ? HalfToFloat(bits) : BFloat16ToFloat(bits);
+}
+
+Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer)
+    : c(cs),
+      dtype(type),
+      elements(cs.geometry.elements()),
+      x(AllocateBytes(bytes())),
+      y(AllocateBytes(bytes())),
+      layer(training_layer),
+      inference(cs.geometry.channels),
+      batch_mean(cs.geometry.channels),
+      batch_variance(cs.geometry.channels),
+      training(cs.geometry.channels) {
+  const Geometry& g = c.geometry;
+  const size_t C = g.channels;
+  testing::Random random(C * 1000003 + elements);
+  const auto symmetric = [&random] { return static_cast<float>(random.Uniform(-1.0, 1.0)); };
+  // Channels with their own mean and spread, like activations after a conv.
+  std::vector<float> center(C), spread(C);
+  for (size_t ch = 0; ch < C; ++ch) {
+    center[ch] = 2.0f * symmetric();
+    spread[ch] = 1.25f + 0.75f * symmetric();
+    gamma.push_back(1.0f + 0.5f * symmetric());
+    beta.push_back(0.5f * symmetric());
+    moving_mean.push_back(center[ch] + 0.1f * symmetric());
+    moving_variance.push_back(spread[ch] * spread[ch] / 3.0f * (1.0f + 0.2f * symmetric()));
+  }
+  // Generated in chunks, so that a 16-bit x needs no float copy of the whole.
+  constexpr size_t kChunk = size_t{1} << 16;
+  std::vector<float> chunk;
+  chunk.reserve(kChunk);
+  uint8_t* out = x.get();
+  const auto store = [&] {
+    StoreAs(dtype, chunk.data(), chunk.size(), out);
+    out += chunk.size() * SizeOf(dtype);
+    chunk.clear();
+  };
+  for (size_t o = 0; o < g.outer; ++o) {
+    for (size_t ch = 0; ch < C; ++ch) {
+      for (size_t i = 0; i < g.inner; ++i) {
+        chunk.push_back(center[ch] + spread[ch] * symmetric());
+        if (chunk.size() == kChunk) store();
+      }
+    }
+  }
+  store();
+  std::memset(y.get(), 0, bytes());
+  // An engine folds once at load time; the float moving mean needs no low part.
+  Fold(gamma.data(), beta.data(), moving_mean.data(), moving_variance.data(), C, kEpsilon,
+       inference.scale.data(), inference.shift.data());
+  train_moving_mean = moving_mean;
+  train_moving_variance = moving_variance;
+}
+
+void Problem::Inference(const Execution& exec) {
+  const NormalizeParams params{moving_mean.data(), nullptr, inference.scale.data(),
+                               inference.shift.data()};
+  Normalize(x.get(), y.get(), dtype, c.geometry, params, exec);
+}
+
+void Problem::KernelTraining(const Execution& exec) {
+  BatchMoments(x.get(), dtype, c.geometry, batch_mean.data(), batch_variance.data(), exec);
+  for (size_t ch = 0; ch < batch_mean.size(); ++ch) {
+    SplitMean(batch_mean[ch], &training.hi[ch], &training.lo[ch]);
+    training.scale[ch] = static_cast<float>(gamma[ch] / std::sqrt(batch_variance[ch] + kEpsilon));
+    training.shift[ch] = beta[ch];
+    train_moving_mean[ch] -=
+        (train_moving_mean[ch] - static_cast<float>(batch_mean[ch])) * (1.0f - kMomentum);
+    train_moving_variance[ch] -=
+        (train_moving_variance[ch] - static_cast<float>(batch_variance[ch])) * (1.0f - kMomentum);
+  }
+  Normalize(x.get(), y.get(), dtype, c.geometry, training.params(), exec);
+}
+
+void Problem::LayerTraining(const Execution& exec) {
+  if (dtype == DType::kFloat32) {
+    layer->Forward(reinterpret_cast<const float*>(x.get()), reinterpret_cast<float*>(y.get()),
+                   c.memory_shape, /*training=*/true, exec);
+  } else {
+    layer->Forward(reinterpret_cast<const uint16_t*>(x.get()), reinterpret_cast<uint16_t*>(y.get()),
+                   dtype, c.memory_shape, /*training=*/true, exec);
+  }
+}
+
+}  // namespace bench
+}  // namespace bnorm

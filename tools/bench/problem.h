@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// bnorm-bench's problem: a case (shape, memory order, geometry), its buffers and data, the layer
+// state and folded coefficients, and the calls that are timed (inference, training forward).
+#ifndef BNORM_TOOLS_BENCH_PROBLEM_H_
+#define BNORM_TOOLS_BENCH_PROBLEM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bnorm/batch_norm.hpp"
+#include "bnorm/dtype.hpp"
+#include "bnorm/execution.hpp"
+#include "bnorm/geometry.hpp"
+#include "bnorm/kernels.hpp"
+#include "tools/bench/settings.h"
+
+namespace bnorm {
+namespace bench {
+
+constexpr float kEpsilon = 1e-3f;
+constexpr float kMomentum = 0.99f;
+
+// A case: a shape and how its channels lie in memory.
+struct Case {
+  std::vector<int64_t> shape;  // as given
+  Layout layout = Layout::kNhwc;
+  std::vector<int64_t> memory_shape;  // row-major order of the buffer
+  std::vector<int> axes;              // feature axes of memory_shape
+  std::string label;                  // nhwc, nchw, nc, axis=1,2
+  Geometry geometry;
+};
+
+// The case of a spec; a UsageError naming the spec's origin when bnorm cannot plan it.
+Case MakeCase(const CaseSpec& spec);
+
+// The layer that training runs under --virtual-batch-size or --renorm, or null:
+// Keras' options with the case's axes (fused auto resolves to non-fused with
+// these). Built up front, so that a case it cannot run fails before any timing.
+std::unique_ptr<BatchNorm> MakeLayer(const Case& c, const Options& o);
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<uint8_t[], FreeDeleter>;
+
+// The first `count` values of a `dtype` buffer, as floats (exact).
+std::vector<float> WidenPrefix(DType dtype, const uint8_t* in, size_t count);
+// Value k of a `dtype` buffer, as a float (exact).
+float ElementAt(DType dtype, const uint8_t* data, size_t k);
+
+struct Coefficients {
+  std::vector<float> hi, lo, scale, shift;
+  explicit Coefficients(size_t channels)
+      : hi(channels), lo(channels), scale(channels), shift(channels) {}
+  NormalizeParams params() const {
+    return NormalizeParams{hi.data(), lo.data(), scale.data(), shift.data()};
+  }
+};
+
+struct Problem {
+  Case c;
+  DType dtype;
+  size_t elements = 0;
+  Buffer x, y;
+  // The whole Keras layer that training runs with ghost batches or renorm; null
+  // otherwise (training is then the kernels an engine calls).
+  BatchNorm* layer;
+  std::vector<float> gamma, beta, moving_mean, moving_variance;
+  Coefficients inference;  // folded once from the moving statistics
+  // Training scratch: batch moments, their coefficients, the updated state.
+  std::vector<double> batch_mean, batch_variance;
+  Coefficients training;
+  std::vector<float> train_moving_mean, train_moving_variance;
+
+  // Seeded data: channels with their own mean and spread, like activations after a conv.
+  Problem(const Case& cs, DType type, BatchNorm* training_layer);
+
+  // Bytes of x (and of y).
+  size_t bytes() const { return elements * SizeOf(dtype); }
+
+  // What an inference engine calls per layer.
+  void Inference(const Execution& exec);
+  // The training forward: the layer's, or the kernels'.
+  void Training(const Execution& exec) {
+    layer != nullptr ? LayerTraining(exec) : KernelTraining(exec);
+  }
+  // Batch moments, fold (double -> float), normalize, and the moving-average
+  // update (Keras: moving -= (moving - batch) * (1 - momentum)).
+  void KernelTraining(const Execution& exec);
+  // One training call of the layer; its moving statistics update every time.
+  void LayerTraining(const Execution& exec);
+};
+
+}  // namespace bench
+}  // namespace bnorm
+
+#endif  // BNORM_TOOLS_BENCH_PROBLEM_H_

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+// bnorm-bench's table and JSON (nlohmann-json; the keys are read by tools/bench-table.py and
+// tests/bnorm_bench_test.cc).
+#include "tools/bench/report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "bnorm/targets.hpp"
+#include "nlohmann/json.hpp"
+#include "tools/common/parse.h"
+
+namespace bnorm {
+namespace bench {
+namespace {
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "unknown CPU";
+}
+
+// JSON numbers keep six significant digits, as bnorm-bench has always written them: timings do
+// not repeat further than that. nlohmann-json writes a non-finite number as null.
+double Rounded(double v) {
+  return std::isfinite(v) ? std::strtod(FormatNumber(v).c_str(), nullptr) : v;
+}
+
+nlohmann::ordered_json Rounded(const std::optional<double>& v) {
+  return v ? nlohmann::ordered_json(Rounded(*v)) : nlohmann::ordered_json(nullptr);
+}
+
+}  // namespace
+
+std::string FormatNumber(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.6g", v);
+  return text;
+}
+
+void PrintTableIntro(const Options& o, bool layer_training) {
+  std::string supported;
+  for (const TargetInfo& t : SupportedTargets()) {
+    supported += (supported.empty() ? "" : ", ") + t.name;
+  }
+  const size_t value_bytes = SizeOf(o.dtype);
+  std::printf("bnorm-bench: %s, %u hardware threads; targets supported: %s\n", CpuModel().c_str(),
+              std::thread::hardware_concurrency(), supported.c_str());
+  std::printf("dtype %s, virtual_batch_size %s, renorm %s%s\n", cli::ShortName(o.dtype),
+              o.virtual_batch_size ? std::to_string(*o.virtual_batch_size).c_str() : "none",
+              o.renorm ? "on" : "off",
+              layer_training ? "; training rows run the bnorm::BatchNorm layer" : "");
+  std::printf(
+      "GB/s on minimum traffic (inference %zu B/value, training %zu B/value); roof: copy GB/s "
+      "of the same buffers (best of memcpy and streaming stores), timed in turns with bnorm\n\n",
+      2 * value_bytes, 3 * value_bytes);
+}
+
+void PrintTableHeader(bool compare) {
+  std::printf("%-18s %-8s %-9s %3s %-8s %10s %21s %8s %7s %7s %6s %8s", "shape", "layout", "mode",
+              "thr", "target", "median ms", "p10..p90 ms", "Gelem/s", "GB/s", "roof", "%roof",
+              "x ref");
+  if (compare) std::printf(" %10s %8s", "oneDNN ms", "oneDNN/bn");
+  std::printf("\n");
+}
+
+void PrintTableRow(const Row& r, bool compare) {
+  char spread[48];
+  std::snprintf(spread, sizeof(spread), "%.4g..%.4g", r.stats.p10 * 1e3, r.stats.p90 * 1e3);
+  char speedup[24] = "-";
+  if (r.reference_seconds) {
+    std::snprintf(speedup, sizeof(speedup), "%.1fx", *r.reference_seconds / r.stats.median);
+  }
+  std::printf("%-18s %-8s %-9s %3d %-8s %10.4g %21s %8.3f %7.2f %7.2f %5.1f%% %8s",
+              cli::JoinShape(r.c->shape, "x").c_str(), r.c->label.c_str(), r.mode.c_str(),
+              r.threads, r.target.c_str(), r.stats.median * 1e3, spread, r.gelems(), r.gbps(),
+              r.roof.gbps, r.pct_roof(), speedup);
+  if (compare && r.onednn_seconds) {
+    std::printf(" %10.4g %8.2f", *r.onednn_seconds * 1e3, *r.onednn_seconds / r.stats.median);
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+void PrintJson(const std::vector<Row>& rows, const Options& o) {
+  using Json = nlohmann::ordered_json;
+  const auto ratio = [](const std::optional<double>& seconds, double median) {
+    return seconds ? std::optional<double>(*seconds / median) : std::nullopt;
+  };
+  Json array = Json::array();
+  for (const Row& r : rows) {
+    Json row = {
+        {"shape", r.c->shape},
+        {"layout", r.c->label},
+        {"memory_shape", r.c->memory_shape},
+        {"mode", r.mode},
+        {"dtype", cli::ShortName(o.dtype)},
+        {"virtual_batch_size", o.virtual_batch_size ? Json(*o.virtual_batch_size) : Json(nullptr)},
+        {"renorm", o.renorm},
+        {"threads", r.threads},
+        {"target", r.target},
+        {"elements", r.c->geometry.elements()},
+        {"seconds", Rounded(r.stats.median)},
+        {"p10_seconds", Rounded(r.stats.p10)},
+        {"p90_seconds", Rounded(r.stats.p90)},
+        {"min_seconds", Rounded(r.stats.min)},
+        {"calls", r.stats.calls},
+        {"gelem_per_s", Rounded(r.gelems())},
+        {"gbps", Rounded(r.gbps())},
+        {"roof_gbps", Rounded(r.roof.gbps)},
+        {"roof_memcpy_gbps", Rounded(r.roof.memcpy_gbps)},
+        {"roof_stream_gbps", Rounded(r.roof.stream_gbps)},
+        {"roof_copy", r.roof.copy},
+        {"pct_roof", Rounded(r.pct_roof())},
+        {"reference_seconds", Rounded(r.reference_seconds)},
+        {"speedup_vs_reference", Rounded(ratio(r.reference_seconds, r.stats.median))},
+        {"max_abs_diff_vs_reference", Rounded(r.reference_max_abs_diff)},
+    };
+    if (o.compare_onednn) {
+      row["onednn_seconds"] = Rounded(r.onednn_seconds);
+      row["speedup_vs_onednn"] = Rounded(ratio(r.onednn_seconds, r.stats.median));
+      row["onednn_max_abs_diff"] = Rounded(r.onednn_max_abs_diff);
+    }
+    array.push_back(std::move(row));
+  }
+  std::printf("%s\n", array.dump(2).c_str());
+}
+
+}  // namespace bench
+}  // namespace bnorm

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+// bnorm-bench's command line: the flags and their help (CLI11, tools/common/cli.h), and the
+// shapes file.
+#include "tools/bench/settings.h"
+
+#include <oneapi/tbb/task_arena.h>
+
+#include <algorithm>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "tools/common/cli.h"
+#include "tools/common/parse.h"
+
+namespace bnorm {
+namespace bench {
+namespace {
+
+constexpr char kDescription[] =
+    R"(Times bnorm's batch normalization on one case or a sweep and prints each
+result as GB/s on the minimum traffic, as a percentage of the machine's copy
+roof measured in the same run, and as a speedup over the float64 reference.)";
+
+constexpr char kFooter[] =
+    R"(Traffic: inference reads x and writes y (2 elements per value: 8 bytes in f32,
+4 in bf16/f16), training reads x twice and writes y (3 elements: 12 or 6
+bytes). The roof is the copy bandwidth of the same buffers with the same
+threads (x's bytes read, as many written): the faster of a memcpy and a
+streaming-store copy. The copies, bnorm and oneDNN are timed in turns, call
+after call, so that all see the same machine.)";
+
+Layout ParseLayout(const std::string& text) {
+  return cli::ParseChoice<Layout>(
+      text, "layout", {{"nhwc", Layout::kNhwc}, {"nchw", Layout::kNchw}}, "nhwc or nchw");
+}
+
+enum class Mode { kInference, kTraining, kBoth };
+
+Mode ParseMode(const std::string& text) {
+  return cli::ParseChoice<Mode>(
+      text, "mode",
+      {{"inference", Mode::kInference}, {"training", Mode::kTraining}, {"both", Mode::kBoth}},
+      "inference, training or both");
+}
+
+// The only peer is oneDNN, and only when bnorm-bench was built with it.
+bool ParsePeer(const std::string& text) {
+  const bool onednn = cli::ParseChoice<bool>(text, "peer", {{"onednn", true}}, "onednn");
+#if BNORM_HAVE_ONEDNN
+  return onednn;
+#else
+  (void)onednn;
+  throw std::invalid_argument(
+      "onednn: oneDNN was not found when bnorm-bench was built "
+      "(install libdnnl-dev and reconfigure)");
+#endif
+}
+
+std::vector<CaseSpec> ReadShapesFile(const std::string& path, Layout layout,
+                                     const std::vector<int>& axes) {
+  std::ifstream in(path);
+  if (!in) Fail("--shapes-file", "cannot open '" + path + "'");
+  std::vector<CaseSpec> cases;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    line = line.substr(0, line.find('#'));
+    std::istringstream words(line);
+    std::string shape_text, extra;
+    if (!(words >> shape_text)) continue;
+    const std::string where = "--shapes-file " + path + ":" + std::to_string(number);
+    CaseSpec spec;
+    spec.origin = where;
+    spec.layout = layout;
+    spec.axes = axes;
+    try {
+      spec.shape = cli::ParseShape(shape_text);
+      if (words >> extra) {
+        if (extra.rfind("axis=", 0) == 0) {
+          spec.layout = Layout::kAxis;
+          spec.axes = cli::ParseAxes(extra.substr(5));
+        } else {
+          spec.layout = ParseLayout(extra);
+        }
+        std::string more;
+        if (words >> more) Fail(where, "unexpected '" + more + "' after the layout");
+      }
+    } catch (const std::invalid_argument& e) {
+      Fail(where, e.what());
+    }
+    cases.push_back(spec);
+  }
+  if (cases.empty()) Fail("--shapes-file", "'" + path + "' holds no shapes");
+  return cases;
+}
+
+}  // namespace
+
+void Fail(const std::string& flag, const std::string& what) {
+  throw UsageError(flag + ": " + what);
+}
+
+std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
+  Options o;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<std::string> shape_files;
+  std::optional<Layout> layout;
+  std::optional<std::vector<int>> axes;
+  Mode mode = Mode::kBoth;
+
+  CLI::App app(kDescription, "bnorm-bench");
+  cli::Configure(&app, "usage: bnorm-bench [flags]", 25);
+  app.footer(kFooter);
+  // As in most tools, a flag given twice takes its last value.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+
+  const std::string cases = "Cases (default: 32,256,56,56 nhwc)";
+  cli::AddParsedEach(&app, "--shape", &shapes, cli::ParseShape,
+                     "a shape; any rank; repeatable. With a layout it is the\n"
+                     "logical N,C,... order; with --axis it is memory order")
+      ->option_text("N,C,H,W")
+      ->group(cases);
+  app.add_option("--shapes-file", shape_files,
+                 "one shape per line, optionally followed by a layout\n"
+                 "(nhwc, nchw) or axis=A; '#' starts a comment")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->option_text("F")
+      ->group(cases);
+  CLI::Option* layout_flag = cli::AddParsed(&app, "--layout", &layout, ParseLayout,
+                                            "nhwc: memory [N,H,W,C], axis -1 (default);\n"
+                                            "nchw: memory [N,C,H,W], axis 1; rank 2 is dense [N,C]")
+                                 ->option_text("nhwc|nchw")
+                                 ->group(cases);
+  cli::AddParsed(&app, "--axis", &axes, cli::ParseAxes,
+                 "feature axis or axes (\"1\" or \"1,2\") of a memory-order\n"
+                 "shape; cannot be combined with --layout")
+      ->excludes(layout_flag)
+      ->option_text("A")
+      ->group(cases);
+
+  const std::string what = "What runs";
+  cli::AddParsed(&app, "--mode", &mode, ParseMode,
+                 "default both. inference: Normalize with\n"
+                 "folded moving statistics; training: BatchMoments, fold,\n"
+                 "Normalize and the moving-average update")
+      ->option_text("inference|training|both")
+      ->group(what);
+  cli::AddParsed(&app, "--dtype", &o.dtype, cli::ParseDType,
+                 "element type of x and y (default f32; float32,\n"
+                 "bfloat16 and float16 also work); statistics and\n"
+                 "coefficients stay float32")
+      ->option_text("f32|bf16|f16")
+      ->group(what);
+  cli::AddParsed(
+      &app, "--threads", &o.threads,
+      [](const std::string& text) {
+        const std::vector<int64_t> counts = cli::ParseIntegers(text, 1, 4096);
+        return std::vector<int>(counts.begin(), counts.end());
+      },
+      "default all cores; 1 is Execution::Serial(), more is a\n"
+      "tbb::task_arena(N)")
+      ->option_text("N[,N...]")
+      ->group(what);
+  app.add_option("--target", o.target,
+                 "a SIMD target (default: the dispatched best); all runs\n"
+                 "every target this CPU supports")
+      ->check(cli::IsTarget(/*allow_all=*/true))
+      ->option_text("NAME|all")
+      ->group(what);
+  cli::AddParsed(
+      &app, "--virtual-batch-size", &o.virtual_batch_size,
+      [](const std::string& text) {
+        return cli::ParseInteger(text, 1, std::numeric_limits<int64_t>::max());
+      },
+      "ghost batches of V samples (V >= 1 must divide the\n"
+      "batch, the first size in memory order)")
+      ->option_text("V")
+      ->group(what);
+  app.add_flag("--renorm", o.renorm,
+               "batch renormalization (Keras' default clipping and\n"
+               "renorm momentum)\n"
+               "With either flag, training runs the whole layer,\n"
+               "bnorm::BatchNorm::Forward (the case's axes, other\n"
+               "options Keras' defaults), whose moving statistics\n"
+               "update on every call, and its reference is the float64\n"
+               "Keras oracle on whole leading samples (a multiple of\n"
+               "V). Inference is unchanged: Keras inference ignores\n"
+               "ghost batches and renorm")
+      ->group(what);
+  cli::AddParsed(&app, "--compare", &o.compare_onednn, ParsePeer,
+                 "also time oneDNN's batch_normalization_forward on the\n"
+                 "same buffers and threads (bf16/f16 data with f32\n"
+                 "statistics), and check it agrees. Not compared: a\n"
+                 "dtype this oneDNN has no kernel for, and training with\n"
+                 "--virtual-batch-size or --renorm (oneDNN has neither)")
+      ->option_text("onednn")
+      ->group(what);
+
+  const std::string output = "Timing and output";
+  cli::AddParsed(
+      &app, "--repeat", &o.repeat,
+      [](const std::string& text) { return static_cast<int>(cli::ParseInteger(text, 1, 1000000)); },
+      "timed calls, at least (default 20); median reported")
+      ->option_text("R")
+      ->group(output);
+  cli::AddParsed(
+      &app, "--min-time", &o.min_time,
+      // An hour per case is surely a typo.
+      [](const std::string& text) { return cli::ParseReal(text, 0.0, 3600.0); },
+      "seconds of timed calls, at least (default 0.2)")
+      ->option_text("S")
+      ->group(output);
+  app.add_flag("--json", o.json,
+               "one JSON array on stdout, one object per case, mode,\n"
+               "thread count and target (with dtype, virtual_batch_size\n"
+               "and renorm)")
+      ->group(output);
+  cli::AddHelpFlag(&app, output);
+
+  if (const std::optional<int> status = cli::Parse(&app, argc, argv)) {
+    *exit_status = *status;
+    return std::nullopt;
+  }
+
+  o.inference = mode != Mode::kTraining;
+  o.training = mode != Mode::kInference;
+  const Layout case_layout = axes ? Layout::kAxis : layout.value_or(Layout::kNhwc);
+  const std::vector<int> case_axes = axes.value_or(std::vector<int>{});
+  for (const std::vector<int64_t>& shape : shapes) {
+    o.cases.push_back(CaseSpec{"--shape", shape, case_layout, case_axes});
+  }
+  for (const std::string& path : shape_files) {
+    for (CaseSpec& spec : ReadShapesFile(path, case_layout, case_axes)) o.cases.push_back(spec);
+  }
+  if (o.cases.empty())
+    o.cases.push_back(CaseSpec{"--shape", {32, 256, 56, 56}, case_layout, case_axes});
+  if (o.threads.empty()) o.threads.push_back(std::max(1, tbb::this_task_arena::max_concurrency()));
+  return o;
+}
+
+}  // namespace bench
+}  // namespace bnorm

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+// bnorm-bench's settings: what the command line asks for (cases, modes, dtype, threads, target,
+// layer options, timing policy, output), read with CLI11 (settings.cc has the flags and --help).
+#ifndef BNORM_TOOLS_BENCH_SETTINGS_H_
+#define BNORM_TOOLS_BENCH_SETTINGS_H_
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bnorm/dtype.hpp"
+
+namespace bnorm {
+namespace bench {
+
+// A command-line mistake found after parsing (a shapes file, a case the layer cannot run):
+// printed as one line naming the flag, exit status 2 like CLI11's own usage errors.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void Fail(const std::string& flag, const std::string& what);
+
+// How a case's channels lie in memory: a layout of a logical N,C,... shape, or feature axes of
+// a memory-order shape.
+enum class Layout { kNhwc, kNchw, kAxis };
+
+// One case as given.
+struct CaseSpec {
+  std::string origin;  // the flag or file line it came from, for errors
+  std::vector<int64_t> shape;
+  Layout layout = Layout::kNhwc;
+  std::vector<int> axes;  // kAxis only
+};
+
+struct Options {
+  std::vector<CaseSpec> cases;
+  bool inference = true;
+  bool training = true;
+  DType dtype = DType::kFloat32;
+  std::vector<int> threads;
+  std::string target;  // empty: dispatched best
+  std::optional<int64_t> virtual_batch_size;
+  bool renorm = false;
+  int repeat = 20;
+  double min_time = 0.2;
+  bool json = false;
+  bool compare_onednn = false;
+};
+
+// The options of the command line, or the exit status when there is nothing to run (0 after
+// --help, 2 after a usage error, already reported). Throws UsageError for a bad shapes file.
+std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status);
+
+}  // namespace bench
+}  // namespace bnorm
+
+#endif  // BNORM_TOOLS_BENCH_SETTINGS_H_

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+// One case of bnorm-verify: a shape, a distribution and a base-pointer offset, with its seeded
+// data and float64 reference results, checked on a target (moments and normalize, one thread
+// against all threads bit for bit, writes outside y).
+#ifndef BNORM_TOOLS_VERIFY_CHECK_H_
+#define BNORM_TOOLS_VERIFY_CHECK_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bnorm/geometry.hpp"
+#include "tools/verify/matrix.h"
+#include "tools/verify/report.h"
+
+namespace bnorm {
+namespace verify {
+
+struct Case {
+  Shape shape;
+  Geometry g;
+  const Distribution* dist;
+  size_t offset;  // floats between a 64-byte boundary and x (and y)
+  std::string name;
+};
+
+// A float buffer aligned to 64 bytes, so that an offset of 1 float gives a
+// pointer misaligned for every vector width.
+class Buffer {
+ public:
+  explicit Buffer(size_t count);
+  float* get() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+};
+
+class CaseRunner {
+ public:
+  CaseRunner(const Case& c, uint64_t seed, Report* report);
+
+  // Checks the case on `target` (forced), recording into row `target_index` of the report.
+  void Run(size_t target_index, const std::string& target);
+
+ private:
+  void CheckMoments(size_t t, const std::string& target);
+  void CheckNormalize(size_t t, const std::string& target);
+  // y sits kGuard + offset floats into a buffer of GuardedSize() floats that
+  // all start as a signalling-NaN pattern; the kernel must only touch y.
+  size_t GuardedSize() const;
+  float* FillGuarded(const Buffer& buffer) const;
+  void CheckGuards(const Buffer& buffer, Row* row, const std::string& target, const char* mode);
+
+  const Case& c_;
+  Report* report_;
+  const size_t n_;
+  const size_t C_;
+  const Buffer x_buffer_;
+  float* const x_;
+  std::vector<double> ref_mean_, ref_var_, ref_y_;
+  std::vector<float> hi_, lo_, scale_, shift_;
+};
+
+// A per-case seed, so a case's data does not depend on which cases ran
+// before it (--quick and the full matrix share their common cases).
+uint64_t CaseSeed(uint64_t seed, size_t shape, size_t dist);
+
+}  // namespace verify
+}  // namespace bnorm
+
+#endif  // BNORM_TOOLS_VERIFY_CHECK_H_
