@@ -12,7 +12,6 @@
 #include <cstring>
 #include <new>
 #include <optional>
-#include <random>
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
@@ -20,6 +19,7 @@
 #include "bnorm/execution.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -87,14 +87,6 @@ size_t AllocationsPerCalls(const Body& body, int calls = 3) {
   return g_allocations.load() - before;
 }
 
-std::vector<float> Random(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-4.0f, 4.0f);
-  std::vector<float> v(n);
-  for (float& f : v) f = dist(rng);
-  return v;
-}
-
 // Small shapes run on the calling thread; the large ones (over 2^18 values)
 // take the oneTBB path when the execution allows it.
 struct Case {
@@ -122,7 +114,7 @@ TEST(Allocations, TheCounterSeesAllocations) {
   // The library's own allocations count too (training allocates its statistics).
   BatchNorm layer{Options()};
   const std::vector<int64_t> shape{8, 4};
-  std::vector<float> x = Random(32, 1);
+  std::vector<float> x = test::Uniform(32, -4.0, 4.0, 1);
   EXPECT_GT(AllocationsPerCalls([&] { layer.Forward(x.data(), x.data(), shape, true); }), 0u);
 }
 
@@ -130,10 +122,11 @@ TEST(Allocations, NormalizeAllocatesNothing) {
   for (const Case& c : kCases) {
     const Geometry g = PlanGeometry(c.shape, {c.axis});
     const size_t n = Count(c.shape);
-    const std::vector<float> mean = Random(g.channels, 2), scale = Random(g.channels, 3),
-                             shift = Random(g.channels, 4);
+    const std::vector<float> mean = test::Uniform(g.channels, -4.0, 4.0, 2),
+                             scale = test::Uniform(g.channels, -4.0, 4.0, 3),
+                             shift = test::Uniform(g.channels, -4.0, 4.0, 4);
     std::vector<uint8_t> x(n * 4), y(n * 4);
-    const std::vector<float> values = Random(n, 5);
+    const std::vector<float> values = test::Uniform(n, -4.0, 4.0, 5);
     std::memcpy(x.data(), values.data(), x.size());
     for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
       for (Activation act : {Activation::kNone, Activation::kRelu, Activation::kRelu6}) {
@@ -168,7 +161,7 @@ TEST(Allocations, BatchMomentsOfSmallTensorsAllocatesNothing) {
   for (const Geometry& g : {Geometry::Dense(28 * 28, 64, 1), Geometry::Dense(1, 64, 28 * 28),
                             Geometry::Dense(2, 1024, 1), Geometry::Dense(50, 8, 25)}) {
     std::vector<uint8_t> x(g.elements() * 4);
-    const std::vector<float> values = Random(g.elements(), 9);
+    const std::vector<float> values = test::Uniform(g.elements(), -4.0, 4.0, 9);
     std::memcpy(x.data(), values.data(), x.size());
     std::vector<double> mean(g.channels), variance(g.channels);
     for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
@@ -188,8 +181,9 @@ TEST(Allocations, CApiNormalizeAllocatesNothing) {
     ASSERT_EQ(bnorm_set_max_threads(threads), BNORM_STATUS_OK);
     for (const Case& c : kCases) {
       const int64_t channels = c.shape[c.axis < 0 ? c.shape.size() - 1 : 1];
-      const std::vector<float> coefficients = Random(3 * static_cast<size_t>(channels), 6);
-      const std::vector<float> x = Random(Count(c.shape), 7);
+      const std::vector<float> coefficients =
+          test::Uniform(3 * static_cast<size_t>(channels), -4.0, 4.0, 6);
+      const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 7);
       std::vector<float> y(x.size());
       for (bnorm_dtype dtype : {BNORM_DTYPE_F32, BNORM_DTYPE_F16}) {
         bnorm_status status = BNORM_STATUS_OK;
@@ -214,7 +208,7 @@ TEST(Allocations, LayerInferenceForwardAllocatesNothing) {
     Options options;
     options.axis = {c.axis};
     BatchNorm layer(options);
-    const std::vector<float> x = Random(Count(c.shape), 8);
+    const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 8);
     std::vector<float> y(x.size());
     layer.Forward(x.data(), y.data(), c.shape, true);  // builds and trains once
     for (const Execution& exec : {Execution::Serial(), Execution::Parallel()}) {
@@ -252,7 +246,7 @@ TEST(Allocations, CApiLayerInferenceAllocatesNothing) {
     options.axes[0] = c.axis;
     bnorm_layer* layer = nullptr;
     ASSERT_EQ(bnorm_layer_create(&options, &layer), BNORM_STATUS_OK);
-    const std::vector<float> x = Random(Count(c.shape), 9);
+    const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 9);
     std::vector<float> y(x.size());
     ASSERT_EQ(bnorm_layer_forward(layer, x.data(), y.data(), BNORM_DTYPE_F32, c.shape.data(),
                                   c.shape.size(), 1),

@@ -30,7 +30,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,9 +51,6 @@ using test::SameBits;
 using test::Shape;
 
 constexpr int kThreads = 8;
-
-
-
 
 // Runs body(t) on kThreads threads that start together.
 template <class Body>

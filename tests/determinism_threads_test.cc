@@ -16,7 +16,6 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -36,9 +35,6 @@ using test::Shape;
 
 constexpr size_t kParallelElements = size_t{1} << 18;
 constexpr int kRepeats = 3;
-
-
-
 
 // The executions to compare; the first (serial) is the baseline. The arenas
 // live as long as the object.

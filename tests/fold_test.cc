@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "bnorm/error.hpp"
+#include "tests/test_util.h"
 
 namespace bnorm {
 namespace {
@@ -22,14 +22,6 @@ constexpr float kEpsilon = 1e-3f;
 // (the float weights round each term by 2^-24; cancellation must not count).
 constexpr double kTolerance = 1e-5;
 
-std::vector<float> Random(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& f : v) f = dist(rng);
-  return v;
-}
-
 bool SameBytes(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
@@ -37,10 +29,10 @@ bool SameBytes(const std::vector<float>& a, const std::vector<float>& b) {
 // A frozen batch norm over `channels` channels.
 struct FrozenBatchNorm {
   explicit FrozenBatchNorm(size_t channels)
-      : gamma(Random(channels, 1, 0.2f, 3.0f)),
-        beta(Random(channels, 2, -2.0f, 2.0f)),
-        mean(Random(channels, 3, -5.0f, 5.0f)),
-        variance(Random(channels, 4, 0.0f, 4.0f)) {}
+      : gamma(test::Uniform(channels, 0.2, 3.0, 1)),
+        beta(test::Uniform(channels, -2.0, 2.0, 2)),
+        mean(test::Uniform(channels, -5.0, 5.0, 3)),
+        variance(test::Uniform(channels, 0.0, 4.0, 4)) {}
 
   // bn(v) in double for channel c.
   double Apply(double v, size_t c) const {
@@ -142,8 +134,9 @@ Output Dense(const std::vector<float>& w, const std::vector<float>& bias, Weight
 void CheckDense(WeightLayout layout, bool affine) {
   const size_t in = 19, out = 7, batch = 5;
   const FrozenBatchNorm bn(out);
-  const std::vector<float> w = Random(in * out, 5, -1.0f, 1.0f), bias = Random(out, 6, -1.0f, 1.0f);
-  const std::vector<float> x = Random(batch * in, 7, -3.0f, 3.0f);
+  const std::vector<float> w = test::Uniform(in * out, -1.0, 1.0, 5),
+                           bias = test::Uniform(out, -1.0, 1.0, 6);
+  const std::vector<float> x = test::Uniform(batch * in, -3.0, 3.0, 7);
   std::vector<float> folded_w = w, folded_bias = bias;
   const std::vector<int64_t> shape = layout == WeightLayout::kOutputFirst
                                          ? std::vector<int64_t>{7, 19}
@@ -207,9 +200,9 @@ Output ConvHwio(const std::vector<float>& w, const std::vector<float>& bias,
 
 void CheckConv(WeightLayout layout) {
   const FrozenBatchNorm bn(kOut);
-  const std::vector<float> w = Random(kOut * kIn * kKh * kKw, 8, -1.0f, 1.0f);
-  const std::vector<float> bias = Random(kOut, 9, -1.0f, 1.0f);
-  const std::vector<float> x = Random(kIn * kH * kW, 10, -2.0f, 2.0f);
+  const std::vector<float> w = test::Uniform(kOut * kIn * kKh * kKw, -1.0, 1.0, 8);
+  const std::vector<float> bias = test::Uniform(kOut, -1.0, 1.0, 9);
+  const std::vector<float> x = test::Uniform(kIn * kH * kW, -2.0, 2.0, 10);
   std::vector<float> folded_w = w, folded_bias = bias;
   const bool oihw = layout == WeightLayout::kOutputFirst;
   const std::vector<int64_t> shape =
@@ -245,7 +238,8 @@ class FoldIntoWeightsErrors : public ::testing::Test {
   }
 
   const FrozenBatchNorm bn{4};
-  std::vector<float> w = Random(4 * 6, 11, -1.0f, 1.0f), bias = Random(4, 12, -1.0f, 1.0f);
+  std::vector<float> w = test::Uniform(4 * 6, -1.0, 1.0, 11),
+                     bias = test::Uniform(4, -1.0, 1.0, 12);
   const std::vector<float> w_before = w, bias_before = bias;
 };
 

@@ -1,6 +1,7 @@
-// bnorm::BatchMoments on every supported target and both layouts against the
-// float64 reference: the exactness thresholds of issue 2, misaligned inputs and
-// non-finite values.
+// SPDX-License-Identifier: Apache-2.0
+// bnorm::BatchMoments on every supported target (the test parameter) and both
+// layouts against the float64 reference: the exactness thresholds of issue 2,
+// misaligned inputs and non-finite values.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/oracle/reference.h"
+#include "tests/target_test.h"
 #include "tests/test_util.h"
 
 namespace bnorm {
@@ -36,117 +38,107 @@ Stats KernelMoments(const float* x, const Geometry& g) {
   return s;
 }
 
-// Every size case with data from `dist`, on every target.
+// BatchMoments on the target of the test parameter.
+class MomentsKernel : public TargetTest {};
+BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(MomentsKernel);
+
+// The heavy cases, on the best target and the fallback only.
+class MomentsKernelHeavy : public TargetTest {};
+BNORM_INSTANTIATE_BEST_AND_FALLBACK_TARGET_TEST_SUITE_P(MomentsKernelHeavy);
+
+// Every size case with data from `dist`.
 void ExpectSizeCasesMatchReference(const Distribution& dist) {
   uint32_t seed = kSeed;
   for (const Geometry& g : SizeCases()) {
     SCOPED_TRACE(Describe(g));
-    const std::vector<float> x = NormalVector(g.elements(), dist, ++seed);
+    const std::vector<float> x = Normal(g.elements(), dist, ++seed);
     const Stats ref = ReferenceMoments(x.data(), g);
-    ForEachSupportedTarget([&](const std::string&) {
-      const Stats got = KernelMoments(x.data(), g);
-      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
-    });
+    const Stats got = KernelMoments(x.data(), g);
+    EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
   }
 }
 
-// One channel of kHeavyValues values from each distribution, on the best
-// target and scalar.
+// One channel of kHeavyValues values from each distribution.
 void ExpectHeavyChannelMatchesReference(const Geometry& g) {
   SCOPED_TRACE(Describe(g));
   uint32_t seed = kSeed;
   for (const Distribution& dist : kDistributions) {
     SCOPED_TRACE(dist.name);
-    const std::vector<float> x = NormalVector(g.elements(), dist, ++seed);
+    const std::vector<float> x = Normal(g.elements(), dist, ++seed);
     const Stats ref = ReferenceMoments(x.data(), g);
-    ForBestAndScalarTargets([&](const std::string&) {
-      const Stats got = KernelMoments(x.data(), g);
-      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
-    });
+    const Stats got = KernelMoments(x.data(), g);
+    EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
   }
 }
 
-TEST(BatchMoments, MatchesReferenceOnStandardNormalData) {
+TEST_P(MomentsKernel, MatchesReferenceOnStandardNormalData) {
   ExpectSizeCasesMatchReference(kStandardNormal);
 }
 
-TEST(BatchMoments, MatchesReferenceWhenTheMeanIsLarge) {
+TEST_P(MomentsKernel, MatchesReferenceWhenTheMeanIsLarge) {
   ExpectSizeCasesMatchReference(kLargeMean);
 }
 
-TEST(BatchMoments, MatchesReferenceWhenTheMeanIsLargeAndTheStdTiny) {
+TEST_P(MomentsKernel, MatchesReferenceWhenTheMeanIsLargeAndTheStdTiny) {
   ExpectSizeCasesMatchReference(kLargeMeanTinyStd);
 }
 
-TEST(BatchMoments, HeavyChannelsLastChannelMatchesReference) {
+TEST_P(MomentsKernelHeavy, ChannelsLastChannelMatchesReference) {
   ExpectHeavyChannelMatchesReference(Geometry::Dense(kHeavyValues, 1, 1));
 }
 
 // Runs of 10^4 values: several runs per block and many blocks per channel.
-TEST(BatchMoments, HeavyChannelsFirstChannelMatchesReference) {
-  ExpectHeavyChannelMatchesReference(
-      Geometry::Dense(kHeavyValues / 10000, 1, 10000));
+TEST_P(MomentsKernelHeavy, ChannelsFirstChannelMatchesReference) {
+  ExpectHeavyChannelMatchesReference(Geometry::Dense(kHeavyValues / 10000, 1, 10000));
 }
 
 // One value per channel: the mean is that value and the variance 0. Only
 // channels-last can hold it (channels-first has inner > 1, so at least two
 // values per channel).
-TEST(BatchMoments, OneValuePerChannelHasZeroVariance) {
+TEST_P(MomentsKernel, OneValuePerChannelHasZeroVariance) {
   for (size_t channels : {1, 17, 1000}) {
     const Geometry g = Geometry::Dense(1, channels, 1);
     SCOPED_TRACE(Describe(g));
-    const std::vector<float> x =
-        NormalVector(g.elements(), kLargeMean, kSeed + channels);
-    ForEachSupportedTarget([&](const std::string&) {
-      const Stats got = KernelMoments(x.data(), g);
-      for (size_t c = 0; c < channels; ++c) {
-        EXPECT_EQ(got.mean[c], static_cast<double>(x[c])) << "channel " << c;
-        EXPECT_EQ(got.variance[c], 0.0) << "channel " << c;
-      }
-    });
+    const std::vector<float> x = Normal(g.elements(), kLargeMean, kSeed + channels);
+    const Stats got = KernelMoments(x.data(), g);
+    for (size_t c = 0; c < channels; ++c) {
+      EXPECT_EQ(got.mean[c], static_cast<double>(x[c])) << "channel " << c;
+      EXPECT_EQ(got.variance[c], 0.0) << "channel " << c;
+    }
   }
 }
 
 // A channel holding one value many times has that mean and a variance of 0
 // (to 1e-12), never a negative one, for small and large magnitudes.
-TEST(BatchMoments, ConstantChannelsHaveZeroVariance) {
+TEST_P(MomentsKernel, ConstantChannelsHaveZeroVariance) {
   const float values[] = {0.0f, 1.0f, -3.3f, 1e4f + 0.37f, 7.1e-20f, -2.5e6f};
   const size_t kValues = sizeof(values) / sizeof(values[0]);
   for (const Geometry& g :
-       {Geometry::Dense(1000, 17, 1), Geometry::Dense(7, 5, 333),
-        Geometry::Dense(2, 6, 70001)}) {
+       {Geometry::Dense(1000, 17, 1), Geometry::Dense(7, 5, 333), Geometry::Dense(2, 6, 70001)}) {
     SCOPED_TRACE(Describe(g));
     std::vector<float> x(g.elements());
-    ForEachOffset(g, [&](size_t k) {
-      x[k] = values[(k / g.inner % g.channels) % kValues];
-    });
+    ForEachOffset(g, [&](size_t k) { x[k] = values[(k / g.inner % g.channels) % kValues]; });
     const Stats ref = ReferenceMoments(x.data(), g);
-    ForEachSupportedTarget([&](const std::string&) {
-      const Stats got = KernelMoments(x.data(), g);
-      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
-      for (size_t c = 0; c < g.channels; ++c) {
-        EXPECT_GE(got.variance[c], 0.0) << "channel " << c;
-      }
-    });
+    const Stats got = KernelMoments(x.data(), g);
+    EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+    for (size_t c = 0; c < g.channels; ++c) {
+      EXPECT_GE(got.variance[c], 0.0) << "channel " << c;
+    }
   }
 }
 
 // The input may start anywhere: 1, 2 or 3 floats past a 64-byte boundary,
 // with odd channel counts and run lengths so that every tail path runs.
-TEST(BatchMoments, UnalignedInputMatchesReference) {
-  for (const Geometry& g :
-       {Geometry::Dense(37, 19, 1), Geometry::Dense(5, 3, 37),
-        Geometry::Dense(70, 35, 1), Geometry::Dense(3, 2, 1031)}) {
+TEST_P(MomentsKernel, UnalignedInputMatchesReference) {
+  for (const Geometry& g : {Geometry::Dense(37, 19, 1), Geometry::Dense(5, 3, 37),
+                            Geometry::Dense(70, 35, 1), Geometry::Dense(3, 2, 1031)}) {
     for (size_t offset : {1, 2, 3}) {
       SCOPED_TRACE(Describe(g) + ", offset " + std::to_string(offset));
       GuardedBuffer x(g.elements(), offset);
       FillNormal(x.data(), g.elements(), kLargeMean, kSeed + offset);
       const Stats ref = ReferenceMoments(x.data(), g);
-      ForEachSupportedTarget([&](const std::string&) {
-        const Stats got = KernelMoments(x.data(), g);
-        EXPECT_TRUE(
-            MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
-      });
+      const Stats got = KernelMoments(x.data(), g);
+      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
     }
   }
 }
@@ -155,18 +147,16 @@ TEST(BatchMoments, UnalignedInputMatchesReference) {
 // packed and reduced in several buffers, the last one ending in a partial
 // vector, on every target: tails of 1, 2, 3 and 6 or 14 values, large mean
 // with tiny std and standard normal data.
-TEST(BatchMoments, RunTailsOfManySamplesMatchReference) {
+TEST_P(MomentsKernel, RunTailsOfManySamplesMatchReference) {
   uint32_t seed = kSeed;
   for (const Geometry& g : {Geometry::Dense(1001, 2, 3), Geometry::Dense(700, 3, 17),
                             Geometry::Dense(301, 2, 14), Geometry::Dense(2500, 1, 2)}) {
     for (const Distribution& dist : {kLargeMeanTinyStd, kStandardNormal}) {
       SCOPED_TRACE(Describe(g) + ", " + dist.name);
-      const std::vector<float> x = NormalVector(g.elements(), dist, ++seed);
+      const std::vector<float> x = Normal(g.elements(), dist, ++seed);
       const Stats ref = ReferenceMoments(x.data(), g);
-      ForEachSupportedTarget([&](const std::string&) {
-        const Stats got = KernelMoments(x.data(), g);
-        EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
-      });
+      const Stats got = KernelMoments(x.data(), g);
+      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
     }
   }
 }
@@ -186,9 +176,8 @@ std::vector<Poison> PoisonCases() {
   const Geometry cl = Geometry::Dense(40, 17, 1);
   const Geometry cf = Geometry::Dense(3, 5, 37);
   const Geometry short_runs = Geometry::Dense(300, 3, 3);
-  return {{cl, 0, 20, 0},         {cl, 16, 39, 0}, {cl, 5, 0, 0},
-          {cf, 0, 1, 10},         {cf, 4, 2, 36},  {cf, 2, 0, 0},
-          {short_runs, 1, 150, 2}};
+  return {{cl, 0, 20, 0}, {cl, 16, 39, 0}, {cl, 5, 0, 0},          {cf, 0, 1, 10},
+          {cf, 4, 2, 36}, {cf, 2, 0, 0},   {short_runs, 1, 150, 2}};
 }
 
 std::string DescribePoison(const Poison& p) {
@@ -202,20 +191,16 @@ size_t PoisonOffset(const Poison& p) {
 
 // A NaN makes its channel's mean and variance NaN; every other channel keeps
 // its exact statistics.
-TEST(BatchMoments, NaNPoisonsOnlyItsChannel) {
+TEST_P(MomentsKernel, NaNPoisonsOnlyItsChannel) {
   for (const Poison& p : PoisonCases()) {
     SCOPED_TRACE(DescribePoison(p));
-    std::vector<float> x = NormalVector(p.g.elements(), kLargeMean, kSeed);
+    std::vector<float> x = Normal(p.g.elements(), kLargeMean, kSeed);
     x[PoisonOffset(p)] = std::numeric_limits<float>::quiet_NaN();
     const Stats ref = ReferenceMoments(x.data(), p.g);
-    ForEachSupportedTarget([&](const std::string&) {
-      const Stats got = KernelMoments(x.data(), p.g);
-      EXPECT_TRUE(std::isnan(got.mean[p.channel])) << got.mean[p.channel];
-      EXPECT_TRUE(std::isnan(got.variance[p.channel]))
-          << got.variance[p.channel];
-      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance,
-                              p.channel));
-    });
+    const Stats got = KernelMoments(x.data(), p.g);
+    EXPECT_TRUE(std::isnan(got.mean[p.channel])) << got.mean[p.channel];
+    EXPECT_TRUE(std::isnan(got.variance[p.channel])) << got.variance[p.channel];
+    EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance, p.channel));
   }
 }
 
@@ -224,54 +209,42 @@ TEST(BatchMoments, NaNPoisonsOnlyItsChannel) {
 // block's approximate mean, itself infinite) before summing, so the mean comes
 // out NaN rather than Inf; the contract is only "not finite". The variance is
 // NaN and every other channel keeps its exact statistics.
-TEST(BatchMoments, InfinityMakesItsChannelNonFiniteAndLeavesOthersExact) {
-  for (const float inf : {std::numeric_limits<float>::infinity(),
-                          -std::numeric_limits<float>::infinity()}) {
+TEST_P(MomentsKernel, InfinityMakesItsChannelNonFiniteAndLeavesOthersExact) {
+  for (const float inf :
+       {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
     for (const Poison& p : PoisonCases()) {
       SCOPED_TRACE(DescribePoison(p) + (inf > 0 ? ", +Inf" : ", -Inf"));
-      std::vector<float> x = NormalVector(p.g.elements(), kLargeMean, kSeed);
+      std::vector<float> x = Normal(p.g.elements(), kLargeMean, kSeed);
       x[PoisonOffset(p)] = inf;
       const Stats ref = ReferenceMoments(x.data(), p.g);
-      ForEachSupportedTarget([&](const std::string&) {
-        const Stats got = KernelMoments(x.data(), p.g);
-        EXPECT_FALSE(std::isfinite(got.mean[p.channel])) << got.mean[p.channel];
-        EXPECT_TRUE(std::isnan(got.variance[p.channel]))
-            << got.variance[p.channel];
-        EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance,
-                                p.channel));
-      });
+      const Stats got = KernelMoments(x.data(), p.g);
+      EXPECT_FALSE(std::isfinite(got.mean[p.channel])) << got.mean[p.channel];
+      EXPECT_TRUE(std::isnan(got.variance[p.channel])) << got.variance[p.channel];
+      EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance, p.channel));
+    }
+  }
+}
+
+// Float sums of squared deviations must not overflow while the variance itself
+// is representable: std 1e18 gives a variance of 1e36 (float max ~3.4e38).
+class MomentsExtremes : public TargetTest {};
+BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(MomentsExtremes);
+
+TEST_P(MomentsExtremes, HugeSpreadDoesNotOverflow) {
+  for (const Geometry& g :
+       {Geometry::Dense(1, 1, 4096), Geometry::Dense(1000, 16, 1), Geometry::Dense(3, 5, 4099)}) {
+    const std::vector<float> x = Normal(g.elements(), 0.0, 1e18, 11);
+    std::vector<double> mean(g.channels), var(g.channels), rmean(g.channels), rvar(g.channels);
+    reference::Moments(x.data(), g, rmean.data(), rvar.data());
+    BatchMoments(x.data(), g, mean.data(), var.data());
+    for (size_t c = 0; c < g.channels; ++c) {
+      ASSERT_TRUE(std::isfinite(var[c])) << "channel " << c;
+      EXPECT_NEAR(var[c] / rvar[c], 1.0, 1e-6) << "channel " << c;
+      EXPECT_NEAR(mean[c], rmean[c], 1e-6 * std::sqrt(rvar[c])) << "channel " << c;
     }
   }
 }
 
 }  // namespace
 }  // namespace test
-}  // namespace bnorm
-
-namespace bnorm {
-namespace {
-
-// Float sums of squared deviations must not overflow while the variance itself
-// is representable: std 1e18 gives a variance of 1e36 (float max ~3.4e38).
-TEST(MomentsExtremes, HugeSpreadDoesNotOverflow) {
-  for (const Geometry& g : {Geometry::Dense(1, 1, 4096), Geometry::Dense(1000, 16, 1),
-                            Geometry::Dense(3, 5, 4099)}) {
-    std::mt19937 rng(11);
-    std::normal_distribution<float> normal(0.0f, 1e18f);
-    std::vector<float> x(g.elements());
-    for (float& v : x) v = normal(rng);
-    std::vector<double> mean(g.channels), var(g.channels), rmean(g.channels), rvar(g.channels);
-    reference::Moments(x.data(), g, rmean.data(), rvar.data());
-    test::ForEachSupportedTarget([&](const std::string&) {
-      BatchMoments(x.data(), g, mean.data(), var.data());
-      for (size_t c = 0; c < g.channels; ++c) {
-        ASSERT_TRUE(std::isfinite(var[c])) << "channel " << c;
-        EXPECT_NEAR(var[c] / rvar[c], 1.0, 1e-6) << "channel " << c;
-        EXPECT_NEAR(mean[c], rmean[c], 1e-6 * std::sqrt(rvar[c])) << "channel " << c;
-      }
-    });
-  }
-}
-
-}  // namespace
 }  // namespace bnorm

@@ -12,19 +12,20 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "bnorm/error.hpp"
 #include "gtest/gtest.h"
+#include "tests/bad_input.h"
+#include "tools/common/random.h"
 
 namespace bnorm {
 namespace npy {
 namespace {
 
 constexpr ElementType kAllDTypes[] = {ElementType::kFloat32, ElementType::kFloat64,
-                                ElementType::kFloat16, ElementType::kBFloat16};
+                                      ElementType::kFloat16, ElementType::kBFloat16};
 
 class NpyTest : public ::testing::Test {
  protected:
@@ -34,14 +35,11 @@ class NpyTest : public ::testing::Test {
     dir_ = pattern;
   }
   void TearDown() override {
-    for (const std::string& name : ListDir())
-      std::remove((dir_ + "/" + name).c_str());
+    for (const std::string& name : ListDir()) std::remove((dir_ + "/" + name).c_str());
     rmdir(dir_.c_str());
   }
 
-  std::string PathOf(const std::string& name) const {
-    return dir_ + "/" + name;
-  }
+  std::string PathOf(const std::string& name) const { return dir_ + "/" + name; }
 
   std::vector<std::string> ListDir() const {
     std::vector<std::string> names;
@@ -56,8 +54,7 @@ class NpyTest : public ::testing::Test {
   }
 
   // Writes raw bytes to `name` and returns the path.
-  std::string WriteBytes(const std::string& name,
-                         const std::string& bytes) const {
+  std::string WriteBytes(const std::string& name, const std::string& bytes) const {
     const std::string path = PathOf(name);
     std::ofstream(path, std::ios::binary) << bytes;
     return path;
@@ -65,14 +62,12 @@ class NpyTest : public ::testing::Test {
 
   // A .npy file of format `major`.0 with this header dict (padded to 64 bytes
   // and ended with '\n', as NumPy does) and payload.
-  static std::string Npy(const std::string& dict, const std::string& payload,
-                         int major = 1) {
+  static std::string Npy(const std::string& dict, const std::string& payload, int major = 1) {
     const size_t prefix = major == 1 ? 10 : 12;
     std::string header = dict;
     while ((prefix + header.size() + 1) % 64 != 0) header += ' ';
     header += '\n';
-    std::string bytes =
-        std::string("\x93NUMPY", 6) + static_cast<char>(major) + '\0';
+    std::string bytes = std::string("\x93NUMPY", 6) + static_cast<char>(major) + '\0';
     for (size_t i = 0; i < prefix - 8; ++i) {
       bytes += static_cast<char>((header.size() >> (8 * i)) & 0xFF);
     }
@@ -81,12 +76,10 @@ class NpyTest : public ::testing::Test {
 
   // Reads `path` expecting a bnorm::Error whose message names the file and
   // contains `problem`.
-  static void ExpectReadError(const std::string& path,
-                              const std::string& problem) {
+  static void ExpectReadError(const std::string& path, const std::string& problem) {
     try {
       Read(path);
-      ADD_FAILURE() << "reading " << path
-                    << " did not fail; expected: " << problem;
+      ADD_FAILURE() << "reading " << path << " did not fail; expected: " << problem;
     } catch (const Error& e) {
       const std::string message = e.what();
       EXPECT_NE(message.find(path), std::string::npos) << message;
@@ -98,26 +91,23 @@ class NpyTest : public ::testing::Test {
 };
 
 std::string Floats(const std::vector<float>& values) {
-  return std::string(reinterpret_cast<const char*>(values.data()),
-                     values.size() * 4);
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * 4);
 }
 
 // Values of `dtype` from a seeded generator, exactly representable in it.
 Array RandomArray(ElementType dtype, const std::vector<int64_t>& shape,
-                  std::mt19937* rng) {
+                  bnorm::testing::Random* rng) {
   size_t count = 1;
   for (int64_t d : shape) count *= static_cast<size_t>(d);
-  std::uniform_real_distribution<float> dist(-100.0f, 100.0f);
   std::vector<float> values(count);
-  for (float& v : values) v = dist(*rng);
+  for (float& v : values) v = static_cast<float>(rng->Uniform(-100.0, 100.0));
   return FromFloats(values, shape, dtype);
 }
 
 TEST_F(NpyTest, RoundTripsEveryDTypeAndRankZeroToFive) {
-  std::mt19937 rng(42);
+  bnorm::testing::Random rng(42);
   const std::vector<std::vector<int64_t>> shapes = {
-      {},     {5},      {2, 3}, {2, 1, 3}, {1, 2, 3, 2}, {2, 1, 2, 1, 3},
-      {0, 3}, {4, 0, 1}};
+      {}, {5}, {2, 3}, {2, 1, 3}, {1, 2, 3, 2}, {2, 1, 2, 1, 3}, {0, 3}, {4, 0, 1}};
   for (ElementType dtype : kAllDTypes) {
     for (const auto& shape : shapes) {
       const Array written = RandomArray(dtype, shape, &rng);
@@ -126,8 +116,7 @@ TEST_F(NpyTest, RoundTripsEveryDTypeAndRankZeroToFive) {
       const Array read = Read(path);
       EXPECT_EQ(read.dtype, dtype) << Name(dtype);
       EXPECT_EQ(read.shape, shape) << Name(dtype);
-      EXPECT_EQ(read.data, written.data)
-          << Name(dtype) << " rank " << shape.size();
+      EXPECT_EQ(read.data, written.data) << Name(dtype) << " rank " << shape.size();
       EXPECT_EQ(read.count(), written.count());
     }
   }
@@ -143,38 +132,31 @@ TEST_F(NpyTest, ZeroDimensionalArrayHoldsOneElement) {
 }
 
 TEST_F(NpyTest, WritesTheHeaderNumPyWrites) {
-  Write(PathOf("h.npy"),
-        FromFloats({1, 2, 3, 4, 5, 6}, {2, 3}, ElementType::kFloat32));
+  Write(PathOf("h.npy"), FromFloats({1, 2, 3, 4, 5, 6}, {2, 3}, ElementType::kFloat32));
   std::ifstream in(PathOf("h.npy"), std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)),
-                          std::istreambuf_iterator<char>());
-  const std::string dict =
-      "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
   // NumPy's own file for this array: a 118-byte header, the payload at 128.
   ASSERT_EQ(bytes.size(), 128u + 24u);
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
   EXPECT_EQ(bytes.substr(8, 2), std::string("\x76\x00", 2));
-  EXPECT_EQ(bytes.substr(10, 118),
-            dict + std::string(118 - dict.size() - 1, ' ') + "\n");
+  EXPECT_EQ(bytes.substr(10, 118), dict + std::string(118 - dict.size() - 1, ' ') + "\n");
   EXPECT_EQ(bytes.substr(128), Floats({1, 2, 3, 4, 5, 6}));
 }
 
 TEST_F(NpyTest, OneDimensionalShapeIsWrittenAsOneTuple) {
   Write(PathOf("v.npy"), FromFloats({1, 2, 3}, {3}, ElementType::kFloat16));
   std::ifstream in(PathOf("v.npy"), std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)),
-                          std::istreambuf_iterator<char>());
-  EXPECT_NE(
-      bytes.find("{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }"),
-      std::string::npos);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(bytes.find("{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }"),
+            std::string::npos);
 }
 
 TEST_F(NpyTest, ReadsFormatVersionsTwoAndThree) {
   for (int major : {2, 3}) {
-    const std::string path = WriteBytes(
-        "v.npy",
-        Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
-            Floats({1.5f, -2.0f}), major));
+    const std::string path =
+        WriteBytes("v.npy", Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+                                Floats({1.5f, -2.0f}), major));
     const Array a = Read(path);
     EXPECT_EQ(a.shape, std::vector<int64_t>{2});
     EXPECT_EQ(ToFloats(a), (std::vector<float>{1.5f, -2.0f}));
@@ -213,47 +195,38 @@ TEST_F(NpyTest, MissingFileIsAnError) {
 
 TEST_F(NpyTest, TruncatedFileIsAnError) {
   ExpectReadError(WriteBytes("empty.npy", ""), "truncated");
-  ExpectReadError(WriteBytes("short.npy", std::string("\x93NUMPY\x01", 7)),
-                  "truncated");
+  ExpectReadError(WriteBytes("short.npy", std::string("\x93NUMPY\x01", 7)), "truncated");
   // Version 2.0 needs a 4-byte length; only 2 are there.
-  ExpectReadError(
-      WriteBytes("short2.npy", std::string("\x93NUMPY\x02\x00\x10\x00", 10)),
-      "truncated");
+  ExpectReadError(WriteBytes("short2.npy", std::string("\x93NUMPY\x02\x00\x10\x00", 10)),
+                  "truncated");
 }
 
 TEST_F(NpyTest, WrongMagicIsAnError) {
-  const std::string good = Npy(
-      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats({1}));
-  ExpectReadError(WriteBytes("magic.npy", "\x93NUMPZ" + good.substr(6)),
-                  "wrong magic");
+  const std::string good =
+      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats({1}));
+  ExpectReadError(WriteBytes("magic.npy", "\x93NUMPZ" + good.substr(6)), "wrong magic");
   ExpectReadError(WriteBytes("text.npy", "hello, world\n"), "wrong magic");
 }
 
 TEST_F(NpyTest, UnsupportedVersionIsAnError) {
-  const std::string good = Npy(
-      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats({1}));
+  const std::string good =
+      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats({1}));
   std::string v4 = good, v11 = good;
   v4[6] = 4;
   v11[7] = 1;
-  ExpectReadError(WriteBytes("v4.npy", v4),
-                  "unsupported .npy format version 4.0");
-  ExpectReadError(WriteBytes("v11.npy", v11),
-                  "unsupported .npy format version 1.1");
+  ExpectReadError(WriteBytes("v4.npy", v4), "unsupported .npy format version 4.0");
+  ExpectReadError(WriteBytes("v11.npy", v11), "unsupported .npy format version 1.1");
 }
 
 TEST_F(NpyTest, HeaderLengthPastTheEndIsAnError) {
-  std::string bytes =
-      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "");
-  bytes[8] =
-      static_cast<char>(0xF0);  // claims a 240-byte header in a 64-byte file
-  ExpectReadError(WriteBytes("long.npy", bytes),
-                  "runs past the end of the file");
+  std::string bytes = Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "");
+  bytes[8] = static_cast<char>(0xF0);  // claims a 240-byte header in a 64-byte file
+  ExpectReadError(WriteBytes("long.npy", bytes), "runs past the end of the file");
 }
 
 TEST_F(NpyTest, AbsurdHeaderLengthIsAnError) {
   std::string bytes =
-      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
-          Floats({1}), 2);
+      Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats({1}), 2);
   bytes[8] = 0;
   bytes[9] = 0;
   bytes[10] = 0x20;  // 2 MiB
@@ -285,76 +258,61 @@ TEST_F(NpyTest, MalformedHeaderIsAnError) {
   };
   for (const std::string& dict : dicts) {
     SCOPED_TRACE(dict);
-    ExpectReadError(WriteBytes("bad.npy", Npy(dict, Floats({1}))),
-                    "malformed header");
+    ExpectReadError(WriteBytes("bad.npy", Npy(dict, Floats({1}))), "malformed header");
   }
 }
 
 TEST_F(NpyTest, UnsupportedDTypeIsAnError) {
-  for (const char* descr :
-       {"'>f4'", "'<i4'", "'|O'", "'<f16'", "'|u2'", "'<c8'", "'f4'"}) {
+  for (const char* descr : {"'>f4'", "'<i4'", "'|O'", "'<f16'", "'|u2'", "'<c8'", "'f4'"}) {
     SCOPED_TRACE(descr);
-    const std::string dict = std::string("{'descr': ") + descr +
-                             ", 'fortran_order': False, 'shape': (1,), }";
-    ExpectReadError(WriteBytes("dtype.npy", Npy(dict, Floats({1}))),
-                    "unsupported dtype");
+    const std::string dict =
+        std::string("{'descr': ") + descr + ", 'fortran_order': False, 'shape': (1,), }";
+    ExpectReadError(WriteBytes("dtype.npy", Npy(dict, Floats({1}))), "unsupported dtype");
   }
-  ExpectReadError(
-      WriteBytes("struct.npy", Npy("{'descr': [('a', '<f4')], 'fortran_order': "
-                                   "False, 'shape': (1,), }",
-                                   Floats({1}))),
-      "unsupported dtype");
+  ExpectReadError(WriteBytes("struct.npy", Npy("{'descr': [('a', '<f4')], 'fortran_order': "
+                                               "False, 'shape': (1,), }",
+                                               Floats({1}))),
+                  "unsupported dtype");
 }
 
 TEST_F(NpyTest, FortranOrderIsAnError) {
   ExpectReadError(
-      WriteBytes(
-          "f.npy",
-          Npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
-              Floats({1, 2, 3, 4}))),
+      WriteBytes("f.npy", Npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+                              Floats({1, 2, 3, 4}))),
       "fortran_order is True");
 }
 
 TEST_F(NpyTest, NegativeShapeIsAnError) {
   ExpectReadError(
-      WriteBytes(
-          "neg.npy",
-          Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1), }",
-              Floats({1, 2}))),
+      WriteBytes("neg.npy", Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1), }",
+                                Floats({1, 2}))),
       "negative dimension");
 }
 
 TEST_F(NpyTest, OverflowingShapeIsAnError) {
   ExpectReadError(
-      WriteBytes(
-          "big.npy",
-          Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, "
-              "4294967296), }",
-              Floats({1}))),
+      WriteBytes("big.npy", Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, "
+                                "4294967296), }",
+                                Floats({1}))),
       "more elements than fit");
-  ExpectReadError(
-      WriteBytes("huge.npy",
-                 Npy("{'descr': '<f4', 'fortran_order': False, 'shape': "
-                     "(99999999999999999999,), }",
-                     Floats({1}))),
-      "overflows int64");
+  ExpectReadError(WriteBytes("huge.npy", Npy("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                             "(99999999999999999999,), }",
+                                             Floats({1}))),
+                  "overflows int64");
 }
 
 TEST_F(NpyTest, PayloadShorterThanTheShapeIsAnError) {
   ExpectReadError(
-      WriteBytes(
-          "short.npy",
-          Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-              Floats({1, 2, 3, 4, 5}))),
+      WriteBytes("short.npy", Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+                                  Floats({1, 2, 3, 4, 5}))),
       "truncated payload: shape [2, 3] of float32 needs 24 bytes, the file has "
       "20");
 }
 
 TEST_F(NpyTest, PayloadLongerThanTheShapeIsAnError) {
   ExpectReadError(
-      WriteBytes("long.npy",
-                 Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
-                     std::string(9, '\0'))),
+      WriteBytes("long.npy", Npy("{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
+                                 std::string(9, '\0'))),
       "trailing data: shape [] of float64 needs 8 bytes, the file has 9");
 }
 
@@ -372,8 +330,7 @@ TEST_F(NpyTest, WriteErrorsNameThePath) {
     Write(missing_dir, FromFloats({1}, {1}, ElementType::kFloat32));
     ADD_FAILURE() << "writing into a missing directory did not fail";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(missing_dir), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find(missing_dir), std::string::npos) << e.what();
   }
   Array inconsistent = FromFloats({1, 2}, {2}, ElementType::kFloat32);
   inconsistent.shape = {3};
@@ -396,13 +353,11 @@ TEST_F(NpyTest, SixteenBitConversionsAreExactForRepresentableValues) {
     for (size_t i = 0; i < bits.size(); ++i) bits[i] = static_cast<uint16_t>(i);
     const Array a = FromBits16(bits, {65536}, dtype);
     const std::vector<float> values = ToFloats(a);
-    const std::vector<uint16_t> back =
-        ToBits16(FromFloats(values, {65536}, dtype));
+    const std::vector<uint16_t> back = ToBits16(FromFloats(values, {65536}, dtype));
     for (size_t i = 0; i < bits.size(); ++i) {
       if (std::isnan(values[i])) {
         const Array nan = FromBits16({back[i]}, {}, dtype);
-        EXPECT_TRUE(std::isnan(ToFloats(nan)[0]))
-            << Name(dtype) << " bits " << i;
+        EXPECT_TRUE(std::isnan(ToFloats(nan)[0])) << Name(dtype) << " bits " << i;
       } else {
         ASSERT_EQ(back[i], bits[i]) << Name(dtype) << " value " << values[i];
       }
@@ -411,9 +366,7 @@ TEST_F(NpyTest, SixteenBitConversionsAreExactForRepresentableValues) {
 }
 
 TEST_F(NpyTest, SixteenBitConversionsMatchKnownPatterns) {
-  const auto half = [](float v) {
-    return ToBits16(FromFloats({v}, {}, ElementType::kFloat16))[0];
-  };
+  const auto half = [](float v) { return ToBits16(FromFloats({v}, {}, ElementType::kFloat16))[0]; };
   const auto bf16 = [](float v) {
     return ToBits16(FromFloats({v}, {}, ElementType::kBFloat16))[0];
   };
@@ -421,7 +374,7 @@ TEST_F(NpyTest, SixteenBitConversionsMatchKnownPatterns) {
   EXPECT_EQ(half(-2.0f), 0xC000);
   EXPECT_EQ(half(65504.0f), 0x7BFF);
   EXPECT_EQ(half(std::ldexp(1.0f, -24)), 0x0001);
-  EXPECT_EQ(half(65520.0f), 0x7C00);  // rounds up to infinity
+  EXPECT_EQ(half(65520.0f), 0x7C00);                      // rounds up to infinity
   EXPECT_EQ(half(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie to even
   EXPECT_EQ(half(1.0f + 3 * std::ldexp(1.0f, -11)),
             0x3C02);  // tie to even, upward
@@ -441,4 +394,160 @@ TEST_F(NpyTest, Float64WidensExactlyAndNarrowsToNearest) {
 
 }  // namespace
 }  // namespace npy
+}  // namespace bnorm
+
+// Unreadable and unwritable .npy files, in the bad-input matrix: each fails
+// with a bnorm::Error naming the path and the problem, and leaves the output
+// array (or the file on disk) as it was.
+namespace bnorm {
+namespace bad_input {
+namespace {
+
+class BadNpy : public BadInput {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "bnorm_bad_npy_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  }
+  void TearDown() override {
+    for (const std::string& p : written_) std::remove(p.c_str());
+  }
+
+  std::string Write(const std::string& name, const std::string& bytes) {
+    const std::string path = dir_ + "_" + name;
+    std::ofstream(path, std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    written_.push_back(path);
+    return path;
+  }
+
+  // A .npy file: magic, version, header length, the header padded to 64
+  // bytes, then the payload.
+  static std::string Npy(const std::string& dict, const std::string& payload, int major = 1) {
+    const size_t length_bytes = major == 1 ? 2 : 4;
+    const size_t prefix = 8 + length_bytes;
+    std::string header = dict;
+    const size_t total = (prefix + header.size() + 1 + 63) / 64 * 64;
+    header.append(total - prefix - header.size() - 1, ' ');
+    header += '\n';
+    std::string out = std::string("\x93NUMPY", 6);
+    out += static_cast<char>(major);
+    out += '\0';
+    for (size_t i = 0; i < length_bytes; ++i)
+      out += static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+    return out + header + payload;
+  }
+
+  static std::string Dict(const std::string& descr, const std::string& shape,
+                          bool fortran = false) {
+    return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
+           ", 'shape': " + shape + ", }";
+  }
+
+  // Read must fail naming the path and `what`; `out` keeps its old contents.
+  void ExpectUnreadable(const std::string& path, const Names& what) {
+    npy::Array out = npy::FromFloats({1.0f, 2.0f}, {2}, npy::ElementType::kFloat32);
+    const npy::Array before = out;
+    Names names = what;
+    names.push_back(path);
+    Snapshot none;
+    EXPECT_REJECTED(none, names, out = npy::Read(path));
+    EXPECT_EQ(out.data, before.data);
+    EXPECT_EQ(out.shape, before.shape);
+  }
+
+  std::string dir_;
+  std::vector<std::string> written_;
+};
+
+TEST_F(BadNpy, Truncated) {
+  const std::string good = Npy(Dict("<f4", "(2, 3)"), std::string(24, '\0'));
+  ExpectUnreadable(Write("empty.npy", ""), {"truncated"});
+  ExpectUnreadable(Write("preamble.npy", good.substr(0, 7)), {"truncated"});
+  ExpectUnreadable(Write("length.npy", good.substr(0, 9)), {"truncated"});
+  ExpectUnreadable(Write("header.npy", good.substr(0, 40)), {"truncated"});
+  ExpectUnreadable(Write("payload.npy", good.substr(0, good.size() - 1)), {"truncated payload"});
+  ExpectUnreadable(Write("nopayload.npy", good.substr(0, good.size() - 24)), {"truncated payload"});
+  ExpectUnreadable(dir_ + "_missing.npy", {"cannot open"});
+}
+
+TEST_F(BadNpy, WrongMagic) {
+  std::string bytes = Npy(Dict("<f4", "(1,)"), std::string(4, '\0'));
+  bytes[1] = 'M';
+  ExpectUnreadable(Write("magic.npy", bytes), {"magic"});
+  ExpectUnreadable(Write("text.npy", "hello, world, this is not numpy"), {"magic"});
+  std::string version = Npy(Dict("<f4", "(1,)"), std::string(4, '\0'));
+  version[6] = 9;
+  ExpectUnreadable(Write("version.npy", version), {"version"});
+}
+
+TEST_F(BadNpy, HugeHeaderLength) {
+  std::string v2 = std::string("\x93NUMPY\x02\x00", 8) + std::string("\xF0\xFF\xFF\xFF", 4) +
+                   Dict("<f4", "(1,)");
+  ExpectUnreadable(Write("v2.npy", v2), {"header length"});
+  std::string v1 =
+      std::string("\x93NUMPY\x01\x00", 8) + std::string("\xFF\xFF", 2) + Dict("<f4", "(1,)");
+  ExpectUnreadable(Write("v1.npy", v1), {"header length"});
+}
+
+TEST_F(BadNpy, UnsupportedDtype) {
+  for (const char* descr : {"<i4", ">f4", "|b1", "<c8", "<f16", "|u1", ">f8", ""}) {
+    SCOPED_TRACE(descr);
+    ExpectUnreadable(Write("dtype.npy", Npy(Dict(descr, "(2,)"), std::string(8, '\0'))), {"dtype"});
+  }
+  ExpectUnreadable(Write("structured.npy",
+                         Npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }",
+                             std::string(8, '\0'))),
+                   {"dtype"});
+}
+
+TEST_F(BadNpy, FortranOrder) {
+  ExpectUnreadable(Write("fortran.npy", Npy(Dict("<f4", "(2, 3)", true), std::string(24, '\0'))),
+                   {"fortran_order"});
+}
+
+TEST_F(BadNpy, ShapeDisagreesWithThePayload) {
+  ExpectUnreadable(Write("short.npy", Npy(Dict("<f4", "(2, 3)"), std::string(20, '\0'))),
+                   {"truncated payload", "[2, 3]"});
+  ExpectUnreadable(Write("long.npy", Npy(Dict("<f4", "(2, 3)"), std::string(28, '\0'))),
+                   {"trailing data", "[2, 3]"});
+  ExpectUnreadable(Write("f8.npy", Npy(Dict("<f8", "(3,)"), std::string(12, '\0'))),
+                   {"truncated payload"});
+  ExpectUnreadable(Write("negative.npy", Npy(Dict("<f4", "(-1, 3)"), "")), {"negative"});
+  ExpectUnreadable(Write("overflow.npy", Npy(Dict("<f4", "(4611686018427387904, 8)"), "")),
+                   {"shape"});
+  ExpectUnreadable(Write("int64.npy", Npy(Dict("<f4", "(99999999999999999999,)"), "")), {"int64"});
+  ExpectUnreadable(Write("notuple.npy", Npy(Dict("<f4", "(3)"), std::string(12, '\0'))), {"tuple"});
+}
+
+TEST_F(BadNpy, MalformedHeaderDict) {
+  ExpectUnreadable(Write("dup.npy", Npy("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, "
+                                        "'shape': (1,), }",
+                                        std::string(4, '\0'))),
+                   {"duplicate"});
+  ExpectUnreadable(
+      Write("missing.npy", Npy("{'descr': '<f4', 'shape': (1,), }", std::string(4, '\0'))),
+      {"fortran_order"});
+  ExpectUnreadable(Write("garbage.npy", Npy("[1, 2, 3]", std::string(4, '\0'))), {"malformed"});
+}
+
+// A failed Write leaves an existing file exactly as it was.
+TEST_F(BadNpy, FailedWriteLeavesTheOldFile) {
+  const std::string path = Write("keep.npy", Npy(Dict("<f4", "(1,)"), std::string(4, '\x11')));
+  std::ifstream in(path, std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  npy::Array bad{npy::ElementType::kFloat32, {3}, std::vector<uint8_t>(8)};
+  Snapshot none;
+  EXPECT_REJECTED(none, Names({path, "bytes"}), npy::Write(path, bad));
+  EXPECT_REJECTED(none, Names({"nonexistent"}),
+                  npy::Write(dir_ + "_nonexistent/dir/x.npy",
+                             npy::FromFloats({1.0f}, {1}, npy::ElementType::kFloat32)));
+  std::ifstream again(path, std::ios::binary);
+  const std::string after((std::istreambuf_iterator<char>(again)),
+                          std::istreambuf_iterator<char>());
+  EXPECT_EQ(before, after);
+}
+
+}  // namespace
+}  // namespace bad_input
 }  // namespace bnorm

@@ -1,16 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
 // Strided views: a channel slice of a larger buffer and padded rows run through
 // the same kernels as dense tensors, touch only the viewed elements, and match
 // the reference on the same view.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/oracle/reference.h"
+#include "tests/test_util.h"
 
 namespace bnorm {
 namespace {
@@ -25,10 +26,7 @@ struct StridedCase {
 
 void CheckView(const StridedCase& v) {
   const Geometry g = PlanStridedGeometry(v.shape, v.strides, v.axes);
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal(100.0f, 3.0f);
-  std::vector<float> x(v.buffer);
-  for (float& e : x) e = normal(rng);
+  const std::vector<float> x = test::Normal(v.buffer, 100.0, 3.0, 7);
   const float* xv = x.data() + v.offset;
 
   std::vector<double> mean(g.channels), var(g.channels), rmean(g.channels), rvar(g.channels);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The target registry: compiled and supported targets, forcing one by name,
 // resetting, and the BNORM_TARGET environment variable (checked in child
 // processes, since it applies once per process).
@@ -18,14 +19,13 @@
 #include "bnorm/error.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "tests/test_util.h"
+#include "tests/target_test.h"
 
 namespace bnorm {
 namespace {
 
 // Highway's one-lane fallback: SCALAR with gcc, EMU128 with clang.
 std::string Fallback() { return CompiledTargets().back().name; }
-
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
@@ -42,8 +42,7 @@ void RunKernelsInChild() {
   const std::vector<float> x = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f};
   const Geometry g = Geometry::Dense(3, 2, 1);
   double mean[2], variance[2];
-  const float hi[2] = {0, 0}, lo[2] = {0, 0}, scale[2] = {1, 1},
-              shift[2] = {0, 0};
+  const float hi[2] = {0, 0}, lo[2] = {0, 0}, scale[2] = {1, 1}, shift[2] = {0, 0};
   NormalizeParams p;
   p.mean_hi = hi;
   p.mean_lo = lo;
@@ -106,7 +105,8 @@ std::vector<std::string> RunChild(const char* mode, const char* target) {
   if (target != nullptr) {
     command += "BNORM_TARGET=" + ShellQuote(target) + " ";
   }
-  command += std::string(kChildVariable) + "=" + mode + " " + BNORM_TEST_LAUNCHER + ShellQuote(self);
+  command +=
+      std::string(kChildVariable) + "=" + mode + " " + BNORM_TEST_LAUNCHER + ShellQuote(self);
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) {
     ADD_FAILURE() << "popen failed: " << command;

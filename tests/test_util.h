@@ -1,6 +1,8 @@
-// Helpers shared by the foundation tests: seeded random tensors, guarded and
-// deliberately misaligned buffers, the exactness metrics of issue 2 and a loop
-// over every SIMD target this CPU runs.
+// SPDX-License-Identifier: Apache-2.0
+// Helpers shared by the tests: seeded random tensors (the one generator of
+// tools/common/random.h, so that a seed gives the same data with every
+// compiler), guarded and deliberately misaligned buffers and the exactness
+// metrics of issue 2. The SIMD target as a test parameter is tests/target_test.h.
 #ifndef BNORM_TESTS_TEST_UTIL_H_
 #define BNORM_TESTS_TEST_UTIL_H_
 
@@ -11,16 +13,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
-#include "src/oracle/reference.h"
-#include "bnorm/targets.hpp"
 #include "src/ops/streaming.h"
+#include "src/oracle/reference.h"
+#include "tools/common/random.h"
 
 namespace bnorm {
 namespace test {
@@ -59,15 +60,31 @@ constexpr Distribution kLargeMean{"N(1e4, 1)", 1e4, 1.0};
 constexpr Distribution kLargeMeanTinyStd{"N(1e4, 1e-2)", 1e4, 1e-2};
 constexpr Distribution kDistributions[] = {kStandardNormal, kLargeMean, kLargeMeanTinyStd};
 
-inline void FillNormal(float* data, size_t n, const Distribution& dist, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal(dist.mean, dist.std);
-  for (size_t i = 0; i < n; ++i) data[i] = static_cast<float>(normal(rng));
+// n values of N(mean, stddev), each rounded to float.
+inline void FillNormal(float* data, size_t n, double mean, double stddev, uint64_t seed) {
+  ::bnorm::testing::Random rng(seed);
+  for (size_t i = 0; i < n; ++i) data[i] = static_cast<float>(rng.Normal(mean, stddev));
 }
 
-inline std::vector<float> NormalVector(size_t n, const Distribution& dist, uint32_t seed) {
+inline void FillNormal(float* data, size_t n, const Distribution& dist, uint64_t seed) {
+  FillNormal(data, n, dist.mean, dist.std, seed);
+}
+
+inline std::vector<float> Normal(size_t n, double mean, double stddev, uint64_t seed) {
   std::vector<float> v(n);
-  FillNormal(v.data(), n, dist, seed);
+  FillNormal(v.data(), n, mean, stddev, seed);
+  return v;
+}
+
+inline std::vector<float> Normal(size_t n, const Distribution& dist, uint64_t seed) {
+  return Normal(n, dist.mean, dist.std, seed);
+}
+
+// n values uniform in [low, high), each rounded to float.
+inline std::vector<float> Uniform(size_t n, double low, double high, uint64_t seed) {
+  ::bnorm::testing::Random rng(seed);
+  std::vector<float> v(n);
+  for (float& f : v) f = static_cast<float>(rng.Uniform(low, high));
   return v;
 }
 
@@ -274,9 +291,7 @@ struct NormalizeSetup {
 inline NormalizeSetup MakeNormalizeSetup(const std::vector<double>& mean,
                                          const std::vector<double>& variance, uint32_t seed) {
   const size_t C = mean.size();
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> magnitude(0.5f, 2.0f);
-  std::uniform_real_distribution<float> offset(-1.0f, 1.0f);
+  ::bnorm::testing::Random rng(seed);
   NormalizeSetup s;
   s.gamma.resize(C);
   s.beta.resize(C);
@@ -285,8 +300,9 @@ inline NormalizeSetup MakeNormalizeSetup(const std::vector<double>& mean,
   s.scale.resize(C);
   s.shift.resize(C);
   for (size_t c = 0; c < C; ++c) {
-    const float gamma = (rng() & 1) ? magnitude(rng) : -magnitude(rng);
-    const float beta = offset(rng);
+    const float magnitude = static_cast<float>(rng.Uniform(0.5, 2.0));
+    const float gamma = (rng.Bits() & 1) ? magnitude : -magnitude;
+    const float beta = static_cast<float>(rng.Uniform(-1.0, 1.0));
     s.gamma[c] = gamma;
     s.beta[c] = beta;
     SplitMean(mean[c], &s.mean_hi[c], &s.mean_lo[c]);
@@ -307,61 +323,14 @@ inline std::vector<double> ReferenceOutput(const float* x, const Geometry& g,
   return y;
 }
 
-// Resets the target when a test body leaves early (fatal failure or throw).
-class TargetResetter {
- public:
-  TargetResetter() = default;
-  TargetResetter(const TargetResetter&) = delete;
-  TargetResetter& operator=(const TargetResetter&) = delete;
-  ~TargetResetter() { ResetTarget(); }
-};
-
-// Forces `name`, checks that the dispatch table really calls it, runs f.
-template <class F>
-void RunOnTarget(const std::string& name, const F& f) {
-  SCOPED_TRACE("target " + name);
-  TargetResetter reset;
-  ForceTarget(name);
-  ASSERT_EQ(ActiveTarget(), name);
-  f(name);
-}
-
-// Runs f(name) once per target this CPU supports, forcing each in turn and
-// returning to the best one afterwards.
-template <class F>
-void ForEachSupportedTarget(const F& f) {
-  const std::vector<TargetInfo> targets = SupportedTargets();
-  ASSERT_FALSE(targets.empty());
-  for (const TargetInfo& t : targets) RunOnTarget(t.name, f);
-}
-
-// The heavy cases run on the best target and on scalar only: together they
-// cover the widest vectors and the 1-lane fallback without 6x the time.
-template <class F>
-void ForBestAndScalarTargets(const F& f) {
-  const std::vector<TargetInfo> targets = SupportedTargets();
-  ASSERT_FALSE(targets.empty());
-  RunOnTarget(targets.front().name, f);
-  const std::string fallback = CompiledTargets().back().name;  // scalar (gcc) or emu128 (clang)
-  if (targets.front().name != fallback) RunOnTarget(fallback, f);
-}
-
-// Shapes, seeded data and bitwise comparison shared by the layer, concurrency
-// and determinism tests.
+// Shapes and bitwise comparison shared by the layer, concurrency and
+// determinism tests.
 using Shape = std::vector<int64_t>;
 
 inline size_t Count(const Shape& shape) {
   size_t n = 1;
   for (int64_t s : shape) n *= static_cast<size_t>(s);
   return n;
-}
-
-inline std::vector<float> Normal(size_t n, double mean, double stddev, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> dist(mean, stddev);
-  std::vector<float> v(n);
-  for (float& f : v) f = static_cast<float>(dist(rng));
-  return v;
 }
 
 template <class T>

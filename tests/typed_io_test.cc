@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
 // float16 / bfloat16 input and output of the dispatched kernels, on every
-// supported target: widening is exact and narrowing rounds to nearest even for
-// every one of the 65536 bit patterns (src/ops/half.h is the oracle), NaN stays NaN
-// with its sign, Inf stays Inf, and large outputs (non-temporal stores) match
-// the cached path bit for bit at any alignment.
+// supported target (the test parameter): widening is exact and narrowing rounds
+// to nearest even for every one of the 65536 bit patterns (src/ops/half.h is the
+// oracle), NaN stays NaN with its sign, Inf stays Inf, and large outputs
+// (non-temporal stores) match the cached path bit for bit at any alignment.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "bnorm/dtype.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/ops/half.h"
+#include "tests/target_test.h"
 #include "tests/test_util.h"
 
 namespace bnorm {
@@ -40,44 +42,45 @@ void CheckAllPatterns(DType dtype, float scale) {
   constexpr size_t kOdd = 31;
   const std::vector<float> hi(kOdd, 0.0f), scales(kOdd, scale), shift(kOdd, -0.0f);
   const NormalizeParams params{hi.data(), nullptr, scales.data(), shift.data()};
-  test::ForEachSupportedTarget([&](const std::string& target) {
-    for (const Geometry& g :
-         {Geometry::Dense(kPatterns / kChannels, kChannels, 1),
-          Geometry::Dense(1, kChannels, kPatterns / kChannels),
-          Geometry::Dense((kPatterns + kOdd - 1) / kOdd, kOdd, 1), Geometry::Dense(1, 7, 9363)}) {
-      const size_t n = g.elements();
-      std::vector<uint16_t> x(n), y(n);
-      for (size_t i = 0; i < n; ++i) x[i] = static_cast<uint16_t>(i);
-      Normalize(x.data(), y.data(), dtype, g, params, Execution::Serial());
-      for (size_t i = 0; i < n; ++i) {
-        const uint16_t in = x[i];
-        if (IsNan(dtype, in)) {
-          ASSERT_TRUE(IsNan(dtype, y[i])) << target << " " << Name(dtype) << " input " << in;
-          ASSERT_EQ(y[i] & 0x8000, in & 0x8000) << target << " sign of NaN " << in;
-          continue;
-        }
-        ASSERT_EQ(y[i], Narrow(dtype, Widen(dtype, in) * scale))
-            << target << " " << Name(dtype) << " input 0x" << std::hex << in << " scale " << scale
-            << " channels " << std::dec << g.channels;
+  for (const Geometry& g :
+       {Geometry::Dense(kPatterns / kChannels, kChannels, 1),
+        Geometry::Dense(1, kChannels, kPatterns / kChannels),
+        Geometry::Dense((kPatterns + kOdd - 1) / kOdd, kOdd, 1), Geometry::Dense(1, 7, 9363)}) {
+    const size_t n = g.elements();
+    std::vector<uint16_t> x(n), y(n);
+    for (size_t i = 0; i < n; ++i) x[i] = static_cast<uint16_t>(i);
+    Normalize(x.data(), y.data(), dtype, g, params, Execution::Serial());
+    for (size_t i = 0; i < n; ++i) {
+      const uint16_t in = x[i];
+      if (IsNan(dtype, in)) {
+        ASSERT_TRUE(IsNan(dtype, y[i])) << Name(dtype) << " input " << in;
+        ASSERT_EQ(y[i] & 0x8000, in & 0x8000) << "sign of NaN " << in;
+        continue;
       }
+      ASSERT_EQ(y[i], Narrow(dtype, Widen(dtype, in) * scale))
+          << Name(dtype) << " input 0x" << std::hex << in << " scale " << scale << " channels "
+          << std::dec << g.channels;
     }
-  });
+  }
 }
 
-TEST(TypedIo, Float16RoundTripsEveryPattern) { CheckAllPatterns(DType::kFloat16, 1.0f); }
+class TypedIo : public test::TargetTest {};
+BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(TypedIo);
 
-TEST(TypedIo, BFloat16RoundTripsEveryPattern) { CheckAllPatterns(DType::kBFloat16, 1.0f); }
+TEST_P(TypedIo, Float16RoundTripsEveryPattern) { CheckAllPatterns(DType::kFloat16, 1.0f); }
+
+TEST_P(TypedIo, BFloat16RoundTripsEveryPattern) { CheckAllPatterns(DType::kBFloat16, 1.0f); }
 
 // Scales whose products fall between 16-bit values, ties included, plus
 // overflow to Inf and underflow into subnormals and zero.
-TEST(TypedIo, Float16RoundsEveryPatternToNearestEven) {
+TEST_P(TypedIo, Float16RoundsEveryPatternToNearestEven) {
   for (float scale : {1.0f + std::ldexp(1.0f, -11), 1.0f + 3 * std::ldexp(1.0f, -13), 0.3f, 7.5f,
                       std::ldexp(1.0f, -12)}) {
     CheckAllPatterns(DType::kFloat16, scale);
   }
 }
 
-TEST(TypedIo, BFloat16RoundsEveryPatternToNearestEven) {
+TEST_P(TypedIo, BFloat16RoundsEveryPatternToNearestEven) {
   for (float scale : {1.0f + std::ldexp(1.0f, -8), 1.0f + 3 * std::ldexp(1.0f, -10), 0.3f,
                       std::ldexp(1.0f, 100)}) {
     CheckAllPatterns(DType::kBFloat16, scale);
@@ -100,22 +103,20 @@ void CheckStreamingMatchesCached(DType dtype, const Geometry& whole, const Geome
     scale[c] = 0.5f + 0.001f * static_cast<float>(c);
   }
   const NormalizeParams params{hi.data(), lo.data(), scale.data(), shift.data()};
-  test::ForEachSupportedTarget([&](const std::string& target) {
-    for (size_t misalign : {0, 1, 5}) {
-      std::vector<uint16_t> streamed(n + 64, 0xABCD), cached(n + 64, 0xABCD);
-      const size_t offset =
-          (64 - reinterpret_cast<uintptr_t>(streamed.data()) % 64) % 64 / 2 + misalign;
-      Normalize(x.data(), streamed.data() + offset, dtype, whole, params);
-      for (size_t o = 0; o < 8; ++o) {
-        const size_t at = o * slice.elements();
-        Normalize(x.data() + at, cached.data() + offset + at, dtype, slice, params);
-      }
-      ASSERT_EQ(streamed, cached) << target << " " << Name(dtype) << " misaligned by " << misalign;
+  for (size_t misalign : {0, 1, 5}) {
+    std::vector<uint16_t> streamed(n + 64, 0xABCD), cached(n + 64, 0xABCD);
+    const size_t offset =
+        (64 - reinterpret_cast<uintptr_t>(streamed.data()) % 64) % 64 / 2 + misalign;
+    Normalize(x.data(), streamed.data() + offset, dtype, whole, params);
+    for (size_t o = 0; o < 8; ++o) {
+      const size_t at = o * slice.elements();
+      Normalize(x.data() + at, cached.data() + offset + at, dtype, slice, params);
     }
-  });
+    ASSERT_EQ(streamed, cached) << Name(dtype) << " misaligned by " << misalign;
+  }
 }
 
-TEST(TypedIo, LargeOutputsStreamWithTheCachedBits) {
+TEST_P(TypedIo, LargeOutputsStreamWithTheCachedBits) {
   for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
     for (const size_t channels : {96, 64}) {
       const size_t inner = channels == 96 ? 1 : 1001;
