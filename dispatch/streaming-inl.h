@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// Stores of whole output vectors that stream past the caches when asked to and
+// aligned, for the passes that write a tensor (normalize). Compiled once per
+// target (toggling include guard).
+
+#if defined(BNORM_DISPATCH_STREAMING_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef BNORM_DISPATCH_STREAMING_INL_H_
+#undef BNORM_DISPATCH_STREAMING_INL_H_
+#else
+#define BNORM_DISPATCH_STREAMING_INL_H_
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "dispatch/convert-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace bnorm {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Stores a full vector of y. With `stream`, vectors at aligned addresses
+// bypass the cache (non-temporal stores): an output larger than the caches is
+// then not read for ownership first, a third less traffic.
+template <class D, class T>
+HWY_INLINE void StoreOut(D d, T t, hn::Vec<D> v, typename T::Raw* HWY_RESTRICT p, bool stream) {
+  using Raw = typename T::Raw;
+  using D16 = hn::Rebind<uint16_t, D>;
+  // 16-bit outputs stream only as whole vectors: x86's non-temporal store of a
+  // partial one (SSE4's 4 x 16 bits) would write a full 16 bytes.
+  constexpr bool kCanStream =
+      std::is_same<T, F32>::value || hn::MaxLanes(D16()) * sizeof(uint16_t) >= 16;
+  if constexpr (kCanStream) {
+    if (stream && reinterpret_cast<uintptr_t>(p) % (hn::Lanes(d) * sizeof(Raw)) == 0) {
+      if constexpr (std::is_same<T, F32>::value) {
+        hn::Stream(v, d, p);
+      } else {
+        hn::Stream(NarrowBits(d, t, v), D16(), p);
+      }
+      return;
+    }
+  }
+  StoreAs(d, t, v, p);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace bnorm
+HWY_AFTER_NAMESPACE();
+
+#endif  // BNORM_DISPATCH_STREAMING_INL_H_
