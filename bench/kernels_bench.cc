@@ -1,4 +1,5 @@
-// Google Benchmark suite for the two kernels, BatchMoments and Normalize, on
+// Google Benchmark suite for the kernels, BatchMoments, Normalize and the
+// backward pass's BackwardReduce and BackwardData, on
 // every SIMD target this CPU supports, on one thread and on all threads.
 // Benchmark names read target/kernel/layout/shape/threads, e.g.
 //   avx3/normalize/nchw/32x64x56x56/threads:1
@@ -6,7 +7,8 @@
 // '/nhwc/.*threads:1$'). Throughput is reported as bytes per second of the
 // minimum memory traffic: read (the roof: a plain pass over x) and moments
 // read x once (4 bytes per element),
-// normalize reads x and writes y (8 bytes per element).
+// normalize reads x and writes y (8 bytes per element), backward-reduce reads x
+// and dy (8 bytes) and backward-data reads x and dy and writes dx (12 bytes).
 #include <benchmark/benchmark.h>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_reduce.h>
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bnorm/backward.hpp"
 #include "bnorm/error.hpp"
 #include "bnorm/execution.hpp"
 #include "bnorm/geometry.hpp"
@@ -49,7 +52,7 @@ constexpr size_t kNumShapes = sizeof(kShapes) / sizeof(kShapes[0]);
 
 // kRead is the roof for moments: XOR of every 64-bit word of x, which the
 // compiler vectorizes, so it runs at the read bandwidth of the memory system.
-enum class Kernel { kRead, kMoments, kNormalize };
+enum class Kernel { kRead, kMoments, kNormalize, kBackwardReduce, kBackwardData };
 
 const char* KernelName(Kernel kernel) {
   switch (kernel) {
@@ -59,6 +62,10 @@ const char* KernelName(Kernel kernel) {
       return "moments";
     case Kernel::kNormalize:
       return "normalize";
+    case Kernel::kBackwardReduce:
+      return "backward-reduce";
+    case Kernel::kBackwardData:
+      return "backward-data";
   }
   return "?";
 }
@@ -105,7 +112,8 @@ uint64_t ReadAll(const AlignedFloats& x, bool parallel) {
       [](uint64_t a, uint64_t b) { return a ^ b; });
 }
 
-// The input, output and normalize coefficients of one shape.
+// The input, output, normalize coefficients and backward inputs of one shape
+// (dy and dx are allocated at the first backward benchmark of the shape).
 struct Tensor {
   explicit Tensor(const Shape& s)
       : g(bnorm::Geometry::Dense(s.outer, s.channels, s.inner)),
@@ -127,14 +135,40 @@ struct Tensor {
     }
   }
 
+  // dy from N(0, 1) and the data pass's coefficients, as a training step forms them.
+  void PrepareBackward() {
+    if (dy != nullptr) return;
+    dy = std::make_unique<AlignedFloats>(g.elements());
+    dx = std::make_unique<AlignedFloats>(g.elements());
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& v : *dy) v = normal(rng);
+    const size_t C = g.channels;
+    std::vector<double> s1(C), s2(C);
+    bnorm::BackwardReduce(x.data(), dy->data(), bnorm::DType::kFloat32, g,
+                          bnorm::BackwardReduceParams{hi.data(), lo.data()}, s1.data(), s2.data());
+    const double n = static_cast<double>(g.reduced());
+    k.resize(C);
+    a.resize(C);
+    b.resize(C);
+    for (size_t c = 0; c < C; ++c) {
+      k[c] = scale[c];
+      a[c] = static_cast<float>(s1[c] / n);
+      b[c] = static_cast<float>(static_cast<double>(scale[c]) * scale[c] * s2[c] / n);
+    }
+  }
+
   bnorm::Geometry g;
   AlignedFloats x, y;
   std::vector<double> mean, variance;
   std::vector<float> hi, lo, scale, shift;
+  std::unique_ptr<AlignedFloats> dy, dx;
+  std::vector<float> k, a, b;
 };
 
 // One tensor at a time: benchmarks run in registration order, shape by shape,
-// so keeping only the current shape's data bounds the memory to ~52 MB.
+// so keeping only the current shape's data bounds the memory to ~52 MB (~103 MB
+// once the backward benchmarks add dy and dx).
 Tensor& TensorFor(size_t shape) {
   static size_t current = kNumShapes;
   static std::unique_ptr<Tensor> tensor;
@@ -173,6 +207,28 @@ void RunKernel(benchmark::State& state, const std::string& target, size_t shape,
       benchmark::ClobberMemory();
     }
     state.SetBytesProcessed(state.iterations() * elements * 4);
+  } else if (kernel == Kernel::kBackwardReduce) {
+    t.PrepareBackward();
+    std::vector<double> s1(t.g.channels), s2(t.g.channels);
+    const bnorm::BackwardReduceParams params{t.hi.data(), t.lo.data()};
+    for (auto _ : state) {
+      bnorm::BackwardReduce(t.x.data(), t.dy->data(), bnorm::DType::kFloat32, t.g, params,
+                            s1.data(), s2.data(), exec);
+      benchmark::DoNotOptimize(s1.data());
+      benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(state.iterations() * elements * 8);
+  } else if (kernel == Kernel::kBackwardData) {
+    t.PrepareBackward();
+    const bnorm::BackwardDataParams params{t.hi.data(), t.lo.data(), t.k.data(), t.a.data(),
+                                           t.b.data()};
+    for (auto _ : state) {
+      bnorm::BackwardData(t.x.data(), t.dy->data(), t.dx->data(), bnorm::DType::kFloat32, t.g,
+                          params, exec);
+      benchmark::DoNotOptimize(t.dx->data());
+      benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(state.iterations() * elements * 12);
   } else {
     const bnorm::NormalizeParams params{t.hi.data(), t.lo.data(), t.scale.data(), t.shift.data()};
     for (auto _ : state) {
@@ -200,7 +256,8 @@ void RegisterAll() {
   const std::string all_threads =
       "threads:" + std::to_string(tbb::this_task_arena::max_concurrency());
   for (size_t s = 0; s < kNumShapes; ++s) {
-    for (Kernel kernel : {Kernel::kRead, Kernel::kMoments, Kernel::kNormalize}) {
+    for (Kernel kernel : {Kernel::kRead, Kernel::kMoments, Kernel::kNormalize,
+                          Kernel::kBackwardReduce, Kernel::kBackwardData}) {
       for (bool parallel : {false, true}) {
         for (const bnorm::TargetInfo& target : targets) {
           // The read roof does not depend on the target: once, under the best.

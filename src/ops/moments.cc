@@ -1,5 +1,7 @@
 // BatchMoments: per-block partial moments from the dispatched kernels, merged
 // in block order with Chan's formula in double.
+#include "dispatch/moments.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -9,33 +11,12 @@
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/chan_merge.h"
-#include "dispatch/moments.h"
 #include "src/parallel/blocks.h"
+#include "src/parallel/partials.h"
 #include "src/plan/checks.h"
 
 namespace bnorm {
-namespace {
-
-// Channels per task of the channels-last block merge: 64 doubles of each
-// block's means and M2s are whole cache lines.
-constexpr size_t kMergeChannels = 64;
-
-// The blocks' partial moments: on the stack when they are few, so moments of
-// a cache-resident tensor (up to 1024 channels in one block) allocate
-// nothing; on the heap otherwise. Left uninitialized: every kernel call
-// writes all of its block's.
-class Partials {
- public:
-  explicit Partials(size_t n) : heap_(n > kOnStack ? new double[n] : nullptr) {}
-  double* get() { return heap_ != nullptr ? heap_.get() : on_stack_; }
-
- private:
-  static constexpr size_t kOnStack = 2048;  // 16 KiB
-  double on_stack_[kOnStack];
-  std::unique_ptr<double[]> heap_;
-};
-
-}  // namespace
+namespace {}  // namespace
 
 void BatchMoments(const float* x, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
@@ -45,8 +26,9 @@ void BatchMoments(const float* x, const Geometry& g, double* mean, double* varia
 void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
   if (g.reduced() == 0 || g.channels == 0) {
-    throw Error(ErrorCode::kInvalidArgument, "x has " + std::to_string(g.reduced()) + " values per channel and " +
-                std::to_string(g.channels) + " channels; moments need at least one of each");
+    throw Error(ErrorCode::kInvalidArgument,
+                "x has " + std::to_string(g.reduced()) + " values per channel and " +
+                    std::to_string(g.channels) + " channels; moments need at least one of each");
   }
   if (x == nullptr) {
     throw Error(ErrorCode::kNullPointer,
@@ -54,8 +36,9 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   }
   CheckAligned("x", x, type);
   if (mean == nullptr || variance == nullptr) {
-    throw Error(ErrorCode::kNullPointer, std::string(mean == nullptr ? "mean" : "variance") + " is null; expected " +
-                std::to_string(g.channels) + " per-channel values");
+    throw Error(ErrorCode::kNullPointer, std::string(mean == nullptr ? "mean" : "variance") +
+                                             " is null; expected " + std::to_string(g.channels) +
+                                             " per-channel values");
   }
   const char* bytes = static_cast<const char*>(x);
   const size_t size = SizeOf(type);

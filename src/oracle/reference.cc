@@ -1,5 +1,6 @@
 #include "src/oracle/reference.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace bnorm {
@@ -16,6 +17,14 @@ void ForEachElement(const Geometry& g, const F& f) {
       for (size_t i = 0; i < g.inner; ++i) f(c, row + c * g.ChannelStride() + i);
     }
   }
+}
+
+// The gradient at offset k: dy, or 0 where the mask's derivative is 0.
+double Gradient(const float* dy, const float* y, Activation mask, size_t k) {
+  if (mask != Activation::kNone) {
+    if (y[k] <= 0.0f || (mask == Activation::kRelu6 && y[k] >= 6.0f)) return 0.0;
+  }
+  return dy[k];
 }
 
 }  // namespace
@@ -65,6 +74,25 @@ void InferenceForward(const float* x, const Geometry& g, double epsilon, const S
                       double* y) {
   Normalize(x, g, state.moving_mean.data(), state.moving_variance.data(), state.gamma.data(),
             state.beta.data(), epsilon, y);
+}
+
+void BackwardReduce(const float* x, const float* dy, const float* y, Activation mask,
+                    const Geometry& g, const double* mean, double* sum_dy, double* sum_dy_xmu) {
+  std::fill(sum_dy, sum_dy + g.channels, 0.0);
+  std::fill(sum_dy_xmu, sum_dy_xmu + g.channels, 0.0);
+  ForEachElement(g, [&](size_t c, size_t k) {
+    const double grad = Gradient(dy, y, mask, k);
+    sum_dy[c] += grad;
+    sum_dy_xmu[c] += grad * (x[k] - mean[c]);
+  });
+}
+
+void BackwardData(const float* x, const float* dy, const float* y, Activation mask,
+                  const Geometry& g, const double* mean, const double* k, const double* a,
+                  const double* b, double* dx) {
+  ForEachElement(g, [&](size_t c, size_t i) {
+    dx[i] = k[c] * (Gradient(dy, y, mask, i) - a[c] - (x[i] - mean[c]) * b[c]);
+  });
 }
 
 }  // namespace reference

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "bnorm/dtype.hpp"
 #include "bnorm/geometry.hpp"
 
 namespace bnorm {
@@ -34,6 +35,19 @@ void TrainingForward(const float* x, const Geometry& g, double momentum, double 
 // Inference forward: normalize with the moving statistics; nothing changes.
 void InferenceForward(const float* x, const Geometry& g, double epsilon, const State& state,
                       double* y);
+
+// The backward pass (SPEC.md, "Backward (gradients)"), element by element in
+// double. g = dy, taken as 0 where the mask's derivative is 0 (y <= 0; for
+// kRelu6 also y >= 6); y is unused with kNone. mean is the forward's mean.
+// sum_dy[c] = Σ g and sum_dy_xmu[c] = Σ g·(x − mean[c]).
+void BackwardReduce(const float* x, const float* dy, const float* y, Activation mask,
+                    const Geometry& g, const double* mean, double* sum_dy, double* sum_dy_xmu);
+
+// dx = k·(g − a − (x − mean)·b) with per-channel k, a, b, at the offsets of g
+// (dx holds Extent(g) values).
+void BackwardData(const float* x, const float* dy, const float* y, Activation mask,
+                  const Geometry& g, const double* mean, const double* k, const double* a,
+                  const double* b, double* dx);
 
 }  // namespace reference
 }  // namespace bnorm

@@ -64,15 +64,16 @@ void CheckAligned(const char* name, const void* data, DType type) {
   throw Error(ErrorCode::kInvalidArgument, text);
 }
 
-void CheckInPlaceOrDisjoint(const void* x, const void* y, size_t bytes) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(x);
-  const uintptr_t b = reinterpret_cast<uintptr_t>(y);
+void CheckInPlaceOrDisjoint(const char* in_name, const void* in, const char* out_name,
+                            const void* out, size_t bytes) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(in);
+  const uintptr_t b = reinterpret_cast<uintptr_t>(out);
   if (a == b || (a < b ? b - a >= bytes : a - b >= bytes)) return;
-  char text[200];
+  char text[240];
   std::snprintf(text, sizeof(text),
-                "x (%p) and y (%p) overlap without being the same buffer (within %zu bytes); "
-                "expected y == x (in place) or disjoint buffers",
-                x, y, bytes);
+                "%s (%p) and %s (%p) overlap without being the same buffer (within %zu bytes); "
+                "expected %s == %s (in place) or disjoint buffers",
+                in_name, in, out_name, out, bytes, out_name, in_name);
   throw Error(ErrorCode::kInvalidArgument, text);
 }
 

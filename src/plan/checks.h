@@ -31,10 +31,15 @@ size_t TensorBytes(const char* name, const int64_t* dims, size_t rank, size_t el
 // Data of `type` must sit at a multiple of its element size (kInvalidArgument).
 void CheckAligned(const char* name, const void* data, DType type);
 
-// y may be x itself (every element is read before it is written) or a
-// disjoint buffer; any other overlap within `bytes` would read values already
-// overwritten (kInvalidArgument).
-void CheckInPlaceOrDisjoint(const void* x, const void* y, size_t bytes);
+// The output `out_name` may be the input `in_name` itself (every element is read
+// before it is written) or a disjoint buffer; any other overlap within `bytes`
+// would read values already overwritten (kInvalidArgument).
+void CheckInPlaceOrDisjoint(const char* in_name, const void* in, const char* out_name,
+                            const void* out, size_t bytes);
+// The forward's spelling: input x, output y.
+inline void CheckInPlaceOrDisjoint(const void* x, const void* y, size_t bytes) {
+  CheckInPlaceOrDisjoint("x", x, "y", y, bytes);
+}
 
 }  // namespace bnorm
 

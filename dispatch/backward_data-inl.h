@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// The backward data pass dx = k·(g - a - ((x - hi) - lo)·b) per channel,
+// written once for every Highway target. Compiled once per target (toggling
+// include guard).
+//
+// dx may be the same buffer as dy, x or y: every lane's inputs are loaded
+// before its output is stored, so no pointer here is HWY_RESTRICT. Stores of
+// whole vectors stream past the caches when the caller asks (StoreOut), tails
+// go through partial vectors that touch nothing outside the row or run.
+
+#if defined(BNORM_DISPATCH_BACKWARD_DATA_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef BNORM_DISPATCH_BACKWARD_DATA_INL_H_
+#undef BNORM_DISPATCH_BACKWARD_DATA_INL_H_
+#else
+#define BNORM_DISPATCH_BACKWARD_DATA_INL_H_
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bnorm/dtype.hpp"
+#include "dispatch/backward-inl.h"
+#include "dispatch/convert-inl.h"
+#include "dispatch/partial_vectors-inl.h"
+#include "dispatch/prefetch-inl.h"
+#include "dispatch/streaming-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace bnorm {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// dx of Lanes(d) values at offset i.
+template <Activation kMask, class D, class T, class Raw = typename T::Raw, class V = hn::Vec<D>>
+HWY_INLINE V DataVector(D d, T t, const Raw* x, const Raw* dy, const Raw* y, size_t i, V hi, V lo,
+                        V k, V a, V b) {
+  const V g = Gradient<kMask>(d, t, dy, y, i);
+  const V dev = Deviation(d, t, x + i, hi, lo);
+  return hn::Mul(hn::NegMulAdd(dev, b, hn::Sub(g, a)), k);
+}
+
+// Prefetches x, dy (and y) kPrefetchBytes past offset i: with streamed
+// output, the inputs come from memory too, and one core reads faster so.
+template <Activation kMask, class Raw>
+HWY_INLINE void PrefetchInputs(const Raw* x, const Raw* dy, const Raw* y, size_t i) {
+  PrefetchAhead(x + i);
+  PrefetchAhead(dy + i);
+  if (kMask != Activation::kNone) PrefetchAhead(y + i);
+}
+
+// dx of Lanes(d) channels starting at channel c of the row at offset r.
+template <Activation kMask, class D, class T, class Raw = typename T::Raw>
+HWY_INLINE void DataChannels(D d, T t, const Raw* x, const Raw* dy, const Raw* y, Raw* dx, size_t r,
+                             size_t c, const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
+                             const float* HWY_RESTRICT k, const float* HWY_RESTRICT a,
+                             const float* HWY_RESTRICT b, bool stream) {
+  const auto v =
+      DataVector<kMask>(d, t, x, dy, y, r + c, hn::LoadU(d, hi + c), hn::LoadU(d, lo + c),
+                        hn::LoadU(d, k + c), hn::LoadU(d, a + c), hn::LoadU(d, b + c));
+  StoreOut(d, t, v, dx + r + c, stream);
+}
+
+// Channels-last: `rows` rows of `channels` values, rows `stride` elements
+// apart in every tensor. y may be anything when kMask is kNone.
+template <Activation kMask, class T, class Raw = typename T::Raw>
+HWY_INLINE void DataRowsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* dx, size_t rows,
+                          size_t channels, size_t stride, const float* HWY_RESTRICT hi,
+                          const float* HWY_RESTRICT lo, const float* HWY_RESTRICT k,
+                          const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, bool stream) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  for (size_t row = 0; row < rows; ++row) {
+    const size_t r = row * stride;
+    size_t c = 0;
+    for (; c + N <= channels; c += N) {
+      if (stream) PrefetchInputs<kMask>(x, dy, y, r + c);
+      DataChannels<kMask>(d, t, x, dy, y, dx, r, c, hi, lo, k, a, b, stream);
+    }
+    // Remaining channels in partial vectors, never streamed (a partial store
+    // must not become a full-width one).
+    ForEachPartialVector(N, &c, channels, [&](auto dc, size_t first) {
+      DataChannels<kMask>(dc, t, x, dy, y, dx, r, first, hi, lo, k, a, b, false);
+    });
+  }
+}
+
+// Channels-first: `runs` runs of `len` values of one channel, runs `stride`
+// elements apart, with that channel's coefficients.
+template <Activation kMask, class T, class Raw = typename T::Raw>
+HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* dx, size_t runs,
+                          size_t len, size_t stride, float hi, float lo, float k, float a, float b,
+                          bool stream) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t N = hn::Lanes(d);
+  const auto vhi = hn::Set(d, hi), vlo = hn::Set(d, lo);
+  const auto vk = hn::Set(d, k), va = hn::Set(d, a), vb = hn::Set(d, b);
+  for (size_t run = 0; run < runs; ++run) {
+    size_t i = run * stride;
+    const size_t end = i + len;
+    // Streaming needs aligned vectors: reach the alignment lane by lane.
+    for (; stream && i < end && reinterpret_cast<uintptr_t>(dx + i) % (N * sizeof(Raw)) != 0; ++i) {
+      StoreAs(d1, t,
+              DataVector<kMask>(d1, t, x, dy, y, i, hn::Set(d1, hi), hn::Set(d1, lo),
+                                hn::Set(d1, k), hn::Set(d1, a), hn::Set(d1, b)),
+              dx + i);
+    }
+    // Two vectors per iteration: two independent chains per loop trip.
+    for (; i + 2 * N <= end; i += 2 * N) {
+      if (stream) PrefetchInputs<kMask>(x, dy, y, i);
+      const auto v0 = DataVector<kMask>(d, t, x, dy, y, i, vhi, vlo, vk, va, vb);
+      const auto v1 = DataVector<kMask>(d, t, x, dy, y, i + N, vhi, vlo, vk, va, vb);
+      StoreOut(d, t, v0, dx + i, stream);
+      StoreOut(d, t, v1, dx + i + N, stream);
+    }
+    for (; i + N <= end; i += N) {
+      StoreOut(d, t, DataVector<kMask>(d, t, x, dy, y, i, vhi, vlo, vk, va, vb), dx + i, stream);
+    }
+    // The run's tail (e.g. 4 of 14x14 = 196) in partial vectors.
+    size_t c = i - run * stride;
+    ForEachPartialVector(N, &c, len, [&](auto dc, size_t first) {
+      const size_t at = run * stride + first;
+      StoreAs(dc, t,
+              DataVector<kMask>(dc, t, x, dy, y, at, hn::Set(dc, hi), hn::Set(dc, lo),
+                                hn::Set(dc, k), hn::Set(dc, a), hn::Set(dc, b)),
+              dx + at);
+    });
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace bnorm
+HWY_AFTER_NAMESPACE();
+
+#endif  // BNORM_DISPATCH_BACKWARD_DATA_INL_H_
