@@ -49,8 +49,8 @@ void WriteBytes(const std::string& path, const uint8_t* data, size_t size) {
 
 void CheckValid(const bnorm::npy::Array& array) {
   using bnorm::npy::ElementType;
-  Check(array.dtype == DType::kFloat32 || array.dtype == DType::kFloat64 ||
-            array.dtype == DType::kFloat16 || array.dtype == DType::kBFloat16,
+  Check(array.dtype == ElementType::kFloat32 || array.dtype == ElementType::kFloat64 ||
+            array.dtype == ElementType::kFloat16 || array.dtype == ElementType::kBFloat16,
         "unknown dtype");
   for (int64_t d : array.shape) Check(d >= 0, "negative dimension accepted");
   Check(array.count() * bnorm::npy::ItemSize(array.dtype) == array.data.size(),
