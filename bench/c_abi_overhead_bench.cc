@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C ABI against the C++ call: bnorm_normalize and bnorm::Normalize timed in
 // alternation on the same buffers (1 thread), median per call and their ratio.
 // Run: build/bench/c_abi_overhead_bench

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Google Benchmark suite for the kernels, BatchMoments, Normalize and the
 // backward pass's BackwardReduce and BackwardData, on
 // every SIMD target this CPU supports, on one thread and on all threads.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # CMake toolchain file: cross-compile bnorm for aarch64 Linux on a Debian 12 x86-64 host,
 # and run the test binaries under qemu-user.
 #

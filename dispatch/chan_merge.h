@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Chan, Golub and LeVeque's pairwise update: merges the moments (count, mean,
 // M2) of a block b into a running a. Used by every target and by the driver, in
 // double, in a fixed order, so results do not depend on threads.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the C ABI (bnorm/bnorm.h): a sequence of calls chosen by the input,
 // with random options, ranks, shapes, axes, channel counts, enum values out of
 // range, null / misaligned / partially overlapping pointers and layers used

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the .npy reader: arbitrary bytes must give either a bnorm::Error or a
 // valid array (a known dtype, a non-negative shape whose element count times
 // the item size is exactly the payload), and a valid array must survive a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes bnorm::BatchNorm with random Options (axes, momentum, epsilon,
 // center/scale, initializers, renorm and its clipping, fused, trainable,
 // virtual_batch_size, adjustment), shapes, training flags, setters and small

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The inference paths allocate nothing per call: bnorm::Normalize (every dtype,
 // with and without activation, serial and parallel), BatchMoments of a
 // cache-resident tensor, the C ABI's

@@ -8,7 +8,7 @@
 //
 // Not errors, documented here:
 // - An empty batch (a zero size anywhere) is a no-op: no output, no state
-//   update (SPEC.md), and null data pointers are fine for it.
+//   update (docs/semantics.md), and null data pointers are fine for it.
 // - NaN and Inf in the data propagate as IEEE arithmetic says: a channel
 //   whose batch holds a NaN or an Inf gets NaN statistics, NaN outputs and
 //   (in training) NaN moving statistics; other channels are unaffected;

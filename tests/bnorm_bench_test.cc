@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bnorm-bench end to end: tiny cases (well under a second each) in every dtype
 // and layout with --json, the layer flags, and bad flags, which must exit 2 with
 // one line naming the flag before anything is timed.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bnorm-run end to end: the test writes small .npy files, runs the binary and
 // checks its files against numbers computed by hand (the inputs are chosen so
 // that every mean, variance and square root is exact).

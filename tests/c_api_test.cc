@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C ABI (bnorm.h): every function's success path equals the C++ call it
 // wraps bit for bit, and every bad argument is a status with a message naming
 // it, after which outputs and layer state are byte-identical to before.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bnorm used from many application threads at once (std::thread), each also
 // using oneTBB inside bnorm: every result must be bitwise equal to a serial
 // run of the same calls. tools/run-sanitizers runs this under ThreadSanitizer.

@@ -102,7 +102,7 @@ TEST_P(Determinism, NormalizeIsBitwiseEqualForEveryThreadCount) {
 }
 
 // A ghost batch of a tensor: with G ghosts, ghost `ghost` holds samples
-// ghost, ghost + G, ghost + 2G, ... (SPEC.md: sample b belongs to ghost
+// ghost, ghost + G, ghost + 2G, ... (docs/semantics.md: sample b belongs to ghost
 // b mod G). `base` is the offset of its first sample.
 struct GhostView {
   Geometry g;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The same input gives bitwise the same output and state whatever the
 // threads: Execution::Serial(), oneTBB's global arena and caller arenas of 1,
 // 2 and 7 threads (7 > the cores of a CI machine, so workers are

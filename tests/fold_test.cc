@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Inference folding: Fold gives the double formula rounded once, and
 // FoldIntoWeights makes a dense or convolution layer compute bn(layer(x)) by
 // itself, in both weight layouts. Bad arguments leave weights and bias alone.

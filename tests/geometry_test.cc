@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Geometry planning: shapes and Keras feature axes to the canonical
 // [outer, channels, inner], the parameter shape and every planning error.
 #include "bnorm/geometry.hpp"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs a bnorm build into a temporary prefix with `cmake --install`, checks
 # what was installed and what libbnorm.so exports, then builds examples/c
 # (pkg-config) and examples/cpp (find_package), each against the shared and the

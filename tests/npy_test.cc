@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The .npy reader and writer: round trips for every dtype and rank, the exact
 // bytes NumPy expects, and one test per malformed-file error (the bad bytes are
 // written here, by hand).

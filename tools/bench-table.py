@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Markdown tables for BENCHMARKS.md from repeated benchmark runs.
 
 Reads any number of `bnorm-bench --json` files (--bnorm) and of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 (bookworm) packages bnorm needs, only those missing, and says which.
 # Required: the compiler toolchain (g++, cmake, make, pkg-config), Highway (libhwy-dev), oneTBB
 # (libtbb-dev), GoogleTest and GoogleMock (libgtest-dev, libgmock-dev: gmock is a separate

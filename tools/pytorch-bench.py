@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """PyTorch's batch normalization on bnorm-bench's cases, for comparison.
 
 Times torch.nn.functional.batch_norm (CPU, float32) with the same shapes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bnorm's C ABI: a Keras layer trains on a small NHWC batch and runs inference;
  * then an engine does the same inference with bnorm_fold + bnorm_normalize. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bnorm's C++ API: a Keras BatchNormalization layer trains on a small NHWC
 // batch and runs inference; then an engine does the same inference with
 // bnorm::Fold + bnorm::Normalize.

@@ -3,7 +3,7 @@
 // canonical geometry: the per-channel reduction S1 = Σg, S2 = Σg·(x − μ) and
 // the data pass dx = k·(g − a − (x − μ)·b), where g is dy (masked where a fused
 // ReLU/ReLU6 had a zero derivative). A training backward is BackwardReduce,
-// then per-channel constants from its sums (SPEC.md, "Backward (gradients)":
+// then per-channel constants from its sums (docs/semantics.md, "Backward (gradients)":
 // k = γ·r·a_s·ρ, a = S1/n, b = ρ²·S2/n), then BackwardData. Both dispatch to
 // the best SIMD target and split work into thread-count-independent blocks.
 #ifndef BNORM_BACKWARD_HPP_

@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
 // bnorm::BatchNorm: the complete semantics of Keras' BatchNormalization layer
-// (tf-keras 2.x), option by option. SPEC.md is the math.
+// (tf-keras 2.x), option by option. docs/semantics.md is the math.
 #ifndef BNORM_BATCH_NORM_HPP_
 #define BNORM_BATCH_NORM_HPP_
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bnorm's C ABI (C99): Keras' BatchNormalization layer behind an opaque
  * handle, and the low-level inference calls of engines (moments, fold,
  * normalize, folding into weights), a thin layer over the C++ API

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Element types of tensors bnorm reads and writes, and the fused activations of
 // the normalize pass. Statistics and arithmetic are float32 (or double) for
 // every element type.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How a call may use threads. Results never depend on this choice: work is
 // split into blocks that do not depend on the thread count, and partial
 // statistics merge in block order, so every mode gives bitwise equal results.

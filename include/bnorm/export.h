@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* BNORM_API marks the symbols libbnorm.so exports. The library is compiled with
  * -fvisibility=hidden, so everything else (Highway kernels, oneTBB task types,
  * internal helpers) stays out of its dynamic symbol table. Plain C so that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Inference folding for engines: the per-channel coefficients of a frozen
 // batch norm, and folding it into the preceding convolution or dense layer.
 #ifndef BNORM_FOLD_HPP_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The low-level operations over a canonical geometry: per-channel batch moments
 // and the normalize pass. Both dispatch to the best SIMD target, split work into
 // thread-count-independent blocks and never allocate on the normalize path.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The target registry: which SIMD targets were compiled, which this CPU runs,
 // and forcing one by name (tests, the CLIs and users who want to pin a target).
 // The environment variable BNORM_TARGET forces a target at the first kernel call.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // NumPy .npy files (format versions 1.0, 2.0 and 3.0): the interchange format
 // of bnorm-run and the Keras cross-checks. Only what the layer reads and writes
 // is supported: little-endian float32, float64, float16 and bfloat16 (which

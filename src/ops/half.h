@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // float16 / bfloat16 <-> float32 conversions, bit-exact and portable. Widening
 // is exact; narrowing rounds to nearest even (never truncates), NaN stays a
 // (quiet) NaN with its sign, and Inf stays Inf. Values beyond the 16-bit range

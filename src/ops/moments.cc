@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // BatchMoments: per-block partial moments from the dispatched kernels, merged
 // in block order with Chan's formula in double.
 #include "dispatch/moments.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // When Normalize writes its output with non-temporal stores.
 #ifndef BNORM_SRC_STREAMING_H_
 #define BNORM_SRC_STREAMING_H_

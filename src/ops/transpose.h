@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A generic strided transpose, for feature axes that are not adjacent: the
 // layer permutes them to the end, works channels-last, and permutes back.
 #ifndef BNORM_SRC_TRANSPOSE_H_

@@ -1,4 +1,5 @@
-// SPEC.md, element by element, in double. Deliberately shares no code with the
+// SPDX-License-Identifier: Apache-2.0
+// docs/semantics.md, element by element, in double. Deliberately shares no code with the
 // layer (src/batch_norm.cc, src/options.cc) so that it checks it.
 #include "src/oracle/keras_reference.h"
 

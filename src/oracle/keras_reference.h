@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
 // The scalar float64 oracle of the whole layer: Keras' BatchNormalization as
-// SPEC.md writes it, for every option (any axis list, fused convention, ghost
+// docs/semantics.md writes it, for every option (any axis list, fused convention, ghost
 // batches, renorm, adjustment, trainable, center/scale), with no SIMD, no
 // threads and no shortcuts: every element is visited by its coordinates. Tests
 // and bnorm-verify check bnorm::BatchNorm against it. It assumes valid options
@@ -35,7 +36,7 @@ void Forward(const Options& options, const std::vector<int64_t>& shape, const fl
              std::optional<bool> training, State* state, double* y);
 
 // The gradients of one call, in double: of sum(dy * y) with respect to x, gamma, beta and the
-// adjustment's outputs (SPEC.md, "Backward"). Renorm's r and d and the moving statistics are
+// adjustment's outputs (docs/semantics.md, "Backward (gradients)"). Renorm's r and d and the moving statistics are
 // constants. dgamma is empty with scale=false, dbeta with center=false, the adjustment
 // gradients unless the call trained with an adjustment.
 struct Gradients {

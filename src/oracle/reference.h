@@ -1,4 +1,5 @@
-// The scalar float64 reference: SPEC.md written as plainly as possible, with no
+// SPDX-License-Identifier: Apache-2.0
+// The scalar float64 reference: docs/semantics.md written as plainly as possible, with no
 // SIMD and no threads. It is the oracle every dispatched kernel is checked
 // against (tests and bnorm-verify).
 #ifndef BNORM_SRC_ORACLE_REFERENCE_H_
@@ -36,7 +37,7 @@ void TrainingForward(const float* x, const Geometry& g, double momentum, double 
 void InferenceForward(const float* x, const Geometry& g, double epsilon, const State& state,
                       double* y);
 
-// The backward pass (SPEC.md, "Backward (gradients)"), element by element in
+// The backward pass (docs/semantics.md, "Backward (gradients)"), element by element in
 // double. g = dy, taken as 0 where the mask's derivative is 0 (y <= 0; for
 // kRelu6 also y >= 6); y is unused with kNone. mean is the forward's mean.
 // sum_dy[c] = Σ g and sum_dy_xmu[c] = Σ g·(x − mean[c]).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Template body of ForEachBlock (kept out of blocks.h so the plan reads first).
 #ifndef BNORM_SRC_BLOCKS_INL_H_
 #define BNORM_SRC_BLOCKS_INL_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fixed work blocks: a geometry splits into blocks that depend only on the
 // geometry, never on the thread count, so per-block partial statistics merged
 // in block order give bitwise equal results for any number of threads.
