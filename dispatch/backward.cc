@@ -25,91 +25,95 @@ namespace HWY_NAMESPACE {
 
 // Preconditions shared by every entry point (compiled out of release builds,
 // hence the cast to void).
-HWY_INLINE void AssertInputs(const dispatch::BackwardInputs& in) {
+HWY_INLINE void AssertInputs(const void* x, DType type, const dispatch::BackwardOperands& in) {
+  (void)x;
+  (void)type;
   (void)in;
-  HWY_DASSERT(in.x != nullptr && in.dy != nullptr);
+  HWY_DASSERT(x != nullptr && in.dy != nullptr);
   HWY_DASSERT(in.mask == Activation::kNone || in.y != nullptr);
-  HWY_DASSERT(reinterpret_cast<uintptr_t>(in.x) % SizeOf(in.type) == 0);
-  HWY_DASSERT(reinterpret_cast<uintptr_t>(in.dy) % SizeOf(in.type) == 0);
-  HWY_DASSERT(reinterpret_cast<uintptr_t>(in.y) % SizeOf(in.type) == 0);
+  HWY_DASSERT(reinterpret_cast<uintptr_t>(x) % SizeOf(type) == 0);
+  HWY_DASSERT(reinterpret_cast<uintptr_t>(in.dy) % SizeOf(type) == 0);
+  HWY_DASSERT(reinterpret_cast<uintptr_t>(in.y) % SizeOf(type) == 0);
   HWY_DASSERT(in.mean_hi != nullptr && in.mean_lo != nullptr);
 }
 
 // Calls f(tag, mask constant, x, dy, y) with the inputs as typed pointers; y
 // is dy when there is no mask (never read, but offsets from it stay valid).
 template <class F>
-HWY_INLINE void WithTypedInputs(const dispatch::BackwardInputs& in, const F& f) {
-  WithTypeAndMask(in.type, in.mask, [&](auto tag, auto mask) {
+HWY_INLINE void WithTypedInputs(const void* x, DType type, const dispatch::BackwardOperands& in,
+                                const F& f) {
+  AssertInputs(x, type, in);
+  WithTypeAndMask(type, in.mask, [&](auto tag, auto mask) {
     using Raw = typename decltype(tag)::Raw;
     const Raw* dy = static_cast<const Raw*>(in.dy);
     const Raw* y = decltype(mask)::value == Activation::kNone ? dy : static_cast<const Raw*>(in.y);
-    f(tag, mask, static_cast<const Raw*>(in.x), dy, y);
+    f(tag, mask, static_cast<const Raw*>(x), dy, y);
   });
 }
 
 // Entry points, one per target: element type and mask are chosen once per
 // block, not per vector.
-HWY_NOINLINE void BackwardReduceRows(const dispatch::BackwardInputs& in,
-                                     const dispatch::BackwardRows& s,
+HWY_NOINLINE void BackwardReduceRows(const dispatch::RowsView& s,
+                                     const dispatch::BackwardOperands& in,
                                      const dispatch::BackwardSums& out, bool from_memory) {
-  AssertInputs(in);
   HWY_DASSERT(s.rows >= 1 && s.channels >= 1 && s.stride >= s.channels);
   HWY_DASSERT(out.sum_dy != nullptr && out.sum_dy_xmu != nullptr);
-  WithTypedInputs(in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
-    ReduceRowsT<decltype(mask)::value>(tag, x, dy, y, s.rows, s.channels, s.stride, in.mean_hi,
-                                       in.mean_lo, from_memory, out.sum_dy, out.sum_dy_xmu);
-  });
+  WithTypedInputs(
+      s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
+        ReduceRowsT<decltype(mask)::value>(tag, x, dy, y, s.rows, s.channels, s.stride, in.mean_hi,
+                                           in.mean_lo, from_memory, out.sum_dy, out.sum_dy_xmu);
+      });
 }
 
-HWY_NOINLINE void BackwardReduceRuns(const dispatch::BackwardInputs& in,
-                                     const dispatch::BackwardRuns& s,
+HWY_NOINLINE void BackwardReduceRuns(const dispatch::RunsView& s,
+                                     const dispatch::BackwardOperands& in,
                                      const dispatch::BackwardSums& out, bool from_memory) {
-  AssertInputs(in);
   HWY_DASSERT(s.channels >= 1 && s.runs >= 1 && s.len >= 1);
   HWY_DASSERT(out.sum_dy != nullptr && out.sum_dy_xmu != nullptr);
-  WithTypedInputs(in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
-    for (size_t c = 0; c < s.channels; ++c) {
-      const size_t o = c * s.channel_stride;
-      ReduceRunsT<decltype(mask)::value>(tag, x + o, dy + o, y + o, s.runs, s.len, s.stride,
-                                         in.mean_hi[c], in.mean_lo[c], from_memory, out.sum_dy + c,
-                                         out.sum_dy_xmu + c);
-    }
-  });
+  WithTypedInputs(
+      s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
+        for (size_t c = 0; c < s.channels; ++c) {
+          const size_t o = c * s.channel_stride;
+          ReduceRunsT<decltype(mask)::value>(tag, x + o, dy + o, y + o, s.runs, s.len, s.stride,
+                                             in.mean_hi[c], in.mean_lo[c], from_memory,
+                                             out.sum_dy + c, out.sum_dy_xmu + c);
+        }
+      });
 }
 
 // Streamed stores are flushed before returning, so the block is visible to
 // whoever reads it next.
-HWY_NOINLINE void BackwardDataRows(const dispatch::BackwardInputs& in,
-                                   const dispatch::BackwardRows& s,
+HWY_NOINLINE void BackwardDataRows(const dispatch::RowsView& s,
+                                   const dispatch::BackwardOperands& in,
                                    const dispatch::BackwardCoefficients& k, void* dx, bool stream) {
-  AssertInputs(in);
   HWY_DASSERT(s.rows >= 1 && s.channels >= 1 && s.stride >= s.channels);
   HWY_DASSERT(k.k != nullptr && k.a != nullptr && k.b != nullptr);
-  HWY_DASSERT(dx != nullptr && reinterpret_cast<uintptr_t>(dx) % SizeOf(in.type) == 0);
-  WithTypedInputs(in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
-    using Raw = typename decltype(tag)::Raw;
-    DataRowsT<decltype(mask)::value>(tag, x, dy, y, static_cast<Raw*>(dx), s.rows, s.channels,
-                                     s.stride, in.mean_hi, in.mean_lo, k.k, k.a, k.b, stream);
-  });
+  HWY_DASSERT(dx != nullptr && reinterpret_cast<uintptr_t>(dx) % SizeOf(s.type) == 0);
+  WithTypedInputs(
+      s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
+        using Raw = typename decltype(tag)::Raw;
+        DataRowsT<decltype(mask)::value>(tag, x, dy, y, static_cast<Raw*>(dx), s.rows, s.channels,
+                                         s.stride, in.mean_hi, in.mean_lo, k.k, k.a, k.b, stream);
+      });
   if (stream) hwy::FlushStream();
 }
 
-HWY_NOINLINE void BackwardDataRuns(const dispatch::BackwardInputs& in,
-                                   const dispatch::BackwardRuns& s,
+HWY_NOINLINE void BackwardDataRuns(const dispatch::RunsView& s,
+                                   const dispatch::BackwardOperands& in,
                                    const dispatch::BackwardCoefficients& k, void* dx, bool stream) {
-  AssertInputs(in);
   HWY_DASSERT(s.channels >= 1 && s.runs >= 1 && s.len >= 1);
   HWY_DASSERT(k.k != nullptr && k.a != nullptr && k.b != nullptr);
-  HWY_DASSERT(dx != nullptr && reinterpret_cast<uintptr_t>(dx) % SizeOf(in.type) == 0);
-  WithTypedInputs(in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
-    using Raw = typename decltype(tag)::Raw;
-    for (size_t c = 0; c < s.channels; ++c) {
-      const size_t o = c * s.channel_stride;
-      DataRunsT<decltype(mask)::value>(tag, x + o, dy + o, y + o, static_cast<Raw*>(dx) + o, s.runs,
-                                       s.len, s.stride, in.mean_hi[c], in.mean_lo[c], k.k[c],
-                                       k.a[c], k.b[c], stream);
-    }
-  });
+  HWY_DASSERT(dx != nullptr && reinterpret_cast<uintptr_t>(dx) % SizeOf(s.type) == 0);
+  WithTypedInputs(
+      s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
+        using Raw = typename decltype(tag)::Raw;
+        for (size_t c = 0; c < s.channels; ++c) {
+          const size_t o = c * s.channel_stride;
+          DataRunsT<decltype(mask)::value>(tag, x + o, dy + o, y + o, static_cast<Raw*>(dx) + o,
+                                           s.runs, s.len, s.stride, in.mean_hi[c], in.mean_lo[c],
+                                           k.k[c], k.a[c], k.b[c], stream);
+        }
+      });
   if (stream) hwy::FlushStream();
 }
 
@@ -126,24 +130,24 @@ HWY_EXPORT(BackwardReduceRuns);
 HWY_EXPORT(BackwardDataRows);
 HWY_EXPORT(BackwardDataRuns);
 
-void BackwardReduceRows(const BackwardInputs& in, const BackwardRows& shape,
-                        const BackwardSums& out, bool from_memory) {
-  HWY_DYNAMIC_DISPATCH(BackwardReduceRows)(in, shape, out, from_memory);
+void BackwardReduceRows(const RowsView& x, const BackwardOperands& in, const BackwardSums& out,
+                        bool from_memory) {
+  HWY_DYNAMIC_DISPATCH(BackwardReduceRows)(x, in, out, from_memory);
 }
 
-void BackwardReduceRuns(const BackwardInputs& in, const BackwardRuns& shape,
-                        const BackwardSums& out, bool from_memory) {
-  HWY_DYNAMIC_DISPATCH(BackwardReduceRuns)(in, shape, out, from_memory);
+void BackwardReduceRuns(const RunsView& x, const BackwardOperands& in, const BackwardSums& out,
+                        bool from_memory) {
+  HWY_DYNAMIC_DISPATCH(BackwardReduceRuns)(x, in, out, from_memory);
 }
 
-void BackwardDataRows(const BackwardInputs& in, const BackwardRows& shape,
-                      const BackwardCoefficients& k, void* dx, bool stream) {
-  HWY_DYNAMIC_DISPATCH(BackwardDataRows)(in, shape, k, dx, stream);
+void BackwardDataRows(const RowsView& x, const BackwardOperands& in, const BackwardCoefficients& k,
+                      void* dx, bool stream) {
+  HWY_DYNAMIC_DISPATCH(BackwardDataRows)(x, in, k, dx, stream);
 }
 
-void BackwardDataRuns(const BackwardInputs& in, const BackwardRuns& shape,
-                      const BackwardCoefficients& k, void* dx, bool stream) {
-  HWY_DYNAMIC_DISPATCH(BackwardDataRuns)(in, shape, k, dx, stream);
+void BackwardDataRuns(const RunsView& x, const BackwardOperands& in, const BackwardCoefficients& k,
+                      void* dx, bool stream) {
+  HWY_DYNAMIC_DISPATCH(BackwardDataRuns)(x, in, k, dx, stream);
 }
 
 }  // namespace dispatch

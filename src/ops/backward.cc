@@ -53,14 +53,13 @@ void CheckInputs(const void* x, const void* dy, DType type, const Geometry& g, c
   if (y != nullptr) CheckAligned("y", y, type);
 }
 
-dispatch::BackwardInputs Inputs(const char* x, const char* dy, const char* y, size_t offset,
-                                DType type, Activation activation, const float* mean_hi,
-                                const float* mean_lo) {
-  dispatch::BackwardInputs in;
-  in.x = x + offset;
+// dy and y of a block `offset` bytes into the tensors, with its channels' means.
+dispatch::BackwardOperands Operands(const char* dy, const char* y, size_t offset,
+                                    Activation activation, const float* mean_hi,
+                                    const float* mean_lo) {
+  dispatch::BackwardOperands in;
   in.dy = dy + offset;
   in.y = activation == Activation::kNone ? nullptr : y + offset;
-  in.type = type;
   in.mask = activation;
   in.mean_hi = mean_hi;
   in.mean_lo = mean_lo;
@@ -111,10 +110,10 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       double* part = partials.get() + i * 2 * C;
-      dispatch::BackwardReduceRows(
-          Inputs(xb, dyb, yb, g.RowOffset(b.row) * size, type, p.activation, p.mean_hi, p.mean_lo),
-          dispatch::BackwardRows{b.rows, C, g.RowStride()}, dispatch::BackwardSums{part, part + C},
-          from_memory);
+      const size_t offset = g.RowOffset(b.row) * size;
+      dispatch::BackwardReduceRows({xb + offset, type, b.rows, C, g.RowStride()},
+                                   Operands(dyb, yb, offset, p.activation, p.mean_hi, p.mean_lo),
+                                   dispatch::BackwardSums{part, part + C}, from_memory);
     });
     // Blocks add up in block order, in parallel over groups of channels: each
     // channel's sums are the same for any thread count.
@@ -146,9 +145,9 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
     const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
     const size_t slot = b.channel * per_channel + i % per_channel;
     dispatch::BackwardReduceRuns(
-        Inputs(xb, dyb, yb, first * size, type, p.activation, p.mean_hi + b.channel,
-               p.mean_lo + b.channel),
-        dispatch::BackwardRuns{b.channels, g.ChannelStride(), b.rows, b.inner_count, g.RowStride()},
+        {xb + first * size, type, b.channels, g.ChannelStride(), b.rows, b.inner_count,
+         g.RowStride()},
+        Operands(dyb, yb, first * size, p.activation, p.mean_hi + b.channel, p.mean_lo + b.channel),
         dispatch::BackwardSums{part_s1 + slot, part_s2 + slot}, from_memory);
   });
   for (size_t c = 0; c < C; ++c) {
@@ -196,10 +195,10 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       const size_t offset = g.RowOffset(b.row) * size;
-      dispatch::BackwardDataRows(
-          Inputs(xb, dyb, yb, offset, type, p.activation, p.mean_hi, p.mean_lo),
-          dispatch::BackwardRows{b.rows, g.channels, g.RowStride()},
-          dispatch::BackwardCoefficients{p.k, p.a, p.b}, out + offset, stream);
+      dispatch::BackwardDataRows({xb + offset, type, b.rows, g.channels, g.RowStride()},
+                                 Operands(dyb, yb, offset, p.activation, p.mean_hi, p.mean_lo),
+                                 dispatch::BackwardCoefficients{p.k, p.a, p.b}, out + offset,
+                                 stream);
     });
     return;
   }
@@ -209,8 +208,8 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
         (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
     const size_t c = b.channel;
     dispatch::BackwardDataRuns(
-        Inputs(xb, dyb, yb, offset, type, p.activation, p.mean_hi + c, p.mean_lo + c),
-        dispatch::BackwardRuns{b.channels, g.ChannelStride(), b.rows, b.inner_count, g.RowStride()},
+        {xb + offset, type, b.channels, g.ChannelStride(), b.rows, b.inner_count, g.RowStride()},
+        Operands(dyb, yb, offset, p.activation, p.mean_hi + c, p.mean_lo + c),
         dispatch::BackwardCoefficients{p.k + c, p.a + c, p.b + c}, out + offset, stream);
   });
 }
