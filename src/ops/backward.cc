@@ -22,21 +22,14 @@
 namespace bnorm {
 namespace {
 
-std::string Values(size_t n) { return std::to_string(n) + " values"; }
-
 // The inputs both passes read. Everything is checked before the first write:
 // a rejected call leaves its outputs as they were.
 void CheckInputs(const void* x, const void* dy, DType type, const Geometry& g, const float* mean_hi,
                  const float* mean_lo, Activation activation, const void* y) {
-  const std::string tensor = Values(g.elements());
-  const std::string per_channel = std::to_string(g.channels) + " per-channel values";
-  if (x == nullptr) throw Error(ErrorCode::kNullPointer, "x is null; expected " + tensor);
-  if (dy == nullptr)
-    throw Error(ErrorCode::kNullPointer, "dy is null; expected " + tensor + " (x's shape)");
-  if (mean_hi == nullptr)
-    throw Error(ErrorCode::kNullPointer, "mean_hi is null; expected " + per_channel);
-  if (mean_lo == nullptr)
-    throw Error(ErrorCode::kNullPointer, "mean_lo is null; expected " + per_channel);
+  CheckTensorPresent("x", x, g.elements());
+  CheckTensorPresent("dy", dy, g.elements());
+  CheckPerChannelPresent("mean_hi", mean_hi, g.channels);
+  CheckPerChannelPresent("mean_lo", mean_lo, g.channels);
   if (activation != Activation::kNone && activation != Activation::kRelu &&
       activation != Activation::kRelu6) {
     throw Error(ErrorCode::kInvalidArgument, "activation " +
@@ -46,7 +39,8 @@ void CheckInputs(const void* x, const void* dy, DType type, const Geometry& g, c
   if (activation != Activation::kNone && y == nullptr) {
     throw Error(ErrorCode::kNullPointer, std::string("y is null; the ") +
                                              (activation == Activation::kRelu ? "relu" : "relu6") +
-                                             " mask reads the forward's output, " + tensor);
+                                             " mask reads the forward's output, " +
+                                             std::to_string(g.elements()) + " values");
   }
   CheckAligned("x", x, type);
   CheckAligned("dy", dy, type);
@@ -79,11 +73,8 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
                     const Execution& exec) {
   const size_t C = g.channels;
   if (C == 0) return;
-  if (sum_dy == nullptr || sum_dy_xmu == nullptr) {
-    throw Error(ErrorCode::kNullPointer, std::string(sum_dy == nullptr ? "sum_dy" : "sum_dy_xmu") +
-                                             " is null; expected " + std::to_string(C) +
-                                             " per-channel values");
-  }
+  CheckPerChannelPresent("sum_dy", sum_dy, C);
+  CheckPerChannelPresent("sum_dy_xmu", sum_dy_xmu, C);
   const uintptr_t s1 = reinterpret_cast<uintptr_t>(sum_dy),
                   s2 = reinterpret_cast<uintptr_t>(sum_dy_xmu);
   if ((s1 < s2 ? s2 - s1 : s1 - s2) < C * sizeof(double)) {
@@ -165,15 +156,10 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
                   const BackwardDataParams& p, const Execution& exec) {
   if (g.elements() == 0) return;
   CheckInputs(x, dy, type, g, p.mean_hi, p.mean_lo, p.activation, p.y);
-  if (dx == nullptr)
-    throw Error(ErrorCode::kNullPointer, "dx is null; expected " + Values(g.elements()));
-  if (p.k == nullptr || p.a == nullptr || p.b == nullptr) {
-    throw Error(ErrorCode::kNullPointer, std::string(p.k == nullptr   ? "k"
-                                                     : p.a == nullptr ? "a"
-                                                                      : "b") +
-                                             " is null; expected " + std::to_string(g.channels) +
-                                             " per-channel values");
-  }
+  CheckTensorPresent("dx", dx, g.elements());
+  CheckPerChannelPresent("k", p.k, g.channels);
+  CheckPerChannelPresent("a", p.a, g.channels);
+  CheckPerChannelPresent("b", p.b, g.channels);
   CheckAligned("dx", dx, type);
   // dx == dy (in place), dx == x or dx == y is fine: every element is read
   // before the same lane writes it. Any other overlap would read values

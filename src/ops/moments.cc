@@ -31,16 +31,10 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
                 "x has " + std::to_string(g.reduced()) + " values per channel and " +
                     std::to_string(g.channels) + " channels; moments need at least one of each");
   }
-  if (x == nullptr) {
-    throw Error(ErrorCode::kNullPointer,
-                "x is null; expected " + std::to_string(g.elements()) + " values");
-  }
+  CheckTensorPresent("x", x, g.elements());
   CheckAligned("x", x, type);
-  if (mean == nullptr || variance == nullptr) {
-    throw Error(ErrorCode::kNullPointer, std::string(mean == nullptr ? "mean" : "variance") +
-                                             " is null; expected " + std::to_string(g.channels) +
-                                             " per-channel values");
-  }
+  CheckPerChannelPresent("mean", mean, g.channels);
+  CheckPerChannelPresent("variance", variance, g.channels);
   const char* bytes = static_cast<const char*>(x);
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();

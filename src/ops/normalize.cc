@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Normalize: the dispatched kernel over thread-independent blocks. No heap
 // allocation: inference engines call this in their hot path.
+#include "dispatch/normalize.h"
+
 #include <cstdint>
 #include <string>
 
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
-#include "dispatch/normalize.h"
 #include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
 #include "src/plan/checks.h"
@@ -18,21 +19,11 @@ namespace {
 // Everything is checked before the first write: a rejected call leaves y as it was.
 void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
                     const NormalizeParams& p) {
-  if (x == nullptr) {
-    throw Error(ErrorCode::kNullPointer,
-                "x is null; expected " + std::to_string(g.elements()) + " values");
-  }
-  if (y == nullptr) {
-    throw Error(ErrorCode::kNullPointer,
-                "y is null; expected " + std::to_string(g.elements()) + " values");
-  }
-  if (p.mean_hi == nullptr || p.scale == nullptr || p.shift == nullptr) {
-    throw Error(ErrorCode::kNullPointer, std::string(p.mean_hi == nullptr ? "mean_hi"
-                                                     : p.scale == nullptr ? "scale"
-                                                                          : "shift") +
-                                             " is null; expected " + std::to_string(g.channels) +
-                                             " per-channel values");
-  }
+  CheckTensorPresent("x", x, g.elements());
+  CheckTensorPresent("y", y, g.elements());
+  CheckPerChannelPresent("mean_hi", p.mean_hi, g.channels);
+  CheckPerChannelPresent("scale", p.scale, g.channels);
+  CheckPerChannelPresent("shift", p.shift, g.channels);
   CheckAligned("x", x, type);
   CheckAligned("y", y, type);
   CheckInPlaceOrDisjoint(x, y, g.Extent() * SizeOf(type));

@@ -56,6 +56,25 @@ size_t TensorBytes(const char* name, const int64_t* dims, size_t rank, size_t el
   return bytes;
 }
 
+namespace {
+
+void CheckPresent(const char* name, const void* data, size_t count, const char* what) {
+  if (data != nullptr) return;
+  char text[160];
+  std::snprintf(text, sizeof(text), "%s is null; expected %zu %s", name, count, what);
+  throw Error(ErrorCode::kNullPointer, text);
+}
+
+}  // namespace
+
+void CheckTensorPresent(const char* name, const void* data, size_t count) {
+  CheckPresent(name, data, count, "values");
+}
+
+void CheckPerChannelPresent(const char* name, const void* data, size_t channels) {
+  CheckPresent(name, data, channels, "per-channel values");
+}
+
 void CheckAligned(const char* name, const void* data, DType type) {
   if (reinterpret_cast<uintptr_t>(data) % SizeOf(type) == 0) return;
   char text[160];

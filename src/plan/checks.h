@@ -28,6 +28,11 @@ size_t ShapeProduct(const char* name, const int64_t* dims, size_t rank, size_t b
 // there can be.
 size_t TensorBytes(const char* name, const int64_t* dims, size_t rank, size_t elements, DType type);
 
+// A required pointer: null is kNullPointer, "name is null; expected <count> values" for a tensor
+// of `count` elements, or "... <count> per-channel values" for a per-channel array.
+void CheckTensorPresent(const char* name, const void* data, size_t count);
+void CheckPerChannelPresent(const char* name, const void* data, size_t channels);
+
 // Data of `type` must sit at a multiple of its element size (kInvalidArgument).
 void CheckAligned(const char* name, const void* data, DType type);
 
