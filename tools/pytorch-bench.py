@@ -44,19 +44,6 @@ def parse_shape(text):
     return tuple(shape)
 
 
-def parse_threads(text):
-    counts = []
-    for part in text.split(","):
-        try:
-            n = int(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{part}' is not an integer") from None
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"'{part}' is too small; expected >= 1")
-        counts.append(n)
-    return counts
-
-
 def positive_int(text):
     try:
         n = int(text)
@@ -65,6 +52,10 @@ def positive_int(text):
     if n < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is too small; expected >= 1")
     return n
+
+
+def parse_threads(text):
+    return [positive_int(part) for part in text.split(",")]
 
 
 def seconds(text):

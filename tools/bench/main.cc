@@ -18,6 +18,7 @@
 
 #include "bnorm/error.hpp"
 #include "bnorm/targets.hpp"
+#include "src/plan/format.h"
 #include "tools/bench/problem.h"
 #include "tools/bench/reference.h"
 #include "tools/bench/report.h"
@@ -26,6 +27,7 @@
 #include "tools/bench/threads.h"
 #include "tools/bench/timing.h"
 #include "tools/common/cli.h"
+#include "tools/common/format.h"
 #include "tools/common/parse.h"
 #include "tools/common/tolerances.h"
 
@@ -62,9 +64,9 @@ int Run(const Options& o) {
     // x and y must fit in memory with room to spare, or the timings measure paging.
     const double bytes = 2.0 * static_cast<double>(value_bytes * cases.back().geometry.elements());
     if (memory_bytes > 0.0 && bytes > 0.8 * memory_bytes) {
-      Fail(spec.origin, "shape " + cli::JoinShape(spec.shape, ",") + " needs " +
-                            FormatNumber(bytes * 1e-9) + " GB for x and y; this machine has " +
-                            FormatNumber(memory_bytes * 1e-9) + " GB");
+      Fail(spec.origin, "shape " + FormatList(spec.shape) + " needs " +
+                            cli::FormatNumber(bytes * 1e-9) + " GB for x and y; this machine has " +
+                            cli::FormatNumber(memory_bytes * 1e-9) + " GB");
     }
     layers.push_back(MakeLayer(cases.back(), o));
   }
@@ -86,13 +88,13 @@ int Run(const Options& o) {
   }
   for (size_t case_index = 0; case_index < cases.size(); ++case_index) {
     const Case& c = cases[case_index];
-    const std::string case_name = cli::JoinShape(c.shape, "x") + " " + c.label;
+    const std::string case_name = cli::FormatShape(c.shape) + " " + c.label;
     std::unique_ptr<Problem> problem;
     try {
       problem = std::make_unique<Problem>(c, o.dtype, layers[case_index].get());
     } catch (const std::bad_alloc&) {
       throw std::runtime_error(
-          "cannot allocate the buffers of shape " + cli::JoinShape(c.shape, ",") + " (" +
+          "cannot allocate the buffers of shape " + FormatList(c.shape) + " (" +
           std::to_string(2 * value_bytes * c.geometry.elements() / 1000000) + " MB)");
     }
     Problem& p = *problem;
@@ -174,7 +176,7 @@ int Run(const Options& o) {
             if (InferenceError(p, ref, &diff) > testing::ForwardTolerance(p.dtype)) {
               notes.push_back("WARNING: " + case_name + " " + r.target +
                               ": bnorm inference differs from the reference by " +
-                              FormatNumber(diff));
+                              cli::FormatNumber(diff));
             }
             r.reference_max_abs_diff = diff;
           }
@@ -188,8 +190,8 @@ int Run(const Options& o) {
             r.onednn_max_abs_diff = diff;
             if (diff > testing::ForwardTolerance(p.dtype) * (1.0 + magnitude)) {
               notes.push_back("WARNING: " + case_name + " " + r.mode +
-                              ": oneDNN and bnorm outputs differ by up to " + FormatNumber(diff) +
-                              " (not the same computation?)");
+                              ": oneDNN and bnorm outputs differ by up to " +
+                              cli::FormatNumber(diff) + " (not the same computation?)");
             }
           }
 #endif

@@ -2,28 +2,19 @@
 // bnorm-bench's problem set-up and timed calls (see problem.h).
 #include "tools/bench/problem.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <new>
 
 #include "bnorm/error.hpp"
 #include "bnorm/fold.hpp"
 #include "src/ops/half.h"
-#include "tools/common/parse.h"
+#include "src/plan/format.h"
+#include "tools/common/format.h"
 #include "tools/common/random.h"
 
 namespace bnorm {
 namespace bench {
 namespace {
-
-// 64-byte aligned, like a framework's tensor allocation.
-Buffer AllocateBytes(size_t count) {
-  const size_t bytes = std::max<size_t>((count + 63) / 64 * 64, 64);
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  return Buffer(static_cast<uint8_t*>(p));
-}
 
 // Stores `count` floats as `dtype` values (16-bit ones rounded to nearest even).
 void StoreAs(DType dtype, const float* in, size_t count, uint8_t* out) {
@@ -45,12 +36,9 @@ Case MakeCase(const CaseSpec& spec) {
   if (spec.layout == Layout::kAxis) {
     c.memory_shape = spec.shape;
     c.axes = spec.axes;
-    c.label = "axis=";
-    for (size_t i = 0; i < spec.axes.size(); ++i) {
-      c.label += (i == 0 ? "" : ",") + std::to_string(spec.axes[i]);
-    }
+    c.label = "axis=" + cli::Join(spec.axes, ",");
   } else if (rank < 2) {
-    Fail(flag, "shape " + cli::JoinShape(spec.shape, ",") +
+    Fail(flag, "shape " + FormatList(spec.shape) +
                    " has rank 1; a layout needs N,C,...; use --axis for other tensors");
   } else if (rank == 2) {
     c.memory_shape = spec.shape;
@@ -74,7 +62,7 @@ Case MakeCase(const CaseSpec& spec) {
   }
   // Three buffers of this size must be addressable in bytes.
   if (c.geometry.elements() > (size_t{1} << 40)) {
-    Fail(flag, "shape " + cli::JoinShape(spec.shape, ",") + " has too many values to benchmark");
+    Fail(flag, "shape " + FormatList(spec.shape) + " has too many values to benchmark");
   }
   return c;
 }
@@ -86,7 +74,7 @@ std::unique_ptr<BatchNorm> MakeLayer(const Case& c, const Options& o) {
   // The layer would say so only at its first call.
   if (o.virtual_batch_size && batch % *o.virtual_batch_size != 0) {
     Fail(flag, std::to_string(*o.virtual_batch_size) + " does not divide the batch size " +
-                   std::to_string(batch) + " of shape " + cli::JoinShape(c.shape, ",") +
+                   std::to_string(batch) + " of shape " + FormatList(c.shape) +
                    "; expected a divisor of " + std::to_string(batch));
   }
   bnorm::Options options;
@@ -122,8 +110,8 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer)
     : c(cs),
       dtype(type),
       elements(cs.geometry.elements()),
-      x(AllocateBytes(bytes())),
-      y(AllocateBytes(bytes())),
+      x(testing::AllocateAligned(bytes())),
+      y(testing::AllocateAligned(bytes())),
       layer(training_layer),
       inference(cs.geometry.channels),
       batch_mean(cs.geometry.channels),

@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
 #include "tools/bench/settings.h"
+#include "tools/common/buffer.h"
 
 namespace bnorm {
 namespace bench {
@@ -42,11 +42,6 @@ Case MakeCase(const CaseSpec& spec);
 // these). Built up front, so that a case it cannot run fails before any timing.
 std::unique_ptr<BatchNorm> MakeLayer(const Case& c, const Options& o);
 
-struct FreeDeleter {
-  void operator()(uint8_t* p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<uint8_t[], FreeDeleter>;
-
 // The first `count` values of a `dtype` buffer, as floats (exact).
 std::vector<float> WidenPrefix(DType dtype, const uint8_t* in, size_t count);
 // Value k of a `dtype` buffer, as a float (exact).
@@ -65,7 +60,7 @@ struct Problem {
   Case c;
   DType dtype;
   size_t elements = 0;
-  Buffer x, y;
+  testing::AlignedBuffer x, y;
   // The whole Keras layer that training runs with ghost batches or renorm; null
   // otherwise (training is then the kernels an engine calls).
   BatchNorm* layer;

@@ -11,6 +11,7 @@
 
 #include "bnorm/targets.hpp"
 #include "nlohmann/json.hpp"
+#include "tools/common/format.h"
 #include "tools/common/parse.h"
 
 namespace bnorm {
@@ -32,7 +33,7 @@ std::string CpuModel() {
 // JSON numbers keep six significant digits, as bnorm-bench has always written them: timings do
 // not repeat further than that. nlohmann-json writes a non-finite number as null.
 double Rounded(double v) {
-  return std::isfinite(v) ? std::strtod(FormatNumber(v).c_str(), nullptr) : v;
+  return std::isfinite(v) ? std::strtod(cli::FormatNumber(v).c_str(), nullptr) : v;
 }
 
 nlohmann::ordered_json Rounded(const std::optional<double>& v) {
@@ -41,20 +42,12 @@ nlohmann::ordered_json Rounded(const std::optional<double>& v) {
 
 }  // namespace
 
-std::string FormatNumber(double v) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.6g", v);
-  return text;
-}
-
 void PrintTableIntro(const Options& o, bool layer_training) {
-  std::string supported;
-  for (const TargetInfo& t : SupportedTargets()) {
-    supported += (supported.empty() ? "" : ", ") + t.name;
-  }
+  std::vector<std::string> supported;
+  for (const TargetInfo& t : SupportedTargets()) supported.push_back(t.name);
   const size_t value_bytes = SizeOf(o.dtype);
   std::printf("bnorm-bench: %s, %u hardware threads; targets supported: %s\n", CpuModel().c_str(),
-              std::thread::hardware_concurrency(), supported.c_str());
+              std::thread::hardware_concurrency(), cli::Join(supported, ", ").c_str());
   std::printf("dtype %s, virtual_batch_size %s, renorm %s%s\n", cli::ShortName(o.dtype),
               o.virtual_batch_size ? std::to_string(*o.virtual_batch_size).c_str() : "none",
               o.renorm ? "on" : "off",
@@ -81,9 +74,9 @@ void PrintTableRow(const Row& r, bool compare) {
     std::snprintf(speedup, sizeof(speedup), "%.1fx", *r.reference_seconds / r.stats.median);
   }
   std::printf("%-18s %-8s %-9s %3d %-8s %10.4g %21s %8.3f %7.2f %7.2f %5.1f%% %8s",
-              cli::JoinShape(r.c->shape, "x").c_str(), r.c->label.c_str(), r.mode.c_str(),
-              r.threads, r.target.c_str(), r.stats.median * 1e3, spread, r.gelems(), r.gbps(),
-              r.roof.gbps, r.pct_roof(), speedup);
+              cli::FormatShape(r.c->shape).c_str(), r.c->label.c_str(), r.mode.c_str(), r.threads,
+              r.target.c_str(), r.stats.median * 1e3, spread, r.gelems(), r.gbps(), r.roof.gbps,
+              r.pct_roof(), speedup);
   if (compare && r.onednn_seconds) {
     std::printf(" %10.4g %8.2f", *r.onednn_seconds * 1e3, *r.onednn_seconds / r.stats.median);
   }

@@ -36,9 +36,6 @@ struct Row {
   double pct_roof() const { return 100.0 * gbps() / roof.gbps; }
 };
 
-// A number in six significant digits, for notes.
-std::string FormatNumber(double v);
-
 // The first lines of the table: machine, run settings, what the numbers mean.
 void PrintTableIntro(const Options& o, bool layer_training);
 void PrintTableHeader(bool compare);

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <limits>
 #include <sstream>
 
 #include "tools/common/cli.h"
@@ -168,13 +167,9 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
       ->check(cli::IsTarget(/*allow_all=*/true))
       ->option_text("NAME|all")
       ->group(what);
-  cli::AddParsed(
-      &app, "--virtual-batch-size", &o.virtual_batch_size,
-      [](const std::string& text) {
-        return cli::ParseInteger(text, 1, std::numeric_limits<int64_t>::max());
-      },
-      "ghost batches of V samples (V >= 1 must divide the\n"
-      "batch, the first size in memory order)")
+  cli::AddParsed(&app, "--virtual-batch-size", &o.virtual_batch_size, cli::ParsePositive,
+                 "ghost batches of V samples (V >= 1 must divide the\n"
+                 "batch, the first size in memory order)")
       ->option_text("V")
       ->group(what);
   app.add_flag("--renorm", o.renorm,

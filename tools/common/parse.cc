@@ -5,9 +5,10 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <limits>
+
+#include "tools/common/format.h"
 
 namespace bnorm {
 namespace cli {
@@ -28,6 +29,17 @@ bool IsDecimal(const std::string& text, bool allow_sign) {
   return true;
 }
 
+// Whether `convert` (strtod or strtof) reads all of `text` into *value, errno as it leaves it:
+// alone it would skip leading spaces and stop at the first character it cannot read.
+template <class T>
+bool ReadWhole(const std::string& text, T (*convert)(const char*, char**), T* value) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return false;
+  char* end = nullptr;
+  errno = 0;
+  *value = convert(text.c_str(), &end);
+  return *end == '\0';
+}
+
 std::vector<std::string> Split(const std::string& text, const char* separators) {
   std::vector<std::string> parts(1);
   for (char ch : text) {
@@ -38,12 +50,6 @@ std::vector<std::string> Split(const std::string& text, const char* separators) 
     }
   }
   return parts;
-}
-
-std::string Number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%g", value);
-  return text;
 }
 
 }  // namespace
@@ -60,6 +66,10 @@ int64_t ParseInteger(const std::string& text, int64_t min, int64_t max) {
     Bad(Quoted(text) + " is too large; expected an integer <= " + std::to_string(max));
   }
   return value;
+}
+
+int64_t ParsePositive(const std::string& text) {
+  return ParseInteger(text, 1, std::numeric_limits<int64_t>::max());
 }
 
 uint64_t ParseUnsigned(const std::string& text) {
@@ -105,24 +115,18 @@ std::vector<int> ParseAxes(const std::string& text) {
 }
 
 double ParseReal(const std::string& text, double min, double max) {
-  char* end = nullptr;
-  errno = 0;
-  const bool starts_well = !text.empty() && !std::isspace(static_cast<unsigned char>(text[0]));
-  const double value = starts_well ? std::strtod(text.c_str(), &end) : 0.0;
-  if (!starts_well || *end != '\0' || errno == ERANGE || !std::isfinite(value)) {
+  double value = 0.0;
+  if (!ReadWhole(text, std::strtod, &value) || errno == ERANGE || !std::isfinite(value)) {
     Bad(Quoted(text) + " is not a number");
   }
-  if (value < min) Bad(Quoted(text) + " is too small; expected a number >= " + Number(min));
-  if (value > max) Bad(Quoted(text) + " is too large; expected a number <= " + Number(max));
+  if (value < min) Bad(Quoted(text) + " is too small; expected a number >= " + FormatNumber(min));
+  if (value > max) Bad(Quoted(text) + " is too large; expected a number <= " + FormatNumber(max));
   return value;
 }
 
 float ParseFloat(const std::string& text) {
-  char* end = nullptr;
-  errno = 0;
-  const bool starts_well = !text.empty() && !std::isspace(static_cast<unsigned char>(text[0]));
-  const float value = starts_well ? std::strtof(text.c_str(), &end) : 0.0f;
-  if (!starts_well || *end != '\0') Bad(Quoted(text) + " is not a number");
+  float value = 0.0f;
+  if (!ReadWhole(text, std::strtof, &value)) Bad(Quoted(text) + " is not a number");
   // ERANGE also flags underflow to a denormal or zero, which is a fine float32.
   if (errno == ERANGE && std::fabs(value) > 1.0f) {
     Bad(Quoted(text) + " is out of the float32 range");
@@ -149,14 +153,6 @@ DType ParseDType(const std::string& text) {
 
 const char* ShortName(DType dtype) {
   return dtype == DType::kFloat32 ? "f32" : dtype == DType::kBFloat16 ? "bf16" : "f16";
-}
-
-std::string JoinShape(const std::vector<int64_t>& shape, const char* separator) {
-  std::string text;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    text += (i == 0 ? "" : separator) + std::to_string(shape[i]);
-  }
-  return text;
 }
 
 }  // namespace cli

@@ -21,6 +21,8 @@ namespace cli {
 
 // A whole decimal integer (optional sign) in [min, max].
 int64_t ParseInteger(const std::string& text, int64_t min, int64_t max);
+// A whole decimal integer >= 1: a count or size.
+int64_t ParsePositive(const std::string& text);
 // A whole decimal integer in [0, 2^64).
 uint64_t ParseUnsigned(const std::string& text);
 // Comma-separated integers, each in [min, max]: "1", "1,2,4".
@@ -52,9 +54,6 @@ T ParseChoice(const std::string& text, const std::string& what,
   }
   throw std::invalid_argument("unknown " + what + " '" + text + "'; expected " + expected);
 }
-
-// The sizes joined by `separator`: the inverse of ParseShape with "," or "x".
-std::string JoinShape(const std::vector<int64_t>& shape, const char* separator);
 
 }  // namespace cli
 }  // namespace bnorm

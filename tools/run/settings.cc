@@ -4,6 +4,8 @@
 #include "tools/run/settings.h"
 
 #include <limits>
+#include <optional>
+#include <utility>
 
 #include "tools/common/cli.h"
 #include "tools/common/parse.h"
@@ -133,18 +135,16 @@ std::optional<Settings> ParseSettings(int argc, char** argv, int* exit_status) {
   cli::AddParsed(&app, "--renorm", &o.renorm, cli::ParseBool, "(false)")
       ->option_text("true|false")
       ->group(layer);
-  cli::AddParsed(&app, "--rmax", &o.renorm_clipping.rmax, cli::ParseFloat,
-                 "renorm_clipping key (renorm only; unset: no clip)")
-      ->option_text("F")
-      ->group(layer);
-  cli::AddParsed(&app, "--rmin", &o.renorm_clipping.rmin, cli::ParseFloat,
-                 "renorm_clipping key (renorm only; unset: no clip)")
-      ->option_text("F")
-      ->group(layer);
-  cli::AddParsed(&app, "--dmax", &o.renorm_clipping.dmax, cli::ParseFloat,
-                 "renorm_clipping key (renorm only; unset: no clip)")
-      ->option_text("F")
-      ->group(layer);
+  const std::pair<const char*, std::optional<float>*> clipping_keys[] = {
+      {"--rmax", &o.renorm_clipping.rmax},
+      {"--rmin", &o.renorm_clipping.rmin},
+      {"--dmax", &o.renorm_clipping.dmax}};
+  for (const auto& [name, key] : clipping_keys) {
+    cli::AddParsed(&app, name, key, cli::ParseFloat,
+                   "renorm_clipping key (renorm only; unset: no clip)")
+        ->option_text("F")
+        ->group(layer);
+  }
   cli::AddParsed(&app, "--renorm-momentum", &o.renorm_momentum, cli::ParseFloat,
                  "(0.99; renorm only)")
       ->option_text("F")
@@ -167,12 +167,8 @@ std::optional<Settings> ParseSettings(int argc, char** argv, int* exit_status) {
                  "(unset: Keras' default, inference)")
       ->option_text("true|false")
       ->group(call);
-  cli::AddParsed(
-      &app, "--steps", &s.steps,
-      [](const std::string& text) {
-        return cli::ParseInteger(text, 1, std::numeric_limits<int64_t>::max());
-      },
-      "forward calls on the same input, K >= 1 (1)")
+  cli::AddParsed(&app, "--steps", &s.steps, cli::ParsePositive,
+                 "forward calls on the same input, K >= 1 (1)")
       ->option_text("K")
       ->group(call);
   cli::AddParsed(&app, "--target", &s.target, Text,

@@ -3,18 +3,13 @@
 #include "tools/run/state_files.h"
 
 #include "bnorm/error.hpp"
+#include "src/plan/checks.h"
+#include "src/plan/format.h"
 #include "tools/run/failure.h"
 
 namespace bnorm {
 namespace run {
 namespace {
-
-// A shape as NumPy prints it: (4, 2), (3,).
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
 
 std::vector<int64_t> WithoutOnes(const std::vector<int64_t>& shape) {
   std::vector<int64_t> squeezed;
@@ -35,14 +30,14 @@ npy::Array ReadFile(const std::string& flag, const std::string& path) {
 }
 
 std::vector<float> ParameterFile::Values(const std::vector<int64_t>& parameter_shape) const {
-  size_t count = 1;
-  for (int64_t d : parameter_shape) count *= static_cast<size_t>(d);
+  const size_t count =
+      ShapeElements("parameter shape", parameter_shape.data(), parameter_shape.size());
   const bool fits =
       array.count() == count &&
       (array.shape.size() <= 1 || WithoutOnes(array.shape) == WithoutOnes(parameter_shape));
   if (!fits) {
-    UsageError(flag + " " + path + " has shape " + ShapeText(array.shape) +
-               "; expected the parameter shape " + ShapeText(parameter_shape) + " (" +
+    UsageError(flag + " " + path + " has shape " + FormatList(array.shape) +
+               "; expected the parameter shape " + FormatList(parameter_shape) + " (" +
                std::to_string(count) + " values)");
   }
   return npy::ToFloats(array);

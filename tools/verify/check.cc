@@ -5,13 +5,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "bnorm/execution.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "src/oracle/reference.h"
+#include "tools/common/format.h"
 #include "tools/common/random.h"
 #include "tools/common/tolerances.h"
 
@@ -28,11 +31,8 @@ constexpr double kEpsilon = 1e-3;  // Keras' default epsilon
 // Floats on each side of y that the normalize kernel must leave untouched.
 constexpr size_t kGuard = 64;
 
-std::string Format(double v) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.9g", v);
-  return text;
-}
+// Nine significant digits: as many as a float32 value needs to be read back exactly.
+std::string Format(double v) { return cli::FormatNumber(v, 9); }
 
 // |got - want|, with NaN as infinitely wrong (a comparison with NaN would
 // otherwise hide it).
@@ -55,16 +55,12 @@ float GuardValue() {
   return f;
 }
 
-// aligned_alloc wants a multiple of the alignment.
-size_t AlignedBytes(size_t count) {
-  return std::max<size_t>(1, (count * sizeof(float) + 63) / 64) * 64;
-}
-
 }  // namespace
 
-Buffer::Buffer(size_t count)
-    : data_(static_cast<float*>(std::aligned_alloc(64, AlignedBytes(count)))) {
-  if (data_ == nullptr) {
+Buffer::Buffer(size_t count) {
+  try {
+    bytes_ = testing::AllocateAligned(count * sizeof(float));
+  } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "bnorm-verify: out of memory (%zu floats)\n", count);
     std::exit(1);
   }

@@ -7,12 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "bnorm/geometry.hpp"
+#include "tools/common/buffer.h"
 #include "tools/verify/matrix.h"
 #include "tools/verify/report.h"
 
@@ -27,18 +26,14 @@ struct Case {
   std::string name;
 };
 
-// A float buffer aligned to 64 bytes, so that an offset of 1 float gives a
-// pointer misaligned for every vector width.
+// `count` floats at a 64-byte boundary (tools/common/buffer.h); out of memory ends the run.
 class Buffer {
  public:
   explicit Buffer(size_t count);
-  float* get() const { return data_.get(); }
+  float* get() const { return reinterpret_cast<float*>(bytes_.get()); }
 
  private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> data_;
+  testing::AlignedBuffer bytes_;
 };
 
 class CaseRunner {

@@ -16,6 +16,7 @@
 #include "bnorm/geometry.hpp"
 #include "bnorm/targets.hpp"
 #include "tools/common/cli.h"
+#include "tools/common/format.h"
 #include "tools/common/parse.h"
 #include "tools/verify/check.h"
 #include "tools/verify/matrix.h"
@@ -63,14 +64,6 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_status) {
   return flags;
 }
 
-std::string Join(const std::vector<std::string>& names) {
-  std::string joined;
-  for (const std::string& name : names) {
-    joined += (joined.empty() ? "" : " ") + name;
-  }
-  return joined;
-}
-
 std::vector<std::string> Names(const std::vector<TargetInfo>& targets) {
   std::vector<std::string> names;
   for (const TargetInfo& t : targets) names.push_back(t.name);
@@ -85,8 +78,8 @@ int Run(const Flags& flags) {
 
   std::vector<std::string> targets;
   try {
-    std::printf("compiled targets:  %s\n", Join(Names(CompiledTargets())).c_str());
-    std::printf("supported targets: %s\n", Join(Names(SupportedTargets())).c_str());
+    std::printf("compiled targets:  %s\n", cli::Join(Names(CompiledTargets()), " ").c_str());
+    std::printf("supported targets: %s\n", cli::Join(Names(SupportedTargets()), " ").c_str());
     if (flags.target.empty()) {
       targets = Names(SupportedTargets());
     } else {
@@ -99,7 +92,7 @@ int Run(const Flags& flags) {
     std::fprintf(stderr, "bnorm-verify: --target %s: %s\n", flags.target.c_str(), e.what());
     return cli::kExitUsage;
   }
-  std::printf("verifying:         %s (seed %llu, %s matrix)\n", Join(targets).c_str(),
+  std::printf("verifying:         %s (seed %llu, %s matrix)\n", cli::Join(targets, " ").c_str(),
               static_cast<unsigned long long>(flags.seed), flags.quick ? "quick" : "full");
   std::fflush(stdout);
 
@@ -109,6 +102,9 @@ int Run(const Flags& flags) {
     for (size_t s = 0; s < sizeof(kShapes) / sizeof(kShapes[0]); ++s) {
       const Shape& shape = kShapes[s];
       if (flags.quick && !shape.quick) continue;
+      const std::string shape_name =
+          cli::FormatShape({static_cast<int64_t>(shape.outer), static_cast<int64_t>(shape.channels),
+                            static_cast<int64_t>(shape.inner)});
       for (size_t d = 0; d < sizeof(kDistributions) / sizeof(kDistributions[0]); ++d) {
         Case c;
         c.shape = shape;
@@ -116,8 +112,8 @@ int Run(const Flags& flags) {
         c.dist = &kDistributions[d];
         // Alternates aligned and misaligned bases so every shape sees both.
         c.offset = (s + d) % 2;
-        c.name = std::string(kLayoutNames[shape.layout]) + " " + ShapeName(shape) + " " +
-                 c.dist->name + " offset " + std::to_string(c.offset);
+        c.name = std::string(kLayoutNames[shape.layout]) + " " + shape_name + " " + c.dist->name +
+                 " offset " + std::to_string(c.offset);
         CaseRunner runner(c, CaseSeed(flags.seed, s, d), &report);
         for (size_t t = 0; t < targets.size(); ++t) runner.Run(t, targets[t]);
         ++cases;
@@ -125,7 +121,7 @@ int Run(const Flags& flags) {
       // Progress only when the run is slow enough for someone to wonder.
       if (elapsed() > 10.0) {
         std::fprintf(stderr, "bnorm-verify: %5.1f s: %s %s done\n", elapsed(),
-                     kLayoutNames[shape.layout], ShapeName(shape).c_str());
+                     kLayoutNames[shape.layout], shape_name.c_str());
       }
     }
   } catch (const std::exception& e) {

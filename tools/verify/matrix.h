@@ -5,7 +5,6 @@
 #define BNORM_TOOLS_VERIFY_MATRIX_H_
 
 #include <cstddef>
-#include <string>
 
 #include "tools/common/random.h"
 
@@ -50,10 +49,6 @@ inline const Shape kShapes[] = {
     {kChannelsFirst, 5, 3, 70001, false},    // runs split into pieces
     {kChannelsFirst, 1, 2, 1000003, false},  // 1000003 per channel
 };
-
-inline std::string ShapeName(const Shape& s) {
-  return std::to_string(s.outer) + "x" + std::to_string(s.channels) + "x" + std::to_string(s.inner);
-}
 
 // The normal distributions shift each channel's mean by up to +-std and widen
 // its std by up to 3/8, so a kernel that mixes up channels cannot pass. The
