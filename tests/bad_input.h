@@ -2,7 +2,8 @@
 // The machinery of the bad-input matrix (bad_options_test.cc, bad_input_test.cc
 // and the .npy cases of npy_test.cc): every bad call must throw bnorm::Error (not
 // another exception type, not a crash) whose message names the argument, or is
-// exactly the message a test gives, and must leave every output buffer and every
+// exactly the message a test gives (and, where a case states one, carries the
+// ErrorCode the C ABI turns into its status), and must leave every output buffer and every
 // state variable byte for byte as it was (snapshotted before the call, compared
 // after). Calls that would read or write out of bounds if their check were
 // missing run in a child process (a gtest death test), so that a crash shows as
@@ -21,6 +22,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <typeinfo>
 #include <utility>
@@ -103,13 +105,20 @@ class Snapshot {
   std::vector<std::vector<uint8_t>> layer_bytes_;
 };
 
-// Whether `call` throws a bnorm::Error; its message goes to *message.
+// Whether `call` throws a bnorm::Error; its message goes to *message and, when
+// `code` is given, the error must carry that code.
 inline ::testing::AssertionResult ThrowsError(const std::function<void()>& call,
-                                              std::string* message) {
+                                              std::string* message,
+                                              std::optional<ErrorCode> code = std::nullopt) {
   try {
     call();
   } catch (const Error& e) {
     *message = e.what();
+    if (code && e.code() != *code) {
+      return ::testing::AssertionFailure()
+             << "\"" << e.what() << "\" has code " << static_cast<int>(e.code()) << "; expected "
+             << static_cast<int>(*code);
+    }
     return ::testing::AssertionSuccess();
   } catch (const std::exception& e) {
     return ::testing::AssertionFailure()
@@ -119,11 +128,12 @@ inline ::testing::AssertionResult ThrowsError(const std::function<void()>& call,
 }
 
 // Whether `call` throws a bnorm::Error whose message contains every one of
-// `names` (the argument, and where useful the value).
+// `names` (the argument, and where useful the value), with `code` if given.
 inline ::testing::AssertionResult Rejects(const std::function<void()>& call,
-                                          const std::vector<std::string>& names) {
+                                          const std::vector<std::string>& names,
+                                          std::optional<ErrorCode> code = std::nullopt) {
   std::string message;
-  ::testing::AssertionResult thrown = ThrowsError(call, &message);
+  ::testing::AssertionResult thrown = ThrowsError(call, &message, code);
   if (!thrown) return thrown;
   for (const std::string& name : names) {
     if (message.find(name) == std::string::npos) {
@@ -154,6 +164,14 @@ inline ::testing::AssertionResult RejectsWithMessage(const std::function<void()>
     ++g_cases;                                         \
     EXPECT_TRUE(Rejects([&] { __VA_ARGS__; }, names)); \
     EXPECT_TRUE((snapshot).Unchanged());               \
+  } while (false)
+
+// EXPECT_REJECTED whose error must also carry `code` (an ErrorCode).
+#define EXPECT_REJECTED_AS(snapshot, code, names, ...)       \
+  do {                                                       \
+    ++g_cases;                                               \
+    EXPECT_TRUE(Rejects([&] { __VA_ARGS__; }, names, code)); \
+    EXPECT_TRUE((snapshot).Unchanged());                     \
   } while (false)
 
 // One bad call in this process: rejected with exactly `message`, and

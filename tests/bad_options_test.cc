@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
+#include "bnorm/error.hpp"
 #include "bnorm/geometry.hpp"
 #include "tests/bad_input.h"
 
@@ -228,11 +229,63 @@ TEST_F(BadInput, AxesOutOfRangeOrDuplicated) {
   duplicate.axis = {1, -3};
   BatchNorm duplicate_layer(duplicate);
   EXPECT_REJECTED(none, Names({"axis -3 is duplicated"}), duplicate_layer.Build({2, 3, 4, 5}));
-  // The geometry planner of the low-level API says the same.
+}
+
+// ---------------------------------------------------------------------------
+// The geometry planner of the low-level API and the C ABI: PlanGeometry's
+// array overload (the one planner; the vector overload and the layer call it)
+// and the axis helpers. Each failure with its message and the code the C ABI
+// turns into a status; nothing exists to change.
+
+TEST_F(BadInput, GeometryPlanningFailuresCarryTheirCodes) {
+  Snapshot none;
+  const auto plan = [](const Shape& shape, const std::vector<int>& axes) {
+    PlanGeometry(shape.data(), shape.size(), axes.data(), axes.size());
+  };
+  const ErrorCode invalid = ErrorCode::kInvalidArgument, unsupported = ErrorCode::kUnsupported,
+                  overflow = ErrorCode::kOverflow;
+  EXPECT_REJECTED_AS(none, invalid, Names({"rank is 0"}), plan({}, {-1}));
+  EXPECT_REJECTED_AS(none, invalid, Names({"shape[1] is -1; expected a size >= 0"}),
+                     plan({2, -1, 3}, {1}));
+  EXPECT_REJECTED_AS(none, invalid, Names({"shape[1] is -1"}), plan({2, -1}, {-1}));
+  EXPECT_REJECTED_AS(none, invalid, Names({"axis is an empty list"}), plan({2, 3}, {}));
+  EXPECT_REJECTED_AS(none, invalid,
+                     Names({"axis 4 is out of range for an input of rank 4 (valid: -4..3)"}),
+                     plan({2, 3, 4, 5}, {4}));
+  EXPECT_REJECTED_AS(none, invalid,
+                     Names({"axis -5 is out of range for an input of rank 4 (valid: -4..3)"}),
+                     plan({2, 3, 4, 5}, {-5}));
+  EXPECT_REJECTED_AS(none, invalid,
+                     Names({"axis 1 is out of range for an input of rank 1 (valid: -1..0)"}),
+                     plan({7}, {1, 0}));
+  EXPECT_REJECTED_AS(none, invalid, Names({"axis 2 is out of range"}), plan({2, 3}, {2}));
+  EXPECT_REJECTED_AS(none, invalid, Names({"axis -4"}), plan({2, 3, 4}, {-4}));
+  EXPECT_REJECTED_AS(none, invalid, Names({"axis -3", "duplicated"}), plan({2, 3, 4, 5}, {1, -3}));
+  EXPECT_REJECTED_AS(none, invalid, Names({"duplicated"}), plan({2, 3, 4, 5}, {2, 2}));
+  EXPECT_REJECTED_AS(none, unsupported, Names({"not contiguous", "axes 1 and 3"}),
+                     plan({2, 3, 4, 5}, {1, 3}));
+  EXPECT_REJECTED_AS(none, unsupported, Names({"not contiguous"}), plan({2, 3, 4, 5}, {0, -1}));
+  EXPECT_REJECTED_AS(none, unsupported, Names({"not contiguous"}), plan({2, 3, 4}, {0, 2}));
+  // Sizes whose product does not fit in size_t, within one part of the
+  // geometry (outer, channels, inner) or only in their total.
+  const int64_t big = int64_t{1} << 40;
+  EXPECT_REJECTED_AS(none, overflow,
+                     Names({"more elements than fit in size_t", std::to_string(big)}),
+                     plan({big, big, 2}, {-1}));
+  EXPECT_REJECTED_AS(none, overflow, Names({"more elements than fit in size_t"}),
+                     plan({2, big, big}, {1, 2}));
+  EXPECT_REJECTED_AS(none, overflow, Names({"more elements than fit in size_t"}),
+                     plan({int64_t{1} << 32, int64_t{1} << 31, 2}, {1}));
+  EXPECT_REJECTED_AS(none, overflow, Names({"shape", "size_t"}),
+                     plan({int64_t{1} << 32, int64_t{1} << 32, 2}, {-1}));
   EXPECT_REJECTED(none, Names({"axis 3"}), PlanGeometry({2, 3, 4}, {3}));
-  EXPECT_REJECTED(none, Names({"axis -4"}), PlanGeometry({2, 3, 4}, {-4}));
-  EXPECT_REJECTED(none, Names({"axis"}), PlanGeometry({2, 3, 4}, {0, 2}));
-  EXPECT_REJECTED(none, Names({"axis"}), PlanGeometry({2, 3, 4}, {}));
+  // CanonicalAxes and ParameterShape apply the same axis rules.
+  EXPECT_REJECTED(none, Names({"axis 3 is out of range for an input of rank 3 (valid: -3..2)"}),
+                  CanonicalAxes({3}, 3));
+  EXPECT_REJECTED(none, Names({"axis 4 is out of range for an input of rank 4 (valid: -4..3)"}),
+                  ParameterShape({2, 3, 4, 5}, {4}));
+  EXPECT_REJECTED(none, Names({"empty"}), ParameterShape({2, 3}, {}));
+  EXPECT_REJECTED(none, Names({"duplicated"}), ParameterShape({2, 3}, {0, -2}));
 }
 
 // Ghost batches split axis 0, so it cannot be a feature axis with them.
