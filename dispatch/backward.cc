@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "bnorm/dtype.hpp"
-#include "dispatch/backward-inl.h"
+#include "dispatch/gradient-inl.h"
 #include "dispatch/backward_data-inl.h"
 #include "dispatch/backward_reduce-inl.h"
 #include "hwy/cache_control.h"

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "bnorm/dtype.hpp"
-#include "dispatch/backward-inl.h"
+#include "dispatch/gradient-inl.h"
 #include "dispatch/convert-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/prefetch-inl.h"

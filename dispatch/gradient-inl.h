@@ -6,11 +6,11 @@
 // include guard): the reduction is in backward_reduce-inl.h, the data pass in
 // backward_data-inl.h.
 
-#if defined(BNORM_DISPATCH_BACKWARD_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef BNORM_DISPATCH_BACKWARD_INL_H_
-#undef BNORM_DISPATCH_BACKWARD_INL_H_
+#if defined(BNORM_DISPATCH_GRADIENT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef BNORM_DISPATCH_GRADIENT_INL_H_
+#undef BNORM_DISPATCH_GRADIENT_INL_H_
 #else
-#define BNORM_DISPATCH_BACKWARD_INL_H_
+#define BNORM_DISPATCH_GRADIENT_INL_H_
 #endif
 
 #include <stddef.h>
@@ -107,4 +107,4 @@ HWY_INLINE void WithTypeAndMask(DType type, Activation mask, const F& f) {
 }  // namespace bnorm
 HWY_AFTER_NAMESPACE();
 
-#endif  // BNORM_DISPATCH_BACKWARD_INL_H_
+#endif  // BNORM_DISPATCH_GRADIENT_INL_H_
