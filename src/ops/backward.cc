@@ -24,19 +24,26 @@ namespace {
 
 std::string Values(size_t n) { return std::to_string(n) + " values"; }
 
+// The message texts are built only on failure: a passing check allocates
+// nothing (engines call these passes in their hot path).
+std::string PerChannel(const Geometry& g) {
+  return std::to_string(g.channels) + " per-channel values";
+}
+
 // The inputs both passes read. Everything is checked before the first write:
 // a rejected call leaves its outputs as they were.
 void CheckInputs(const void* x, const void* dy, DType type, const Geometry& g, const float* mean_hi,
                  const float* mean_lo, Activation activation, const void* y) {
-  const std::string tensor = Values(g.elements());
-  const std::string per_channel = std::to_string(g.channels) + " per-channel values";
-  if (x == nullptr) throw Error(ErrorCode::kNullPointer, "x is null; expected " + tensor);
-  if (dy == nullptr)
-    throw Error(ErrorCode::kNullPointer, "dy is null; expected " + tensor + " (x's shape)");
+  if (x == nullptr)
+    throw Error(ErrorCode::kNullPointer, "x is null; expected " + Values(g.elements()));
+  if (dy == nullptr) {
+    throw Error(ErrorCode::kNullPointer,
+                "dy is null; expected " + Values(g.elements()) + " (x's shape)");
+  }
   if (mean_hi == nullptr)
-    throw Error(ErrorCode::kNullPointer, "mean_hi is null; expected " + per_channel);
+    throw Error(ErrorCode::kNullPointer, "mean_hi is null; expected " + PerChannel(g));
   if (mean_lo == nullptr)
-    throw Error(ErrorCode::kNullPointer, "mean_lo is null; expected " + per_channel);
+    throw Error(ErrorCode::kNullPointer, "mean_lo is null; expected " + PerChannel(g));
   if (activation != Activation::kNone && activation != Activation::kRelu &&
       activation != Activation::kRelu6) {
     throw Error(ErrorCode::kInvalidArgument, "activation " +
@@ -46,7 +53,8 @@ void CheckInputs(const void* x, const void* dy, DType type, const Geometry& g, c
   if (activation != Activation::kNone && y == nullptr) {
     throw Error(ErrorCode::kNullPointer, std::string("y is null; the ") +
                                              (activation == Activation::kRelu ? "relu" : "relu6") +
-                                             " mask reads the forward's output, " + tensor);
+                                             " mask reads the forward's output, " +
+                                             Values(g.elements()));
   }
   CheckAligned("x", x, type);
   CheckAligned("dy", dy, type);
