@@ -7,6 +7,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -148,6 +149,24 @@ TEST_F(Rejected, DxOverlappingXPartially) {
   std::vector<float> both(48, 0.0f);
   ExpectRejected(ErrorCode::kInvalidArgument,
                  [&] { layer_.Backward(both.data() + 3, dy_.data(), both.data(), shape_); });
+}
+
+TEST_F(Rejected, OutputWithAZeroScaleCoefficient) {
+  std::vector<float> gamma(4, 1.0f);
+  gamma[2] = 0.0f;
+  BatchNorm zero{Options()};
+  zero.Build(shape_);
+  zero.set_gamma(gamma);
+  zero.Forward(x_.data(), y_.data(), shape_, true);
+  try {
+    zero.BackwardFromOutput(y_.data(), dy_.data(), dx_.data(), shape_);
+    ADD_FAILURE() << "not rejected";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("channel 2"), std::string::npos) << e.what();
+  }
+  for (float v : dx_) ASSERT_TRUE(IsSentinel(v));
+  EXPECT_TRUE(zero.gradient_gamma().empty());
 }
 
 TEST_F(Rejected, SixteenBitOverloadGivenFloat32) {

@@ -182,6 +182,27 @@ TEST(LayerBackward, SeveralAdjacentFeatureAxes) {
   ExpectBackwardMatchesReference(Axis({1, 2}), {3, 4, 5, 6}, true, {33});
 }
 
+// In-place training: the forward overwrites x with y, and the gradients come
+// from y through the forward's own coefficients.
+TEST(LayerBackward, InPlaceTrainingRecoversXFromY) {
+  const auto from_y = [](uint32_t seed, double mean = 0.0, double stddev = 1.0) {
+    return BackwardData{seed, mean, stddev, 1, true};
+  };
+  ExpectBackwardMatchesReference(Axis({-1}), {9, 7}, true, from_y(40));
+  ExpectBackwardMatchesReference(Axis({1}), {3, 5, 11}, true, from_y(41, 1e4, 1e-2));
+  ExpectBackwardMatchesReference(Axis({1, 3}), {3, 4, 5, 2}, true, from_y(42));
+  ExpectBackwardMatchesReference(Axis({-1}), {9, 7}, false, from_y(43));
+  Options o = Axis({-1});
+  o.virtual_batch_size = 3;
+  o.beta_initializer = Initializer::Constant(0.5f);
+  o.gamma_initializer = Initializer::Constant(-1.5f);
+  ExpectBackwardMatchesReference(o, {9, 4, 3}, true, from_y(44));
+  Options renorm = Axis({-1});
+  renorm.renorm = true;
+  renorm.renorm_clipping = RenormClipping{1.5f, 0.7f, 0.2f};
+  ExpectBackwardMatchesReference(renorm, {9, 6}, true, from_y(45, 0.3, 2.0));
+}
+
 // 16-bit data: the same gradients of the widened x and dy, with dx rounded to
 // the dtype (within 2^-8 of the scale for bfloat16, 2^-11 for float16).
 TEST(LayerBackward, SixteenBitData) {

@@ -26,12 +26,15 @@ namespace test {
 
 // The data of one case: x ~ N(mean, stddev), dy ~ N(0, 1), and `warmup`
 // training forwards on other data before the one differentiated, so that the
-// moving and renorm statistics are not their initial values.
+// moving and renorm statistics are not their initial values. With
+// `from_output` the forward runs in place (y over x) and the gradients come
+// from BackwardFromOutput(y).
 struct BackwardData {
   uint32_t seed = 1;
   double mean = 0.0;
   double stddev = 1.0;
   int warmup = 1;
+  bool from_output = false;
 };
 
 // The largest differences seen, relative to the bounds' scales.
@@ -80,9 +83,15 @@ inline BackwardErrors ExpectBackwardMatchesReference(const Options& options, con
   const std::vector<float> dy = Normal(n, 0.0, 1.0, data.seed + 1);
   const std::vector<double> dy64(dy.begin(), dy.end());
   const keras_reference::State before = state;
-  layer.Forward(x.data(), y.data(), shape, training);
   std::vector<float> dx(n, Sentinel());
-  layer.Backward(x.data(), dy.data(), dx.data(), shape);
+  if (data.from_output) {
+    y = x;
+    layer.Forward(y.data(), y.data(), shape, training);
+    layer.BackwardFromOutput(y.data(), dy.data(), dx.data(), shape);
+  } else {
+    layer.Forward(x.data(), y.data(), shape, training);
+    layer.Backward(x.data(), dy.data(), dx.data(), shape);
+  }
   const keras_reference::Gradients ref =
       keras_reference::Backward(options, shape, x.data(), dy64.data(), training, before);
 

@@ -112,6 +112,15 @@ class BNORM_API BatchNorm {
   // float16 / bfloat16 x, dy and dx as raw 16-bit patterns (float32 math).
   void Backward(const uint16_t* x, const uint16_t* dy, uint16_t* dx, DType dtype,
                 const std::vector<int64_t>& shape, const Execution& exec = Execution());
+  // In-place training (as inplace-ABN): the same gradients from the Forward's
+  // output y instead of x, which the Forward may then have overwritten (y ==
+  // x). x - mean is recovered as (y - shift) / scale with the forward's own
+  // per-channel coefficients, so it is exact up to y's rounding. An error when
+  // a scale coefficient is 0 (gamma = 0, say): y holds nothing of x there.
+  void BackwardFromOutput(const float* y, const float* dy, float* dx,
+                          const std::vector<int64_t>& shape, const Execution& exec = Execution());
+  void BackwardFromOutput(const uint16_t* y, const uint16_t* dy, uint16_t* dx, DType dtype,
+                          const std::vector<int64_t>& shape, const Execution& exec = Execution());
   // The last Backward's parameter gradients (float32, parameter size): dγ with
   // scale, dβ with center, the adjustment's after a training forward with an
   // adjustment. Empty when not defined or before the first Backward.

@@ -28,21 +28,21 @@ namespace {
 
 // The tensors of a Backward with `total` > 0 elements: non-null, within the
 // largest buffer there can be, aligned, and dx either dy itself (in place), x
-// itself, or disjoint from both.
-void CheckData(const void* x, const void* dy, const void* dx, DType type,
+// itself, or disjoint from both. `x_name` is "x", or "y" for BackwardFromOutput.
+void CheckData(const char* x_name, const void* x, const void* dy, const void* dx, DType type,
                const std::vector<int64_t>& shape, size_t total, bool transposed) {
-  const char* null = x == nullptr ? "x" : dy == nullptr ? "dy" : dx == nullptr ? "dx" : nullptr;
+  const char* null = x == nullptr ? x_name : dy == nullptr ? "dy" : dx == nullptr ? "dx" : nullptr;
   if (null != nullptr) {
     throw Error(ErrorCode::kNullPointer, std::string(null) + " is null for a shape of " +
                                              std::to_string(total) + " elements");
   }
   TensorBytes("shape", shape.data(), shape.size(), total, transposed ? DType::kFloat32 : type);
   const size_t bytes = total * SizeOf(type);
-  CheckAligned("x", x, type);
+  CheckAligned(x_name, x, type);
   CheckAligned("dy", dy, type);
   CheckAligned("dx", dx, type);
   CheckInPlaceOrDisjoint("dy", dy, "dx", dx, bytes);
-  CheckInPlaceOrDisjoint("x", x, "dx", dx, bytes);
+  CheckInPlaceOrDisjoint(x_name, x, "dx", dx, bytes);
 }
 
 // The shape of the transposed working copy.
@@ -71,7 +71,7 @@ std::vector<float> TransposedCopy(const void* data, DType type, const std::vecto
 
 void BatchNorm::Backward(const float* x, const float* dy, float* dx,
                          const std::vector<int64_t>& shape, const Execution& exec) {
-  State::Backward(this, x, dy, dx, DType::kFloat32, shape, exec);
+  State::Backward(this, x, dy, dx, DType::kFloat32, shape, false, exec);
 }
 
 void BatchNorm::Backward(const uint16_t* x, const uint16_t* dy, uint16_t* dx, DType dtype,
@@ -80,7 +80,21 @@ void BatchNorm::Backward(const uint16_t* x, const uint16_t* dy, uint16_t* dx, DT
     throw Error(ErrorCode::kInvalidArgument,
                 "dtype is float32 for 16-bit data; expected float16 or bfloat16");
   }
-  State::Backward(this, x, dy, dx, dtype, shape, exec);
+  State::Backward(this, x, dy, dx, dtype, shape, false, exec);
+}
+
+void BatchNorm::BackwardFromOutput(const float* y, const float* dy, float* dx,
+                                   const std::vector<int64_t>& shape, const Execution& exec) {
+  State::Backward(this, y, dy, dx, DType::kFloat32, shape, true, exec);
+}
+
+void BatchNorm::BackwardFromOutput(const uint16_t* y, const uint16_t* dy, uint16_t* dx, DType dtype,
+                                   const std::vector<int64_t>& shape, const Execution& exec) {
+  if (dtype == DType::kFloat32) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "dtype is float32 for 16-bit data; expected float16 or bfloat16");
+  }
+  State::Backward(this, y, dy, dx, dtype, shape, true, exec);
 }
 
 const std::vector<float>& BatchNorm::gradient_gamma() const { return State::Gradient(*this, 0); }
@@ -102,7 +116,7 @@ const std::vector<float>& BatchNorm::State::Gradient(const BatchNorm& layer, int
 }
 
 void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy, void* dx,
-                                DType type, const std::vector<int64_t>& shape,
+                                DType type, const std::vector<int64_t>& shape, bool from_output,
                                 const Execution& exec) {
   // Everything is checked before dx or a gradient is written.
   if (!layer->state_ || !layer->state_->saved.valid) {
@@ -116,14 +130,17 @@ void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy,
                                                FormatList(s.saved.shape));
   }
   const size_t total = ShapeElements("shape", shape.data(), shape.size());
-  if (total != 0) CheckData(x, dy, dx, type, shape, total, !s.permutation.empty());
+  if (total != 0) {
+    CheckData(from_output ? "y" : "x", x, dy, dx, type, shape, total, !s.permutation.empty());
+  }
+  if (from_output && total != 0) s.CheckRecoverable();
   const Options& options = layer->options_;
   if (total == 0) {
     s.Gradients(options, true);  // no dx, zero parameter gradients
     return;
   }
   if (s.permutation.empty()) {
-    s.RunBackward(x, dy, dx, type, exec);
+    s.RunBackward(x, dy, dx, type, from_output, exec);
     s.Gradients(options, false);
     return;
   }
@@ -131,7 +148,7 @@ void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy,
   // place of the dy copy, then transposed back.
   std::vector<float> work_x = TransposedCopy(x, type, shape, s.permutation, total);
   std::vector<float> work_dy = TransposedCopy(dy, type, shape, s.permutation, total);
-  s.RunBackward(work_x.data(), work_dy.data(), work_dy.data(), DType::kFloat32, exec);
+  s.RunBackward(work_x.data(), work_dy.data(), work_dy.data(), DType::kFloat32, from_output, exec);
   const std::vector<int> inverse = InversePermutation(s.permutation);
   if (type == DType::kFloat32) {
     Transpose(work_dy.data(), Permuted(shape, s.permutation), inverse, static_cast<float*>(dx));
@@ -142,8 +159,10 @@ void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy,
   s.Gradients(options, false);
 }
 
+// x - mean = (y - shift) / scale: from y the sums are formed around the shift
+// and S2 divided by the scale, and the data pass's b divided by it too.
 void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DType type,
-                                   const Execution& exec) {
+                                   bool from_output, const Execution& exec) {
   Saved& v = saved;
   const char* in = static_cast<const char*>(x);
   const char* grad = static_cast<const char*>(dy);
@@ -154,8 +173,8 @@ void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DTyp
   // Every ghost's sums before any dx: dx may be dy.
   ForEachBlock(ghosts, total, exec, [&](size_t i) {
     BackwardReduceParams params;
-    params.mean_hi = &v.mean_hi[i * C];
-    params.mean_lo = &v.mean_lo[i * C];
+    params.mean_hi = from_output ? &v.shift[i * C] : &v.mean_hi[i * C];
+    params.mean_lo = from_output ? &v.zeros[i * C] : &v.mean_lo[i * C];
     BackwardReduce(in + i * sample_bytes, grad + i * sample_bytes, type, v.view, params,
                    &v.sum_dy[i * C], &v.sum_dy_xmu[i * C], exec);
   });
@@ -163,21 +182,36 @@ void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DTyp
   for (size_t q = 0; q < ghosts * C; ++q) {
     const size_t c = q % C;
     const double rho = v.rho[q];
+    const double from_y = from_output ? 1.0 / static_cast<double>(v.scale[q]) : 1.0;
+    v.sum_dy_xmu[q] *= from_y;
     v.k[q] = static_cast<float>(v.gamma[c] * v.r[c] * v.adjustment_scale[c] * rho);
     // After an inference forward the statistics are constants: dx = k·dy.
     v.a[q] = v.trained ? static_cast<float>(v.sum_dy[q] / n) : 0.0f;
-    v.b[q] = v.trained ? static_cast<float>(rho * rho * v.sum_dy_xmu[q] / n) : 0.0f;
+    v.b[q] = v.trained ? static_cast<float>(rho * rho * v.sum_dy_xmu[q] / n * from_y) : 0.0f;
   }
   ForEachBlock(ghosts, total, exec, [&](size_t i) {
     BackwardDataParams params;
-    params.mean_hi = &v.mean_hi[i * C];
-    params.mean_lo = &v.mean_lo[i * C];
+    params.mean_hi = from_output ? &v.shift[i * C] : &v.mean_hi[i * C];
+    params.mean_lo = from_output ? &v.zeros[i * C] : &v.mean_lo[i * C];
     params.k = &v.k[i * C];
     params.a = &v.a[i * C];
     params.b = &v.b[i * C];
     const size_t offset = i * sample_bytes;
     BackwardData(in + offset, grad + offset, out + offset, type, v.view, params, exec);
   });
+}
+
+void BatchNorm::State::CheckRecoverable() const {
+  for (size_t q = 0; q < saved.scale.size(); ++q) {
+    if (saved.scale[q] == 0.0f) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "BackwardFromOutput cannot recover x from y: the forward's scale coefficient "
+                  "of channel " +
+                      std::to_string(q % channels) +
+                      " is 0 (gamma, the adjustment's scale or renorm's r is 0); call Backward "
+                      "with x");
+    }
+  }
 }
 
 // dβ_c = Σ_q S1_q, dγ_c = Σ_q [a_s·(r·ρ_q·S2_q + d·S1_q) + a_b·S1_q], and the

@@ -112,6 +112,9 @@ void Saved::Resize(size_t groups) {
   k.resize(groups);
   a.resize(groups);
   b.resize(groups);
+  scale.resize(groups);
+  shift.resize(groups);
+  zeros.assign(groups, 0.0f);
 }
 
 // Inference is affine in x: the moving mean as the mean, rho_m as rho, and no
@@ -130,6 +133,8 @@ void BatchNorm::State::SaveInference(const Geometry& g) {
     saved.adjustment_scale[c] = 1.0;
     saved.adjustment_bias[c] = 0.0;
     saved.gamma[c] = gamma[c];
+    saved.scale[c] = inference_scale[c];
+    saved.shift[c] = inference_shift[c];
   }
 }
 

@@ -52,6 +52,10 @@ struct Saved {
   // the adjustment's scale and bias (1 and 0 without one) and gamma, as the
   // forward used them.
   std::vector<double> r, d, adjustment_scale, adjustment_bias, gamma;
+  // Per group: the forward's y = ((x - mean_hi) - mean_lo) * scale + shift
+  // coefficients, to recover x - mean from y (BackwardFromOutput), and zeros
+  // (the low part of shift as a mean).
+  std::vector<float> scale, shift, zeros;
   // Backward's sums and data-pass coefficients per group.
   std::vector<double> sum_dy, sum_dy_xmu;
   std::vector<float> k, a, b;
@@ -126,10 +130,15 @@ struct BatchNorm::State {
 
   // Both Backwards (backward.cc): checks against the last Forward, the
   // transpose for non-adjacent feature axes around RunBackward.
+  // With `from_output`, `x` is the forward's output y instead of its input.
   static void Backward(BatchNorm* layer, const void* x, const void* dy, void* dx, DType type,
-                       const std::vector<int64_t>& shape, const Execution& exec);
-  // The gradients over x, dy and dx of `type` laid out as the forward's kernels saw them.
-  void RunBackward(const void* x, const void* dy, void* dx, DType type, const Execution& exec);
+                       const std::vector<int64_t>& shape, bool from_output, const Execution& exec);
+  // The gradients over x (or y), dy and dx of `type` laid out as the
+  // forward's kernels saw them.
+  void RunBackward(const void* x, const void* dy, void* dx, DType type, bool from_output,
+                   const Execution& exec);
+  // BackwardFromOutput divides by the forward's scale coefficients: none may be 0.
+  void CheckRecoverable() const;
   // The parameter gradients from the sums of RunBackward (zero for an `empty` batch).
   void Gradients(const Options& options, bool empty);
   // gradient_gamma, _beta, _adjustment_scale, _adjustment_bias (`which` 0..3):

@@ -216,6 +216,8 @@ void SaveTraining(const Geometry& view, size_t ghosts, size_t sample_elements, c
   saved->sample_elements = sample_elements;
   std::copy(k.hi.begin(), k.hi.end(), saved->mean_hi.begin());
   std::copy(k.lo.begin(), k.lo.end(), saved->mean_lo.begin());
+  std::copy(k.scale.begin(), k.scale.end(), saved->scale.begin());
+  std::copy(k.shift.begin(), k.shift.end(), saved->shift.begin());
   for (size_t i = 0; i < groups; ++i) saved->rho[i] = 1.0 / std::sqrt(ghost.variance[i] + epsilon);
   for (size_t c = 0; c < C; ++c) {
     saved->r[c] = rc.r[c];
