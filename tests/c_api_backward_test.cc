@@ -73,6 +73,39 @@ TEST(CApiBackward, LayerBackwardIsTheCppLayers) {
   }
 }
 
+TEST(CApiBackward, LayerBackwardFromOutputIsTheCppLayers) {
+  const Shape shape{9, 5};
+  const std::vector<float> x = Normal(45, 1.0, 2.0, 64), dy = Normal(45, 0.0, 1.0, 65);
+  std::vector<float> y = x, expected_y = x, dx(45), expected_dx(45);
+  CLayer c(-1);
+  ASSERT_EQ(bnorm_layer_forward(c.get(), y.data(), y.data(), BNORM_DTYPE_F32, shape.data(), 2, 1),
+            BNORM_STATUS_OK);
+  ASSERT_EQ(bnorm_layer_backward_from_output(c.get(), y.data(), dy.data(), dx.data(),
+                                             BNORM_DTYPE_F32, shape.data(), 2),
+            BNORM_STATUS_OK)
+      << bnorm_last_error();
+  BatchNorm cpp{Options()};
+  cpp.Forward(expected_y.data(), expected_y.data(), shape, true);
+  cpp.BackwardFromOutput(expected_y.data(), dy.data(), expected_dx.data(), shape);
+  EXPECT_TRUE(SameBits(dx, expected_dx));
+  EXPECT_TRUE(SameBits(Gradient(c.get(), BNORM_GRADIENT_GAMMA, 5), cpp.gradient_gamma()));
+  // gamma 0 on a channel: y cannot give x back.
+  const std::vector<float> gamma = {1.0f, 0.0f, 1.0f, 1.0f, 1.0f};
+  ASSERT_EQ(bnorm_layer_set_state(c.get(), BNORM_STATE_GAMMA, gamma.data(), 5), BNORM_STATUS_OK);
+  ASSERT_EQ(bnorm_layer_forward(c.get(), y.data(), y.data(), BNORM_DTYPE_F32, shape.data(), 2, 1),
+            BNORM_STATUS_OK);
+  std::vector<float> untouched(45, Sentinel());
+  EXPECT_EQ(bnorm_layer_backward_from_output(c.get(), y.data(), dy.data(), untouched.data(),
+                                             BNORM_DTYPE_F32, shape.data(), 2),
+            BNORM_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(bnorm_last_error()).find("channel 1"), std::string::npos);
+  EXPECT_EQ(bnorm_layer_backward_from_output(c.get(), nullptr, dy.data(), untouched.data(),
+                                             BNORM_DTYPE_F32, shape.data(), 2),
+            BNORM_STATUS_NULL_POINTER);
+  EXPECT_NE(std::string(bnorm_last_error()).find("y is null"), std::string::npos);
+  for (float v : untouched) ASSERT_TRUE(IsSentinel(v));
+}
+
 TEST(CApiBackward, LayerBackwardOf16BitData) {
   const Shape shape{8, 5};
   const std::vector<float> wide_x = Normal(40, 1.0, 2.0, 52), wide_dy = Normal(40, 0.0, 1.0, 63);

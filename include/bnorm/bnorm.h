@@ -198,6 +198,15 @@ BNORM_API bnorm_status bnorm_layer_backward(bnorm_layer* layer, const void* x, c
                                             void* dx, bnorm_dtype dtype, const int64_t* shape,
                                             size_t rank);
 
+/* In-place training: the same gradients from the forward's output y instead
+ * of x (the forward may have written y over x), recovering x - mean as
+ * (y - shift) / scale with the forward's own coefficients. INVALID_ARGUMENT
+ * when a scale coefficient is 0 (gamma = 0): y holds nothing of x there. */
+BNORM_API bnorm_status bnorm_layer_backward_from_output(bnorm_layer* layer, const void* y,
+                                                        const void* dy, void* dx,
+                                                        bnorm_dtype dtype, const int64_t* shape,
+                                                        size_t rank);
+
 /* Copies a parameter gradient of the last bnorm_layer_backward into `values`
  * (`count` = the channel count). INVALID_ARGUMENT when it is not defined: no
  * backward yet, or dγ with scale=0, dβ with center=0. */

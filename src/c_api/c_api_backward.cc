@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The C ABI of the backward pass: the layer's bnorm_layer_backward and its
-// gradients, and the engine passes bnorm_backward_reduce and
-// bnorm_backward_data over bnorm/backward.hpp, with common.h's checks and
-// statuses. Nothing here allocates beyond what the C++ calls do.
+// The C ABI of the backward pass: the layer's bnorm_layer_backward (and its
+// in-place variant from the output) and its gradients, and the engine passes bnorm_backward_reduce
+// and bnorm_backward_data over bnorm/backward.hpp, with common.h's checks and statuses. Nothing
+// here allocates beyond what the C++ calls do.
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -29,16 +29,16 @@ bool ValidGradient(bnorm_gradient which) {
   return v == BNORM_GRADIENT_GAMMA || v == BNORM_GRADIENT_BETA;
 }
 
-}  // namespace
-
-extern "C" {
-
-bnorm_status bnorm_layer_backward(bnorm_layer* layer, const void* x, const void* dy, void* dx,
-                                  bnorm_dtype dtype, const int64_t* shape, size_t rank) {
-  static constexpr char kFunction[] = "bnorm_layer_backward";
+// Both layer backwards: `x` is the forward's input, or with `from_output` its
+// output y. (kFunction is the caller's name, as BNORM_REQUIRE expects.)
+bnorm_status LayerBackward(const char* kFunction, bnorm_layer* layer, const void* x, const void* dy,
+                           void* dx, bnorm_dtype dtype, const int64_t* shape, size_t rank,
+                           bool from_output) {
   return Guard(kFunction, [&] {
     BNORM_REQUIRE(layer);
-    BNORM_REQUIRE(x);
+    if (x == nullptr) {
+      return Fail(BNORM_STATUS_NULL_POINTER, kFunction, "%s is null", from_output ? "y" : "x");
+    }
     BNORM_REQUIRE(dy);
     BNORM_REQUIRE(dx);
     bnorm::DType type;
@@ -48,15 +48,44 @@ bnorm_status bnorm_layer_backward(bnorm_layer* layer, const void* x, const void*
     }
     if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
     layer->shape.assign(shape, shape + rank);
+    bnorm::BatchNorm& impl = layer->impl;
     if (type == bnorm::DType::kFloat32) {
-      layer->impl.Backward(static_cast<const float*>(x), static_cast<const float*>(dy),
-                           static_cast<float*>(dx), layer->shape, Exec());
+      const float* in = static_cast<const float*>(x);
+      const float* grad = static_cast<const float*>(dy);
+      float* out = static_cast<float*>(dx);
+      if (from_output) {
+        impl.BackwardFromOutput(in, grad, out, layer->shape, Exec());
+      } else {
+        impl.Backward(in, grad, out, layer->shape, Exec());
+      }
     } else {
-      layer->impl.Backward(static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(dy),
-                           static_cast<uint16_t*>(dx), type, layer->shape, Exec());
+      const uint16_t* in = static_cast<const uint16_t*>(x);
+      const uint16_t* grad = static_cast<const uint16_t*>(dy);
+      uint16_t* out = static_cast<uint16_t*>(dx);
+      if (from_output) {
+        impl.BackwardFromOutput(in, grad, out, type, layer->shape, Exec());
+      } else {
+        impl.Backward(in, grad, out, type, layer->shape, Exec());
+      }
     }
     return BNORM_STATUS_OK;
   });
+}
+
+}  // namespace
+
+extern "C" {
+
+bnorm_status bnorm_layer_backward(bnorm_layer* layer, const void* x, const void* dy, void* dx,
+                                  bnorm_dtype dtype, const int64_t* shape, size_t rank) {
+  return LayerBackward("bnorm_layer_backward", layer, x, dy, dx, dtype, shape, rank, false);
+}
+
+bnorm_status bnorm_layer_backward_from_output(bnorm_layer* layer, const void* y, const void* dy,
+                                              void* dx, bnorm_dtype dtype, const int64_t* shape,
+                                              size_t rank) {
+  return LayerBackward("bnorm_layer_backward_from_output", layer, y, dy, dx, dtype, shape, rank,
+                       true);
 }
 
 bnorm_status bnorm_layer_get_gradient(const bnorm_layer* layer, bnorm_gradient which, float* values,
