@@ -3,7 +3,9 @@
 // with and without activation, serial and parallel), BatchMoments of a
 // cache-resident tensor, the C ABI's
 // bnorm_normalize and bnorm_layer_forward, and BatchNorm::Forward in inference
-// once the layer is built and has run once. This binary replaces the global
+// once the layer is built and has run once. Nor do the backward's engine calls
+// (bnorm_backward_data always, bnorm_backward_reduce and BatchNorm::Backward
+// on cache-resident tensors). This binary replaces the global
 // operator new with a counting one (every thread, oneTBB's workers included).
 #include <gtest/gtest.h>
 
@@ -261,6 +263,66 @@ TEST(Allocations, CApiLayerInferenceAllocatesNothing) {
         << Count(c.shape) << " values, axis " << c.axis;
     EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
     bnorm_layer_destroy(layer);
+  }
+}
+
+TEST(Allocations, CApiBackwardPassesAllocateNothing) {
+  for (int threads : {0, 1, 2}) {
+    ASSERT_EQ(bnorm_set_max_threads(threads), BNORM_STATUS_OK);
+    for (const Case& c : kCases) {
+      const size_t channels = static_cast<size_t>(c.shape[c.axis < 0 ? c.shape.size() - 1 : 1]);
+      const std::vector<float> p = test::Uniform(5 * channels, 0.5, 2.0, 10);
+      const float *hi = p.data(), *lo = hi + channels, *k = lo + channels, *a = k + channels,
+                  *b = a + channels;
+      const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 11);
+      std::vector<float> dx(x.size());
+      std::vector<double> s1(channels), s2(channels);
+      bnorm_status status = BNORM_STATUS_OK;
+      EXPECT_EQ(AllocationsPerCalls([&] {
+                  status = bnorm_backward_data(
+                      x.data(), x.data(), nullptr, dx.data(), BNORM_DTYPE_F32, c.shape.data(),
+                      c.shape.size(), &c.axis, 1, hi, lo, k, a, b, channels, BNORM_ACTIVATION_NONE);
+                }),
+                0u)
+          << "threads " << threads << ", " << Count(c.shape) << " values, axis " << c.axis;
+      EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
+      // The reduction's per-block partial sums fit its 16 KiB buffer here.
+      if (Count(c.shape) > 1000) continue;
+      EXPECT_EQ(AllocationsPerCalls([&] {
+                  status = bnorm_backward_reduce(
+                      x.data(), x.data(), nullptr, BNORM_DTYPE_F32, c.shape.data(), c.shape.size(),
+                      &c.axis, 1, hi, lo, s1.data(), s2.data(), channels, BNORM_ACTIVATION_NONE);
+                }),
+                0u)
+          << "threads " << threads << ", axis " << c.axis;
+      EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
+    }
+  }
+  ASSERT_EQ(bnorm_set_max_threads(0), BNORM_STATUS_OK);
+}
+
+// The layer keeps what Backward needs in arrays sized at build (and by the
+// first training call with ghost batches): a Backward allocates nothing.
+TEST(Allocations, LayerBackwardAllocatesNothing) {
+  Options ghosts;
+  ghosts.virtual_batch_size = 1;  // two ghosts of the batch of 2
+  for (const Options& options : {Options(), ghosts}) {
+    for (const Case& c : {kCases[0], kCases[1]}) {
+      Options o = options;
+      o.axis = {c.axis};
+      BatchNorm layer(o);
+      const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 12);
+      std::vector<float> y(x.size()), dx(x.size());
+      for (bool training : {true, false}) {
+        layer.Forward(x.data(), y.data(), c.shape, training);
+        EXPECT_EQ(AllocationsPerCalls([&] {
+                    layer.Backward(x.data(), x.data(), dx.data(), c.shape);
+                    layer.Backward(x.data(), dx.data(), dx.data(), c.shape);
+                  }),
+                  0u)
+            << "training " << training << ", axis " << c.axis;
+      }
+    }
   }
 }
 

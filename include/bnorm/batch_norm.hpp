@@ -97,6 +97,38 @@ class BNORM_API BatchNorm {
                std::optional<bool> training = std::nullopt,
                const Execution& exec = Execution());
 
+  // The gradients of the most recent Forward of this layer (same shape) for
+  // the loss gradient dy: writes dx (may be dy itself, in place) and keeps dγ,
+  // dβ and the adjustment's gradients for the accessors below. A training
+  // forward gives Keras' training gradient (docs/semantics.md, "Backward
+  // (gradients)"): renorm's r, d and the moving statistics are constants; an
+  // inference forward (trainable=false included) gives the gradient of its
+  // affine map. Needs only what the Forward saved: x must be the Forward's
+  // input. Throws bnorm::Error naming the argument, before writing anything:
+  // no Forward yet, a shape other than the last Forward's, null or misaligned
+  // data, dx overlapping x or dy other than being the same buffer.
+  void Backward(const float* x, const float* dy, float* dx, const std::vector<int64_t>& shape,
+                const Execution& exec = Execution());
+  // float16 / bfloat16 x, dy and dx as raw 16-bit patterns (float32 math).
+  void Backward(const uint16_t* x, const uint16_t* dy, uint16_t* dx, DType dtype,
+                const std::vector<int64_t>& shape, const Execution& exec = Execution());
+  // In-place training (as inplace-ABN): the same gradients from the Forward's
+  // output y instead of x, which the Forward may then have overwritten (y ==
+  // x). x - mean is recovered as (y - shift) / scale with the forward's own
+  // per-channel coefficients, so it is exact up to y's rounding. An error when
+  // a scale coefficient is 0 (gamma = 0, say): y holds nothing of x there.
+  void BackwardFromOutput(const float* y, const float* dy, float* dx,
+                          const std::vector<int64_t>& shape, const Execution& exec = Execution());
+  void BackwardFromOutput(const uint16_t* y, const uint16_t* dy, uint16_t* dx, DType dtype,
+                          const std::vector<int64_t>& shape, const Execution& exec = Execution());
+  // The last Backward's parameter gradients (float32, parameter size): dγ with
+  // scale, dβ with center, the adjustment's after a training forward with an
+  // adjustment. Empty when not defined or before the first Backward.
+  const std::vector<float>& gradient_gamma() const;
+  const std::vector<float>& gradient_beta() const;
+  const std::vector<float>& gradient_adjustment_scale() const;
+  const std::vector<float>& gradient_adjustment_bias() const;
+
   const Options& options() const;
   // Keras' `layer.trainable = False` after construction (fine-tuning): from
   // then on every call runs in inference mode.

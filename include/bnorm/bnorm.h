@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* bnorm's C ABI (C99): Keras' BatchNormalization layer behind an opaque
- * handle, and the low-level inference calls of engines (moments, fold,
- * normalize, folding into weights), a thin layer over the C++ API
- * (bnorm/batch_norm.hpp, kernels.hpp, fold.hpp, targets.hpp).
+ * handle, and the low-level calls of engines (moments, fold, normalize,
+ * folding into weights; the backward reduce and data passes), a thin layer
+ * over the C++ API (bnorm/batch_norm.hpp, kernels.hpp, fold.hpp, backward.hpp,
+ * targets.hpp).
  *
  * Every function that can fail returns a bnorm_status. Nothing is thrown
  * across the ABI and nothing crashes on a bad argument: null pointers, ranks
@@ -106,6 +107,12 @@ typedef enum bnorm_state BNORM_ENUM_INT {
   BNORM_STATE_RENORM_STDDEV = 6
 } bnorm_state;
 
+/* The parameter gradients of the layer's last backward call. */
+typedef enum bnorm_gradient BNORM_ENUM_INT {
+  BNORM_GRADIENT_GAMMA = 0, /* with scale */
+  BNORM_GRADIENT_BETA = 1   /* with center */
+} bnorm_gradient;
+
 /* Where the output channel sits in a weight tensor. */
 typedef enum bnorm_weight_layout BNORM_ENUM_INT {
   BNORM_LAYOUT_OUTPUT_FIRST = 0, /* OIHW convolutions, [out, in] dense (PyTorch, ONNX) */
@@ -178,6 +185,34 @@ BNORM_API bnorm_status bnorm_layer_get_state(const bnorm_layer* layer, bnorm_sta
 BNORM_API bnorm_status bnorm_layer_set_state(bnorm_layer* layer, bnorm_state which,
                                              const float* values, size_t count);
 
+/* The gradients of the layer's most recent bnorm_layer_forward for the loss
+ * gradient dy: writes dx and keeps the parameter gradients for
+ * bnorm_layer_get_gradient. x is the forward's input; x, dy and dx have the
+ * last forward's shape and the type `dtype`; dx may equal dy or x, any other
+ * overlap is an error. After a training
+ * forward this is Keras' training gradient (renorm's r and d and the moving
+ * statistics are constants), after an inference forward the gradient of its
+ * affine map. INVALID_ARGUMENT when the layer has run no forward yet,
+ * SHAPE_MISMATCH for another shape. */
+BNORM_API bnorm_status bnorm_layer_backward(bnorm_layer* layer, const void* x, const void* dy,
+                                            void* dx, bnorm_dtype dtype, const int64_t* shape,
+                                            size_t rank);
+
+/* In-place training: the same gradients from the forward's output y instead
+ * of x (the forward may have written y over x), recovering x - mean as
+ * (y - shift) / scale with the forward's own coefficients. INVALID_ARGUMENT
+ * when a scale coefficient is 0 (gamma = 0): y holds nothing of x there. */
+BNORM_API bnorm_status bnorm_layer_backward_from_output(bnorm_layer* layer, const void* y,
+                                                        const void* dy, void* dx,
+                                                        bnorm_dtype dtype, const int64_t* shape,
+                                                        size_t rank);
+
+/* Copies a parameter gradient of the last bnorm_layer_backward into `values`
+ * (`count` = the channel count). INVALID_ARGUMENT when it is not defined: no
+ * backward yet, or dγ with scale=0, dβ with center=0. */
+BNORM_API bnorm_status bnorm_layer_get_gradient(const bnorm_layer* layer, bnorm_gradient which,
+                                                float* values, size_t count);
+
 /* ---- Low-level calls for inference engines ------------------------------ */
 
 /* The feature axes (axes[0..num_axes), negative from the end) must be adjacent;
@@ -219,6 +254,38 @@ BNORM_API bnorm_status bnorm_fold_into_weights(float* weights, const int64_t* we
                                                const float* moving_mean,
                                                const float* moving_variance, size_t channels,
                                                float epsilon);
+
+/* ---- Low-level calls for training engines ------------------------------- */
+
+/* The backward pass as two calls over the axes rule above (docs/semantics.md,
+ * "Backward (gradients)"). The forward's batch mean per channel comes split
+ * in two floats, mean_hi + mean_lo (hi = (float)mean, lo = (float)(mean - hi)),
+ * so that x - mean stays exact when |mean| >> std. g is dy, or with a fused
+ * activation dy where its derivative is not 0, read from the forward's output
+ * y (y <= 0 is 0 for both, y >= 6 too for RELU6); y has x's dtype and shape
+ * and may be null with BNORM_ACTIVATION_NONE. */
+
+/* sum_dy[c] = Σg and sum_dy_xmu[c] = Σg·(x - mean) per channel, in double
+ * (0 with no values per channel), bitwise the same for any thread count.
+ * Allocates nothing unless the per-block partial sums exceed 16 KiB (tensors
+ * beyond the caches). */
+BNORM_API bnorm_status bnorm_backward_reduce(const void* x, const void* dy, const void* y,
+                                             bnorm_dtype dtype, const int64_t* shape, size_t rank,
+                                             const int* axes, size_t num_axes,
+                                             const float* mean_hi, const float* mean_lo,
+                                             double* sum_dy, double* sum_dy_xmu, size_t channels,
+                                             bnorm_activation activation);
+
+/* dx = k·(g - a - (x - mean)·b) per channel, in float32 math: with
+ * k = γ·ρ, a = sum_dy/n, b = ρ²·sum_dy_xmu/n (n the values per channel,
+ * ρ = 1/sqrt(variance + epsilon)) the training gradient. dx may equal dy, x
+ * or y; any other overlap is an error. Allocates nothing. */
+BNORM_API bnorm_status bnorm_backward_data(const void* x, const void* dy, const void* y, void* dx,
+                                           bnorm_dtype dtype, const int64_t* shape, size_t rank,
+                                           const int* axes, size_t num_axes, const float* mean_hi,
+                                           const float* mean_lo, const float* k, const float* a,
+                                           const float* b, size_t channels,
+                                           bnorm_activation activation);
 
 /* ---- SIMD targets ------------------------------------------------------- */
 

@@ -5,11 +5,11 @@
 // and calls the C++ function inside Guard, which turns bnorm::Error's code
 // into the status and every other exception into OUT_OF_MEMORY or INTERNAL.
 // The C++ checks allocate nothing on success, so neither do the normalize and
-// inference paths.
+// inference paths. Guard and the shared checks are common.h; the backward's
+// entry points are c_api_backward.cc.
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "bnorm/backward.hpp"
 #include "bnorm/batch_norm.hpp"
 #include "bnorm/bnorm.h"
 #include "bnorm/error.hpp"
@@ -27,11 +28,21 @@
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
-#include "src/c_api/status.h"
+#include "src/c_api/common.h"
 #include "src/plan/checks.h"
 #include "src/plan/format.h"
 
 namespace {
+
+using bnorm::capi::CheckChannels;
+using bnorm::capi::CheckRank;
+using bnorm::capi::Exec;
+using bnorm::capi::Fail;
+using bnorm::capi::g_threads;
+using bnorm::capi::Guard;
+using bnorm::capi::PlanTensor;
+using bnorm::capi::ToActivation;
+using bnorm::capi::ToDType;
 
 // bnorm.h's version macros agree with each other and with project(VERSION),
 // which src/CMakeLists.txt passes in as BNORM_PROJECT_VERSION.
@@ -48,81 +59,7 @@ static_assert(Equal(BNORM_VERSION_STRING, BNORM_VERSION_FROM_PARTS),
 static_assert(Equal(BNORM_VERSION_STRING, BNORM_PROJECT_VERSION),
               "bnorm.h's version differs from project(bnorm VERSION) in CMakeLists.txt");
 
-// ---- Error reporting --------------------------------------------------------
-
-// A fixed buffer, not a std::string: reporting an error must not itself fail
-// or allocate.
-constexpr size_t kMessageSize = 1024;
-thread_local char t_message[kMessageSize] = "";
-
-__attribute__((format(printf, 3, 4))) bnorm_status Fail(bnorm_status status, const char* function,
-                                                        const char* format, ...) {
-  const int prefix = std::snprintf(t_message, kMessageSize, "%s: ", function);
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(t_message + prefix, kMessageSize - static_cast<size_t>(prefix), format, args);
-  va_end(args);
-  return status;
-}
-
-// Runs body() and answers every exception with a status: bnorm::Error is the
-// C++ API's validation (its code is the status, its message names the
-// argument), bad_alloc is memory, anything else is a bug.
-template <class Body>
-bnorm_status Guard(const char* function, const Body& body) noexcept {
-  try {
-    return body();
-  } catch (const bnorm::Error& e) {
-    return Fail(bnorm::StatusOf(e.code()), function, "%s", e.what());
-  } catch (const std::bad_alloc&) {
-    return Fail(BNORM_STATUS_OUT_OF_MEMORY, function, "out of memory");
-  } catch (const std::exception& e) {
-    return Fail(BNORM_STATUS_INTERNAL, function, "internal error: %s", e.what());
-  } catch (...) {
-    return Fail(BNORM_STATUS_INTERNAL, function, "internal error: an unknown exception");
-  }
-}
-
-#define BNORM_REQUIRE(pointer)                                                   \
-  do {                                                                           \
-    if ((pointer) == nullptr) {                                                  \
-      return Fail(BNORM_STATUS_NULL_POINTER, kFunction, "%s is null", #pointer); \
-    }                                                                            \
-  } while (false)
-
 // ---- Enumerations -----------------------------------------------------------
-
-// Enum arguments come from C, where any int converts to them: read them as
-// ints and accept only the listed values.
-bool ToDType(bnorm_dtype dtype, bnorm::DType* out) {
-  switch (static_cast<int>(dtype)) {
-    case BNORM_DTYPE_F32:
-      *out = bnorm::DType::kFloat32;
-      return true;
-    case BNORM_DTYPE_F16:
-      *out = bnorm::DType::kFloat16;
-      return true;
-    case BNORM_DTYPE_BF16:
-      *out = bnorm::DType::kBFloat16;
-      return true;
-  }
-  return false;
-}
-
-bool ToActivation(bnorm_activation activation, bnorm::Activation* out) {
-  switch (static_cast<int>(activation)) {
-    case BNORM_ACTIVATION_NONE:
-      *out = bnorm::Activation::kNone;
-      return true;
-    case BNORM_ACTIVATION_RELU:
-      *out = bnorm::Activation::kRelu;
-      return true;
-    case BNORM_ACTIVATION_RELU6:
-      *out = bnorm::Activation::kRelu6;
-      return true;
-  }
-  return false;
-}
 
 bool ToFused(bnorm_fused fused, bnorm::Fused* out) {
   switch (static_cast<int>(fused)) {
@@ -156,49 +93,6 @@ bool ValidState(bnorm_state which) {
   return v >= BNORM_STATE_GAMMA && v <= BNORM_STATE_RENORM_STDDEV;
 }
 
-// ---- Shapes -----------------------------------------------------------------
-
-// The C ABI's own rule for a shape argument: non-null with a rank in
-// [min_rank, BNORM_MAX_RANK]. Sizes and counts are the C++ API's checks.
-bnorm_status CheckRank(const char* function, const char* name, const int64_t* shape, size_t rank,
-                       size_t min_rank) {
-  if (shape == nullptr) return Fail(BNORM_STATUS_NULL_POINTER, function, "%s is null", name);
-  if (rank < min_rank || rank > BNORM_MAX_RANK) {
-    return Fail(BNORM_STATUS_INVALID_ARGUMENT, function, "rank is %zu; expected %zu..%d", rank,
-                min_rank, BNORM_MAX_RANK);
-  }
-  return BNORM_STATUS_OK;
-}
-
-// The planned geometry of a low-level call's x and its byte size.
-bnorm::Geometry PlanTensor(const int64_t* shape, size_t rank, const int* axes, size_t num_axes,
-                           bnorm::DType type) {
-  const bnorm::Geometry g = bnorm::PlanGeometry(shape, rank, axes, num_axes);
-  bnorm::TensorBytes("shape", shape, rank, g.elements(), type);
-  return g;
-}
-
-bnorm_status CheckChannels(const char* function, size_t channels, const bnorm::Geometry& g,
-                           const int64_t* shape, size_t rank) {
-  if (channels != g.channels) {
-    return Fail(BNORM_STATUS_SHAPE_MISMATCH, function,
-                "channels is %zu; the feature axes of shape %s hold %zu", channels,
-                bnorm::FormatList(shape, rank).c_str(), g.channels);
-  }
-  return BNORM_STATUS_OK;
-}
-
-// ---- Threads ----------------------------------------------------------------
-
-// The execution every call uses (bnorm_set_max_threads). Constant-initialized.
-struct Threads {
-  std::unique_ptr<tbb::task_arena> arena;
-  bnorm::Execution exec;
-};
-Threads g_threads;
-
-const bnorm::Execution& Exec() { return g_threads.exec; }
-
 // ---- Targets ----------------------------------------------------------------
 
 struct TargetNames {
@@ -217,23 +111,6 @@ const TargetNames& Targets() {
   }();
   return names;
 }
-
-}  // namespace
-
-// ---- The layer handle -------------------------------------------------------
-
-struct bnorm_layer {
-  explicit bnorm_layer(bnorm::Options options) : impl(std::move(options)) {
-    shape.reserve(BNORM_MAX_RANK);
-  }
-
-  bnorm::BatchNorm impl;
-  // The shape of the current call for the C++ API. Its capacity holds any
-  // rank, so filling it never allocates.
-  std::vector<int64_t> shape;
-};
-
-namespace {
 
 bnorm_status RequireBuilt(const char* function, const bnorm_layer& layer) {
   if (!layer.impl.built()) {
@@ -312,7 +189,7 @@ const char* bnorm_status_string(bnorm_status status) {
   return "unknown status";
 }
 
-const char* bnorm_last_error(void) { return t_message; }
+const char* bnorm_last_error(void) { return bnorm::capi::LastError(); }
 
 bnorm_status bnorm_options_init(bnorm_options* options) {
   static constexpr char kFunction[] = "bnorm_options_init";

@@ -84,13 +84,24 @@ void BatchNorm::State::Call(BatchNorm* layer, const void* x, void* y, DType type
   const size_t total = s.CheckInput(shape);
   if (total != 0) CheckData(x, y, type, shape, total, !s.permutation.empty());
   layer->state_ = state;
-  if (total == 0) return;  // An empty batch: nothing to write, nothing to learn.
   // Keras: unset means inference (no learning phase here), and trainable=false
   // forces inference (the fine-tuning behaviour of TF 2).
   const bool train = training.value_or(false) && layer->options_.trainable;
+  if (total != 0) s.RunInLayout(layer->options_, x, y, type, shape, total, train, exec);
+  // An empty batch writes nothing and learns nothing, but its Backward is
+  // defined (an empty dx, zero parameter gradients).
+  s.saved.valid = true;
+  s.saved.trained = train;
+  s.saved.shape = shape;
+}
+
+void BatchNorm::State::RunInLayout(const Options& options, const void* x, void* y, DType type,
+                                   const std::vector<int64_t>& shape, size_t total, bool train,
+                                   const Execution& exec) {
+  State& s = *this;
   if (s.permutation.empty()) {
     const Geometry g = PlanGeometry(shape.data(), s.rank, s.axes.data(), s.axes.size());
-    s.Run(layer->options_, x, y, type, shape, g, train, exec);
+    s.Run(options, x, y, type, shape, g, train, exec);
     return;
   }
   // Feature axes apart: work channels-last on a transposed float32 copy.
@@ -103,7 +114,7 @@ void BatchNorm::State::Call(BatchNorm* layer, const void* x, void* y, DType type
   }
   std::vector<float> work(total);
   Transpose(in, shape, s.permutation, work.data());
-  s.Run(layer->options_, work.data(), work.data(), DType::kFloat32, shape,
+  s.Run(options, work.data(), work.data(), DType::kFloat32, shape,
         Geometry::Dense(total / s.channels, s.channels, 1), train, exec);
   std::vector<int64_t> permuted(s.rank);
   for (size_t k = 0; k < s.rank; ++k) permuted[k] = shape[static_cast<size_t>(s.permutation[k])];
@@ -119,6 +130,7 @@ void BatchNorm::State::Run(const Options& options, const void* x, void* y, DType
     Train(options, x, y, type, shape, g, exec);
   } else {
     Normalize(x, y, type, g, InferenceParams(), exec);
+    SaveInference(g);
   }
 }
 

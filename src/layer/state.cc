@@ -89,7 +89,53 @@ std::shared_ptr<BatchNorm::State> BatchNorm::State::Create(const Options& o,
     s->renorm_stddev.assign(C, stddev);
   }
   s->RefreshInference();
+  // Backward's arrays, allocated here once for a group per channel.
+  s->saved.shape.reserve(s->rank);
+  s->saved.Resize(C);
+  for (std::vector<double>* v : {&s->saved.r, &s->saved.d, &s->saved.adjustment_scale,
+                                 &s->saved.adjustment_bias, &s->saved.gamma}) {
+    v->assign(C, 0.0);
+  }
+  for (std::vector<float>* v :
+       {&s->dgamma, &s->dbeta, &s->dadjustment_scale, &s->dadjustment_bias}) {
+    v->reserve(C);
+  }
   return s;
+}
+
+void Saved::Resize(size_t groups) {
+  mean_hi.resize(groups);
+  mean_lo.resize(groups);
+  rho.resize(groups);
+  sum_dy.resize(groups);
+  sum_dy_xmu.resize(groups);
+  k.resize(groups);
+  a.resize(groups);
+  b.resize(groups);
+  scale.resize(groups);
+  shift.resize(groups);
+  zeros.assign(groups, 0.0f);
+}
+
+// Inference is affine in x: the moving mean as the mean, rho_m as rho, and no
+// renorm or adjustment (Keras applies both in training only).
+void BatchNorm::State::SaveInference(const Geometry& g) {
+  saved.Resize(channels);
+  saved.view = g;
+  saved.ghosts = 1;
+  saved.sample_elements = 0;
+  for (size_t c = 0; c < channels; ++c) {
+    saved.mean_hi[c] = moving_mean[c];
+    saved.mean_lo[c] = 0.0f;
+    saved.rho[c] = 1.0 / std::sqrt(static_cast<double>(moving_variance[c]) + epsilon);
+    saved.r[c] = 1.0;
+    saved.d[c] = 0.0;
+    saved.adjustment_scale[c] = 1.0;
+    saved.adjustment_bias[c] = 0.0;
+    saved.gamma[c] = gamma[c];
+    saved.scale[c] = inference_scale[c];
+    saved.shift[c] = inference_shift[c];
+  }
 }
 
 std::vector<float>& BatchNorm::State::Get(Var v) {

@@ -31,6 +31,40 @@ enum class Var {
 // Keras' variable names ("gamma", "moving_mean", ...).
 const char* Name(Var v);
 
+// What Backward needs of the most recent Forward, and the backward's working
+// arrays: O(groups) values, sized at build for one group per channel and
+// grown once by the first training call with ghost batches, so that later
+// calls reuse them. A group is a (ghost, channel) pair, ghost-major.
+struct Saved {
+  bool valid = false;    // a Forward has run
+  bool trained = false;  // it ran in training mode
+  std::vector<int64_t> shape;
+  // The forward's geometry as its kernels saw it (channels-last after a
+  // transpose), as `ghosts` views `sample_elements` apart.
+  Geometry view;
+  size_t ghosts = 1;
+  size_t sample_elements = 0;
+  // Per group: the mean the forward subtracted (the batch mean split in two
+  // floats, or the moving mean in inference) and rho = 1/sqrt(var + eps).
+  std::vector<float> mean_hi, mean_lo;
+  std::vector<double> rho;
+  // Per channel: renorm's r and d (1 and 0 without renorm or in inference),
+  // the adjustment's scale and bias (1 and 0 without one) and gamma, as the
+  // forward used them.
+  std::vector<double> r, d, adjustment_scale, adjustment_bias, gamma;
+  // Per group: the forward's y = ((x - mean_hi) - mean_lo) * scale + shift
+  // coefficients, to recover x - mean from y (BackwardFromOutput), and zeros
+  // (the low part of shift as a mean).
+  std::vector<float> scale, shift, zeros;
+  // Backward's sums and data-pass coefficients per group.
+  std::vector<double> sum_dy, sum_dy_xmu;
+  std::vector<float> k, a, b;
+
+  // Sizes the per-group arrays for `groups` groups (no allocation once they
+  // have held as many).
+  void Resize(size_t groups);
+};
+
 struct BatchNorm::State {
   size_t rank = 0;
   std::vector<int> axes;  // canonical feature axes
@@ -48,6 +82,10 @@ struct BatchNorm::State {
   // Inference coefficients, refreshed whenever a variable changes, so that an
   // inference call only reads the state and allocates nothing.
   std::vector<float> inference_scale, inference_shift;
+
+  Saved saved;
+  // The gradients of the last Backward (empty when not defined).
+  std::vector<float> dgamma, dbeta, dadjustment_scale, dadjustment_bias;
 
   // Keras' build() for inputs of `shape`: checks the shape against the
   // options and creates the variables. The caller installs the result, so a
@@ -74,11 +112,38 @@ struct BatchNorm::State {
                    const std::vector<int64_t>& shape, std::optional<bool> training,
                    const Execution& exec);
 
+  // A non-empty call of `total` elements in the kernels' layout: x directly,
+  // or channels-last on a transposed float32 copy for non-adjacent feature axes.
+  void RunInLayout(const Options& options, const void* x, void* y, DType type,
+                   const std::vector<int64_t>& shape, size_t total, bool train,
+                   const Execution& exec);
+
   // One call on x and y of `type` and geometry g (channels-last after a
   // transpose); `shape` is the caller's, for the batch size and the adjustment.
   void Run(const Options& options, const void* x, void* y, DType type,
            const std::vector<int64_t>& shape, const Geometry& g, bool training,
            const Execution& exec);
+
+  // Keeps what an inference Backward needs: the moving mean, rho_m and gamma
+  // over the geometry g.
+  void SaveInference(const Geometry& g);
+
+  // Both Backwards (backward.cc): checks against the last Forward, the
+  // transpose for non-adjacent feature axes around RunBackward.
+  // With `from_output`, `x` is the forward's output y instead of its input.
+  static void Backward(BatchNorm* layer, const void* x, const void* dy, void* dx, DType type,
+                       const std::vector<int64_t>& shape, bool from_output, const Execution& exec);
+  // The gradients over x (or y), dy and dx of `type` laid out as the
+  // forward's kernels saw them.
+  void RunBackward(const void* x, const void* dy, void* dx, DType type, bool from_output,
+                   const Execution& exec);
+  // BackwardFromOutput divides by the forward's scale coefficients: none may be 0.
+  void CheckRecoverable() const;
+  // The parameter gradients from the sums of RunBackward (zero for an `empty` batch).
+  void Gradients(const Options& options, bool empty);
+  // gradient_gamma, _beta, _adjustment_scale, _adjustment_bias (`which` 0..3):
+  // empty before build.
+  static const std::vector<float>& Gradient(const BatchNorm& layer, int which);
 
   // Keras' training call (training.cc): batch or ghost statistics, renorm,
   // adjustment, normalize, and the moving-average updates.

@@ -203,6 +203,31 @@ void UpdateMovingAverages(const Options& options, bool fused, double epsilon, si
   }
 }
 
+// What Backward needs of this call: each group's mean and rho, and the
+// per-channel constants of the fold (docs/semantics.md, "Backward (gradients)").
+void SaveTraining(const Geometry& view, size_t ghosts, size_t sample_elements, const Moments& ghost,
+                  const RenormCorrection& rc, const AdjustmentTerms& adjustment,
+                  const Coefficients& k, const std::vector<float>& gamma, double epsilon,
+                  Saved* saved) {
+  const size_t groups = ghost.mean.size(), C = gamma.size();
+  saved->Resize(groups);
+  saved->view = view;
+  saved->ghosts = ghosts;
+  saved->sample_elements = sample_elements;
+  std::copy(k.hi.begin(), k.hi.end(), saved->mean_hi.begin());
+  std::copy(k.lo.begin(), k.lo.end(), saved->mean_lo.begin());
+  std::copy(k.scale.begin(), k.scale.end(), saved->scale.begin());
+  std::copy(k.shift.begin(), k.shift.end(), saved->shift.begin());
+  for (size_t i = 0; i < groups; ++i) saved->rho[i] = 1.0 / std::sqrt(ghost.variance[i] + epsilon);
+  for (size_t c = 0; c < C; ++c) {
+    saved->r[c] = rc.r[c];
+    saved->d[c] = rc.d[c];
+    saved->adjustment_scale[c] = adjustment.scale[c];
+    saved->adjustment_bias[c] = adjustment.bias[c];
+    saved->gamma[c] = gamma[c];
+  }
+}
+
 }  // namespace
 
 void BatchNorm::State::Train(const Options& options, const void* x, void* y, DType type,
@@ -222,6 +247,7 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
   const RenormCorrection rc = Renorm(options, batch_moments, renorm_mean, renorm_stddev, epsilon);
   const Coefficients k = FoldCoefficients(ghost, rc, adjustment, gamma, beta, epsilon);
   NormalizeGhosts(in, out, type, view, ghosts, sample_bytes, g.elements(), k, exec);
+  SaveTraining(view, ghosts, sample_elements, ghost, rc, adjustment, k, gamma, epsilon, &saved);
   UpdateMovingAverages(options, fused, epsilon, g.reduced(), batch_moments, rc,
                        {moving_mean, moving_variance, moving_stddev, renorm_mean, renorm_stddev});
   RefreshInference();
