@@ -41,8 +41,8 @@ using bnorm::capi::Fail;
 using bnorm::capi::g_threads;
 using bnorm::capi::Guard;
 using bnorm::capi::PlanTensor;
-using bnorm::capi::ToActivation;
-using bnorm::capi::ToDType;
+using bnorm::capi::ReadActivation;
+using bnorm::capi::ReadDType;
 
 // bnorm.h's version macros agree with each other and with project(VERSION),
 // which src/CMakeLists.txt passes in as BNORM_PROJECT_VERSION.
@@ -281,10 +281,7 @@ bnorm_status bnorm_layer_forward(bnorm_layer* layer, const void* x, void* y, bno
     BNORM_REQUIRE(x);
     BNORM_REQUIRE(y);
     bnorm::DType type;
-    if (!ToDType(dtype, &type)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
-    }
+    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     if (training < -1 || training > 1) {
       return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
                   "training is %d; expected -1 (unset), 0 or 1", training);
@@ -369,10 +366,7 @@ bnorm_status bnorm_moments(const void* x, bnorm_dtype dtype, const int64_t* shap
     BNORM_REQUIRE(mean);
     BNORM_REQUIRE(variance);
     bnorm::DType type;
-    if (!ToDType(dtype, &type)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
-    }
+    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
     BNORM_REQUIRE(axes);
     const bnorm::Geometry g = PlanTensor(shape, rank, axes, num_axes, type);
@@ -410,16 +404,9 @@ bnorm_status bnorm_normalize(const void* x, void* y, bnorm_dtype dtype, const in
     BNORM_REQUIRE(scale);
     BNORM_REQUIRE(shift);
     bnorm::DType type;
-    if (!ToDType(dtype, &type)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
-    }
+    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     bnorm::NormalizeParams params;
-    if (!ToActivation(activation, &params.activation)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "activation is %d; expected BNORM_ACTIVATION_NONE, _RELU or _RELU6",
-                  static_cast<int>(activation));
-    }
+    if (bnorm_status st = ReadActivation(kFunction, activation, &params.activation)) return st;
     if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
     BNORM_REQUIRE(axes);
     const bnorm::Geometry g = PlanTensor(shape, rank, axes, num_axes, type);

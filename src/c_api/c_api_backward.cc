@@ -20,8 +20,8 @@ using bnorm::capi::Exec;
 using bnorm::capi::Fail;
 using bnorm::capi::Guard;
 using bnorm::capi::PlanTensor;
-using bnorm::capi::ToActivation;
-using bnorm::capi::ToDType;
+using bnorm::capi::ReadActivation;
+using bnorm::capi::ReadDType;
 
 // The bnorm_gradient values.
 bool ValidGradient(bnorm_gradient which) {
@@ -42,10 +42,7 @@ bnorm_status LayerBackward(const char* kFunction, bnorm_layer* layer, const void
     BNORM_REQUIRE(dy);
     BNORM_REQUIRE(dx);
     bnorm::DType type;
-    if (!ToDType(dtype, &type)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
-    }
+    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
     layer->shape.assign(shape, shape + rank);
     bnorm::BatchNorm& impl = layer->impl;
@@ -135,16 +132,9 @@ bnorm_status bnorm_backward_reduce(const void* x, const void* dy, const void* y,
     BNORM_REQUIRE(sum_dy);
     BNORM_REQUIRE(sum_dy_xmu);
     bnorm::DType type;
-    if (!ToDType(dtype, &type)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
-    }
+    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     bnorm::BackwardReduceParams params;
-    if (!ToActivation(activation, &params.activation)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "activation is %d; expected BNORM_ACTIVATION_NONE, _RELU or _RELU6",
-                  static_cast<int>(activation));
-    }
+    if (bnorm_status st = ReadActivation(kFunction, activation, &params.activation)) return st;
     if (params.activation != bnorm::Activation::kNone) BNORM_REQUIRE(y);
     if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
     BNORM_REQUIRE(axes);
@@ -174,16 +164,9 @@ bnorm_status bnorm_backward_data(const void* x, const void* dy, const void* y, v
     BNORM_REQUIRE(a);
     BNORM_REQUIRE(b);
     bnorm::DType type;
-    if (!ToDType(dtype, &type)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
-    }
+    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     bnorm::BackwardDataParams params;
-    if (!ToActivation(activation, &params.activation)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "activation is %d; expected BNORM_ACTIVATION_NONE, _RELU or _RELU6",
-                  static_cast<int>(activation));
-    }
+    if (bnorm_status st = ReadActivation(kFunction, activation, &params.activation)) return st;
     if (params.activation != bnorm::Activation::kNone) BNORM_REQUIRE(y);
     if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
     BNORM_REQUIRE(axes);

@@ -36,34 +36,38 @@ const char* LastError() { return t_message; }
 
 // Enum arguments come from C, where any int converts to them: read them as
 // ints and accept only the listed values.
-bool ToDType(bnorm_dtype dtype, bnorm::DType* out) {
+bnorm_status ReadDType(const char* function, bnorm_dtype dtype, bnorm::DType* out) {
   switch (static_cast<int>(dtype)) {
     case BNORM_DTYPE_F32:
       *out = bnorm::DType::kFloat32;
-      return true;
+      return BNORM_STATUS_OK;
     case BNORM_DTYPE_F16:
       *out = bnorm::DType::kFloat16;
-      return true;
+      return BNORM_STATUS_OK;
     case BNORM_DTYPE_BF16:
       *out = bnorm::DType::kBFloat16;
-      return true;
+      return BNORM_STATUS_OK;
   }
-  return false;
+  return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
+              "dtype is %d; expected BNORM_DTYPE_F32, _F16 or _BF16", static_cast<int>(dtype));
 }
 
-bool ToActivation(bnorm_activation activation, bnorm::Activation* out) {
+bnorm_status ReadActivation(const char* function, bnorm_activation activation,
+                            bnorm::Activation* out) {
   switch (static_cast<int>(activation)) {
     case BNORM_ACTIVATION_NONE:
       *out = bnorm::Activation::kNone;
-      return true;
+      return BNORM_STATUS_OK;
     case BNORM_ACTIVATION_RELU:
       *out = bnorm::Activation::kRelu;
-      return true;
+      return BNORM_STATUS_OK;
     case BNORM_ACTIVATION_RELU6:
       *out = bnorm::Activation::kRelu6;
-      return true;
+      return BNORM_STATUS_OK;
   }
-  return false;
+  return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
+              "activation is %d; expected BNORM_ACTIVATION_NONE, _RELU or _RELU6",
+              static_cast<int>(activation));
 }
 
 // ---- Shapes -----------------------------------------------------------------

@@ -63,9 +63,10 @@ bnorm_status Guard(const char* function, const Body& body) noexcept {
 // ---- Arguments --------------------------------------------------------------
 
 // Enum arguments come from C, where any int converts to them: read them as
-// ints and accept only the listed values.
-bool ToDType(bnorm_dtype dtype, DType* out);
-bool ToActivation(bnorm_activation activation, Activation* out);
+// ints and accept only the listed values; anything else fails with
+// INVALID_ARGUMENT naming the argument.
+bnorm_status ReadDType(const char* function, bnorm_dtype dtype, DType* out);
+bnorm_status ReadActivation(const char* function, bnorm_activation activation, Activation* out);
 
 // The C ABI's own rule for a shape argument: non-null with a rank in
 // [min_rank, BNORM_MAX_RANK]. Sizes and counts are the C++ API's checks.
