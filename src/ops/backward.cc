@@ -60,12 +60,6 @@ dispatch::BackwardOperands Operands(const char* dy, const char* y, size_t offset
   return in;
 }
 
-// The tensors exceed the caches: dx streams past them, and the reduction
-// prefetches ahead (the same rule as Normalize's output).
-bool Large(DType type, const Geometry& g) {
-  return g.Extent() * SizeOf(type) > StreamingThresholdBytes();
-}
-
 }  // namespace
 
 void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g,
@@ -94,7 +88,7 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
-  const bool from_memory = Large(type, g);
+  const bool from_memory = ExceedsCaches(type, g);
   if (g.channels_last()) {
     // Per block: C sums of g, then C sums of g·(x − μ).
     Partials partials(plan.size() * 2 * C);
@@ -176,7 +170,7 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
-  const bool stream = Large(type, g);
+  const bool stream = ExceedsCaches(type, g);
   if (g.channels_last()) {
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];

@@ -29,10 +29,6 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
   CheckInPlaceOrDisjoint(x, y, g.Extent() * SizeOf(type));
 }
 
-bool StreamOutput(DType type, const Geometry& g) {
-  return g.Extent() * SizeOf(type) > StreamingThresholdBytes();
-}
-
 }  // namespace
 
 void Normalize(const float* x, float* y, const Geometry& g, const NormalizeParams& p,
@@ -49,7 +45,7 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
-  const bool stream = StreamOutput(type, g);
+  const bool stream = ExceedsCaches(type, g);
   if (g.channels_last()) {
     const dispatch::NormalizeCoefficients k{p.mean_hi, p.mean_lo, p.scale, p.shift, p.activation};
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
