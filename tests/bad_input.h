@@ -64,7 +64,8 @@ class Snapshot {
 
   ::testing::AssertionResult Unchanged() const {
     for (const Region& r : regions_) {
-      if (std::memcmp(r.data, r.bytes.data(), r.bytes.size()) != 0) {
+      // An empty region has nothing to compare (and memcmp must not see its null data).
+      if (!r.bytes.empty() && std::memcmp(r.data, r.bytes.data(), r.bytes.size()) != 0) {
         return ::testing::AssertionFailure() << r.name << " changed after the failed call";
       }
     }

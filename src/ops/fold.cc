@@ -26,6 +26,11 @@ void CheckInputs(const float* moving_mean, const float* moving_variance, size_t 
     throw Error(ErrorCode::kInvalidArgument,
                 "epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
   }
+}
+
+// Reads the `channels` variances: only after every size check, so that a wrong
+// channel count is reported rather than read past the caller's arrays.
+void CheckVariances(const float* moving_variance, size_t channels) {
   for (size_t c = 0; c < channels; ++c) {
     if (moving_variance[c] < 0.0f) {
       throw Error(ErrorCode::kInvalidArgument, "moving_variance[" + std::to_string(c) + "] is " +
@@ -50,6 +55,7 @@ void Fold(const float* gamma, const float* beta, const float* moving_mean,
   if (scale == nullptr || shift == nullptr) {
     throw Error(ErrorCode::kNullPointer, "scale/shift output is null");
   }
+  CheckVariances(moving_variance, channels);
   for (size_t c = 0; c < channels; ++c) {
     scale[c] = static_cast<float>(InvStd(gamma, moving_variance, c, epsilon));
     shift[c] = beta == nullptr ? 0.0f : beta[c];
@@ -85,6 +91,7 @@ void FoldIntoWeights(float* weights, const std::vector<int64_t>& weight_shape, W
                     std::to_string(weight_shape[out_axis]) + " output channels; expected " +
                     std::to_string(channels) + " (the batch norm's channels)");
   }
+  CheckVariances(moving_variance, channels);
   for (size_t c = 0; c < channels; ++c) {
     const double s = InvStd(gamma, moving_variance, c, epsilon);
     const double b = beta == nullptr ? 0.0 : beta[c];
