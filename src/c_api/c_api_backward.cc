@@ -69,6 +69,22 @@ bnorm_status LayerBackward(const char* kFunction, bnorm_layer* layer, const void
   });
 }
 
+// What bnorm_backward_reduce and bnorm_backward_data both read besides their
+// pointers: the element type, the activation (whose mask needs y), and the
+// geometry of shape + axes with its channel count.
+bnorm_status ReadBackwardTensors(const char* kFunction, bnorm_dtype dtype,
+                                 bnorm_activation activation, const void* y, const int64_t* shape,
+                                 size_t rank, const int* axes, size_t num_axes, size_t channels,
+                                 bnorm::DType* type, bnorm::Activation* act, bnorm::Geometry* g) {
+  if (bnorm_status st = ReadDType(kFunction, dtype, type)) return st;
+  if (bnorm_status st = ReadActivation(kFunction, activation, act)) return st;
+  if (*act != bnorm::Activation::kNone) BNORM_REQUIRE(y);
+  if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
+  BNORM_REQUIRE(axes);
+  *g = PlanTensor(shape, rank, axes, num_axes, *type);
+  return CheckChannels(kFunction, channels, *g, shape, rank);
+}
+
 }  // namespace
 
 extern "C" {
@@ -132,14 +148,12 @@ bnorm_status bnorm_backward_reduce(const void* x, const void* dy, const void* y,
     BNORM_REQUIRE(sum_dy);
     BNORM_REQUIRE(sum_dy_xmu);
     bnorm::DType type;
-    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     bnorm::BackwardReduceParams params;
-    if (bnorm_status st = ReadActivation(kFunction, activation, &params.activation)) return st;
-    if (params.activation != bnorm::Activation::kNone) BNORM_REQUIRE(y);
-    if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
-    BNORM_REQUIRE(axes);
-    const bnorm::Geometry g = PlanTensor(shape, rank, axes, num_axes, type);
-    if (bnorm_status st = CheckChannels(kFunction, channels, g, shape, rank)) return st;
+    bnorm::Geometry g;
+    if (bnorm_status st = ReadBackwardTensors(kFunction, dtype, activation, y, shape, rank, axes,
+                                              num_axes, channels, &type, &params.activation, &g)) {
+      return st;
+    }
     params.mean_hi = mean_hi;
     params.mean_lo = mean_lo;
     params.y = y;
@@ -164,14 +178,12 @@ bnorm_status bnorm_backward_data(const void* x, const void* dy, const void* y, v
     BNORM_REQUIRE(a);
     BNORM_REQUIRE(b);
     bnorm::DType type;
-    if (bnorm_status st = ReadDType(kFunction, dtype, &type)) return st;
     bnorm::BackwardDataParams params;
-    if (bnorm_status st = ReadActivation(kFunction, activation, &params.activation)) return st;
-    if (params.activation != bnorm::Activation::kNone) BNORM_REQUIRE(y);
-    if (bnorm_status st = CheckRank(kFunction, "shape", shape, rank, 1)) return st;
-    BNORM_REQUIRE(axes);
-    const bnorm::Geometry g = PlanTensor(shape, rank, axes, num_axes, type);
-    if (bnorm_status st = CheckChannels(kFunction, channels, g, shape, rank)) return st;
+    bnorm::Geometry g;
+    if (bnorm_status st = ReadBackwardTensors(kFunction, dtype, activation, y, shape, rank, axes,
+                                              num_axes, channels, &type, &params.activation, &g)) {
+      return st;
+    }
     params.mean_hi = mean_hi;
     params.mean_lo = mean_lo;
     params.k = k;
