@@ -139,6 +139,12 @@ TEST_F(BadInput, FusedWithWhatTheFusedKernelLacks) {
   renorm.renorm = true;
   EXPECT_REJECTED_WITH_MESSAGE(none, "fused is kTrue together with renorm; expected renorm=false",
                                BatchNorm{renorm});
+  Options synchronized;
+  synchronized.fused = Fused::kTrue;
+  synchronized.synchronized = true;
+  EXPECT_REJECTED_WITH_MESSAGE(
+      none, "fused is kTrue together with synchronized; expected synchronized=false",
+      BatchNorm{synchronized});
   Options ghost;
   ghost.fused = Fused::kTrue;
   ghost.virtual_batch_size = 2;

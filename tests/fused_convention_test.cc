@@ -52,6 +52,10 @@ TEST(FusedConvention, AutoSelectsFusedForRank4And5WithAxis1OrLast) {
   Options adjusted;
   adjusted.adjustment = [](const Shape&, float*, float*) {};
   EXPECT_FALSE(fused(adjusted, {2, 4, 4, 4}));
+  // Keras' synchronized layer resolves fused=None to the non-fused path.
+  Options synchronized;
+  synchronized.synchronized = true;
+  EXPECT_FALSE(fused(synchronized, {2, 4, 4, 4}));
 }
 
 TEST(FusedConvention, FusedUpdatesWithBesselCorrection) {

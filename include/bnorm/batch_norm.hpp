@@ -66,6 +66,11 @@ struct Options {
   bool trainable = true;
   std::optional<int64_t> virtual_batch_size;
   Adjustment adjustment;
+  // Keras' synchronized (TF >= 2.12): training statistics over the whole
+  // batch of every rank. The ranks are reached through a Communicator; without
+  // one the layer is its own single rank, bitwise the unsynchronized path.
+  // An error with fused=kTrue; fused=kAuto resolves to non-fused.
+  bool synchronized = false;
 };
 
 class BNORM_API BatchNorm {

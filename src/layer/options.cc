@@ -85,6 +85,9 @@ void ValidateOptions(const Options& options) {
   if (options.fused != Fused::kTrue) return;
   // Keras' _raise_if_fused_cannot_be_used: the fused kernel has none of these.
   if (options.renorm) Invalid("fused is kTrue together with renorm; expected renorm=false");
+  if (options.synchronized) {
+    Invalid("fused is kTrue together with synchronized; expected synchronized=false");
+  }
   if (options.virtual_batch_size) {
     Invalid("fused is kTrue together with virtual_batch_size " +
             std::to_string(*options.virtual_batch_size) + "; expected no virtual_batch_size");
@@ -108,7 +111,9 @@ bool ResolveAtBuild(const Options& options, const std::vector<int>& axes, size_t
   // The fused kernel covers NCHW/NHWC (rank 4) and NCDHW/NDHWC (rank 5) only.
   const bool rank_ok = rank == 4 || rank == 5;
   const bool axis_ok = axes.size() == 1 && (axes[0] == 1 || axes[0] == static_cast<int>(rank) - 1);
-  const bool others_ok = !options.renorm && !options.virtual_batch_size && !options.adjustment;
+  // Keras' synchronized layer never takes the fused kernel.
+  const bool others_ok = !options.renorm && !options.virtual_batch_size && !options.adjustment &&
+                         !options.synchronized;
   if (options.fused == Fused::kAuto) return rank_ok && axis_ok && others_ok;
   if (!rank_ok) {
     Invalid("fused is kTrue but the input has rank " + std::to_string(rank) +
