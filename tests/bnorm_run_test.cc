@@ -304,6 +304,64 @@ TEST_F(BnormRunTest, AdjustmentScalesAndShiftsXHat) {
   ExpectNear(Out("y.npy"), expected);
 }
 
+// kBatch with epsilon 1.75 (rho = 1/2, x - mean = +-1.5) and dy = 1 on channel 0,
+// (2, 0, 0, 0) on channel 1: S1 = (4, 2), S2 = (0, -3), n = 4. The training
+// gradient dx = gamma * rho * (dy - S1 / n - (x - mean) * rho^2 * S2 / n).
+const std::vector<float> kBatchDy = {1, 2, 1, 0, 1, 0, 1, 0};
+
+TEST_F(BnormRunTest, DyWritesTheTrainingGradientsOfTheLastCall) {
+  const Result r = Run("--x " + Write("x.npy", kBatch, {4, 2}) + " --dy " +
+                       Write("dy.npy", kBatchDy, {4, 2}) + " --gamma " +
+                       Write("g.npy", {2, 1}, {2}) + " --epsilon 1.75 --training true --steps 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectNear(Out("dx.npy"), {0, 0.609375f, 0, -0.109375f, 0, -0.109375f, 0, -0.390625f});
+  ExpectNear(Out("dbeta.npy"), {4, 2});
+  ExpectNear(Out("dgamma.npy"), {0, -1.5f});  // rho * S2
+  EXPECT_EQ(OutFiles(), (std::set<std::string>{"y.npy", "moving_mean.npy", "moving_variance.npy",
+                                               "gamma.npy", "beta.npy", "dx.npy", "dgamma.npy",
+                                               "dbeta.npy"}));
+}
+
+TEST_F(BnormRunTest, DyWithAnAdjustmentWritesItsGradients) {
+  const Result r = Run("--x " + Write("x.npy", kBatch, {4, 2}) + " --dy " +
+                       Write("dy.npy", kBatchDy, {4, 2}) + " --adjustment-scale " +
+                       Write("as.npy", {2, 1}, {2}) + " --adjustment-bias " +
+                       Write("ab.npy", {0, 1}, {2}) + " --gamma " + Write("g.npy", {1, 3}, {2}) +
+                       " --epsilon 1.75 --training true --center false");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // dgamma = a_s * rho * S2 + a_b * S1; d_adjustment_scale = gamma * rho * S2;
+  // d_adjustment_bias = gamma * S1.
+  ExpectNear(Out("dgamma.npy"), {0, 0.5f});
+  ExpectNear(Out("d_adjustment_scale.npy"), {0, -4.5f});
+  ExpectNear(Out("d_adjustment_bias.npy"), {4, 6});
+  EXPECT_EQ(OutFiles().count("dbeta.npy"), 0u);  // no center, no dbeta
+  // dx scales by gamma * a_s: channel 1 is 3 times the plain case.
+  ExpectNear(Out("dx.npy"), {0, 1.828125f, 0, -0.328125f, 0, -0.328125f, 0, -1.171875f});
+}
+
+TEST_F(BnormRunTest, DyAfterInferenceIsTheAffineMapsGradientInTheInputDType) {
+  // Initial state and epsilon 3: rho_m = 1/2, so dx = dy * gamma / 2,
+  // dgamma = sum(dy * x) / 2, dbeta = sum(dy); exact in float16.
+  const Result r =
+      Run("--x " + Write("x.npy", {1, -3, 0.5f, 8}, {2, 2}, ElementType::kFloat16) + " --dy " +
+          Write("dy.npy", {2, 1, -1, 4}, {2, 2}, ElementType::kFloat16) + " --epsilon 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const npy::Array dx = ReadOut("dx.npy");
+  EXPECT_EQ(dx.dtype, ElementType::kFloat16);
+  EXPECT_EQ(npy::ToFloats(dx), (std::vector<float>{1, 0.5f, -0.5f, 2}));
+  ExpectNear(Out("dgamma.npy"), {0.75f, 14.5f});
+  ExpectNear(Out("dbeta.npy"), {1, 5});
+}
+
+TEST_F(BnormRunTest, DyOfAnotherShapeOrDTypeIsAUsageError) {
+  const std::string x = "--x " + Write("x.npy", kBatch, {4, 2});
+  ExpectFailure(x + " --dy " + Write("dy.npy", kBatchDy, {2, 4}), 2, "--dy");
+  ExpectFailure(x + " --dy " + Write("dy16.npy", kBatchDy, {4, 2}, ElementType::kFloat16), 2,
+                "expected --x's float32 of shape [4, 2]");
+  ExpectFailure(x + " --dy " + dir_ + "/missing.npy", 1, "--dy");
+  EXPECT_FALSE(OutExists());
+}
+
 TEST_F(BnormRunTest, OutputKeepsTheInputDType) {
   // Inference with the initial state and epsilon 3: y = x / 2, exact in every
   // dtype.

@@ -23,6 +23,7 @@
 #include "bnorm/execution.hpp"
 #include "bnorm/targets.hpp"
 #include "src/io/npy.h"
+#include "src/plan/format.h"
 #include "tools/common/cli.h"
 #include "tools/run/failure.h"
 #include "tools/run/settings.h"
@@ -53,6 +54,15 @@ std::vector<Output> Run(const Settings& s) {
 
   // Every file is read before anything is computed.
   const npy::Array x = ReadFile("--x", s.x);
+  std::optional<npy::Array> dy;
+  if (s.dy) {
+    dy = ReadFile("--dy", *s.dy);
+    if (dy->shape != x.shape || dy->dtype != x.dtype) {
+      UsageError("--dy " + *s.dy + " is " + npy::Name(dy->dtype) + " of shape " +
+                 FormatList(dy->shape) + "; expected --x's " + npy::Name(x.dtype) + " of shape " +
+                 FormatList(x.shape));
+    }
+  }
   std::vector<ParameterFile> state;
   for (const auto& [flag, path] : s.state_files) state.push_back(ReadParameterFile(flag, path));
   std::optional<ParameterFile> adjustment_scale, adjustment_bias;
@@ -103,6 +113,7 @@ std::vector<Output> Run(const Settings& s) {
   }
 
   std::vector<Output> outputs;
+  // The backward follows the last forward step, on the same input.
   if (x.dtype == npy::ElementType::kFloat16 || x.dtype == npy::ElementType::kBFloat16) {
     const DType dtype = x.dtype == npy::ElementType::kFloat16 ? DType::kFloat16 : DType::kBFloat16;
     const std::vector<uint16_t> in = npy::ToBits16(x);
@@ -111,6 +122,12 @@ std::vector<Output> Run(const Settings& s) {
       layer.Forward(in.data(), y.data(), dtype, x.shape, s.training, exec);
     }
     outputs.push_back({"y", npy::FromBits16(y, x.shape, x.dtype)});
+    if (dy) {
+      const std::vector<uint16_t> grad = npy::ToBits16(*dy);
+      std::vector<uint16_t> dx(in.size());
+      layer.Backward(in.data(), grad.data(), dx.data(), dtype, x.shape, exec);
+      outputs.push_back({"dx", npy::FromBits16(dx, x.shape, x.dtype)});
+    }
   } else {
     const std::vector<float> in = npy::ToFloats(x);
     std::vector<float> y(in.size());
@@ -118,6 +135,12 @@ std::vector<Output> Run(const Settings& s) {
       layer.Forward(in.data(), y.data(), x.shape, s.training, exec);
     }
     outputs.push_back({"y", npy::FromFloats(y, x.shape, x.dtype)});
+    if (dy) {
+      const std::vector<float> grad = npy::ToFloats(*dy);
+      std::vector<float> dx(in.size());
+      layer.Backward(in.data(), grad.data(), dx.data(), x.shape, exec);
+      outputs.push_back({"dx", npy::FromFloats(dx, x.shape, x.dtype)});
+    }
   }
 
   const auto state_file = [&](const char* name, const std::vector<float>& values) {
@@ -131,6 +154,17 @@ std::vector<Output> Run(const Settings& s) {
     state_file("moving_stddev", layer.moving_stddev());
     state_file("renorm_mean", layer.renorm_mean());
     state_file("renorm_stddev", layer.renorm_stddev());
+  }
+  if (dy) {
+    // Each accessor is empty where the gradient is not defined (no scale, say).
+    const std::pair<const char*, const std::vector<float>*> gradients[] = {
+        {"dgamma", &layer.gradient_gamma()},
+        {"dbeta", &layer.gradient_beta()},
+        {"d_adjustment_scale", &layer.gradient_adjustment_scale()},
+        {"d_adjustment_bias", &layer.gradient_adjustment_bias()}};
+    for (const auto& [name, values] : gradients) {
+      if (!values->empty()) state_file(name, *values);
+    }
   }
   return outputs;
 }

@@ -17,7 +17,8 @@ namespace {
 
 constexpr char kDescription[] =
     R"(Applies Keras' BatchNormalization (tf-keras 2.x semantics) to X.npy K times and
-writes the last output and the final layer state as .npy files into DIR.)";
+writes the last output and the final layer state as .npy files into DIR. With
+--dy, also runs the layer's backward for the last call and writes the gradients.)";
 
 constexpr char kFooter[] =
     R"(State files may have any float dtype above and the parameter shape, a flat
@@ -29,6 +30,12 @@ Output (overwritten in DIR):
   moving_mean.npy, moving_variance.npy, gamma.npy (only with scale),
   beta.npy (only with center), and with renorm moving_stddev.npy,
   renorm_mean.npy, renorm_stddev.npy: float32 ('<f4') of the parameter shape.
+With --dy (the gradients of the last call; docs/semantics.md, "Backward"):
+  dx.npy                     same dtype and shape as X
+  dgamma.npy (only with scale), dbeta.npy (only with center), and after a
+  training call with an adjustment d_adjustment_scale.npy and
+  d_adjustment_bias.npy: float32 of the parameter shape. A training call gives
+  Keras' training gradient, any other call the inference one.
 
 Flags take their value as the next argument or after '=' (--axis=-1). Numbers
 are parsed strictly. Renorm-only flags without --renorm true are errors.
@@ -97,6 +104,12 @@ std::optional<Settings> ParseSettings(int argc, char** argv, int* exit_status) {
                  "as float64; float16/bfloat16 use float32 math.")
       ->required()
       ->option_text("X.npy")
+      ->group(input);
+  cli::AddParsed(&app, "--dy", &s.dy, Text,
+                 "loss gradient for the last call's output: same\n"
+                 "shape and dtype as X; writes dx and the\n"
+                 "parameter gradients (see Output)")
+      ->option_text("DY.npy")
       ->group(input);
   for (size_t i = 0; i < std::size(kStateFlags); ++i) {
     cli::AddParsed(&app, kStateFlags[i].name, &state_paths[i], Text, kStateFlags[i].help)

@@ -17,6 +17,8 @@ namespace run {
 
 struct Settings {
   std::string x;    // input .npy
+  // The loss gradient (same shape and dtype as x): runs the backward of the last forward step.
+  std::optional<std::string> dy;
   std::string out;  // output directory
   // The initial state files given, (flag, path), in the order they are read: --gamma, --beta,
   // --moving-mean, --moving-variance, --moving-stddev, --renorm-mean, --renorm-stddev.
