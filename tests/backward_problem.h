@@ -24,12 +24,13 @@
 #include "src/oracle/reference.h"
 #include "tests/test_util.h"
 #include "tools/common/random.h"
+#include "tools/common/tolerances.h"
 
 namespace bnorm {
 namespace test {
 
-constexpr double kSumTolerance = 1e-6;
-constexpr double kDxTolerance = 1e-5;
+constexpr double kSumTolerance = testing::kGradientSumTolerance;
+constexpr double kDxTolerance = testing::kGradientTolerance;
 constexpr uint8_t kUntouched = 0xA5;  // every byte of a buffer before a call
 
 // Calls f(channel, offset) for every element of g.

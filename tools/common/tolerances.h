@@ -16,6 +16,10 @@ constexpr double kVarianceTolerance = 1e-6;
 constexpr double kZeroVarianceTolerance = 1e-12;
 // Normalize with float32 x and y: the absolute error of y.
 constexpr double kOutputTolerance = 1e-5;
+// The backward: S1 = Σdy and S2 = Σdy·(x − μ) within this fraction of Σ|dy| and
+// Σ|dy·(x − μ)|; dx within kGradientTolerance of its channel's largest |dx|.
+constexpr double kGradientSumTolerance = 1e-6;
+constexpr double kGradientTolerance = 1e-5;
 
 // A whole forward pass in `dtype`, relative to 1 + max |y|: float32 arithmetic, plus the
 // rounding of a 16-bit y (at most 2^-11 of |y| for f16 and 2^-8 for bf16), with room to spare.

@@ -17,6 +17,7 @@
 #include "tools/common/format.h"
 #include "tools/common/random.h"
 #include "tools/common/tolerances.h"
+#include "tools/verify/compare.h"
 
 namespace bnorm {
 namespace verify {
@@ -27,26 +28,8 @@ using testing::kOutputTolerance;
 using testing::kVarianceTolerance;
 using testing::kZeroVarianceTolerance;
 
-constexpr double kEpsilon = 1e-3;  // Keras' default epsilon
-// Floats on each side of y that the normalize kernel must leave untouched.
+// Floats on each side of an output that the kernels must leave untouched.
 constexpr size_t kGuard = 64;
-
-// Nine significant digits: as many as a float32 value needs to be read back exactly.
-std::string Format(double v) { return cli::FormatNumber(v, 9); }
-
-// |got - want|, with NaN as infinitely wrong (a comparison with NaN would
-// otherwise hide it).
-double AbsError(double got, double want) {
-  const double e = std::fabs(got - want);
-  return std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
-}
-
-// The error relative to `scale`. A zero scale (a channel of one value)
-// divides by kZeroVarianceTolerance / limit instead, which turns the
-// relative limit into the absolute bound kZeroVarianceTolerance.
-double Relative(double abs, double scale, double limit) {
-  return abs / (scale > 0.0 ? scale : kZeroVarianceTolerance / limit);
-}
 
 float GuardValue() {
   const uint32_t bits = 0x7FA5A5A5u;
@@ -79,7 +62,9 @@ CaseRunner::CaseRunner(const Case& c, uint64_t seed, Report* report)
       hi_(C_),
       lo_(C_),
       scale_(C_),
-      shift_(C_) {
+      shift_(C_),
+      dy_buffer_(n_ + c.offset),
+      dy_(dy_buffer_.get() + c.offset) {
   testing::Random rng(seed);
   for (size_t i = 0; i < n_; ++i) {
     x_[i] = Sample(*c.dist, (i / c.g.inner) % C_, &rng);
@@ -101,6 +86,7 @@ CaseRunner::CaseRunner(const Case& c, uint64_t seed, Report* report)
   }
   reference::Normalize(x_, c.g, ref_mean_.data(), ref_var_.data(), gamma.data(), beta.data(),
                        kEpsilon, ref_y_.data());
+  PrepareBackward(rng.Bits());
 }
 
 void CaseRunner::Run(size_t target_index, const std::string& target) {
@@ -112,6 +98,8 @@ void CaseRunner::Run(size_t target_index, const std::string& target) {
   }
   CheckMoments(target_index, target);
   CheckNormalize(target_index, target);
+  CheckBackwardReduce(target_index, target);
+  CheckBackwardData(target_index, target);
 }
 
 void CaseRunner::CheckMoments(size_t t, const std::string& target) {
@@ -181,8 +169,8 @@ void CaseRunner::CheckNormalize(size_t t, const std::string& target) {
   Normalize(x_, y, c_.g, params, Execution::Serial());
   Normalize(x_, y_p, c_.g, params, Execution::Parallel());
 
-  CheckGuards(serial, &row, target, "1 thread");
-  CheckGuards(parallel, &row, target, "all threads");
+  CheckGuards(serial, &row, target, "normalize", "1 thread");
+  CheckGuards(parallel, &row, target, "normalize", "all threads");
   if (std::memcmp(y, y_p, n_ * sizeof(float)) != 0) {
     row.bitwise_equal = false;
     size_t i = 0;
@@ -221,7 +209,7 @@ float* CaseRunner::FillGuarded(const Buffer& buffer) const {
 }
 
 void CaseRunner::CheckGuards(const Buffer& buffer, Row* row, const std::string& target,
-                             const char* mode) {
+                             const char* what, const char* mode) {
   const float* base = buffer.get();
   const size_t y_begin = kGuard + c_.offset;
   const float guard = GuardValue();
@@ -229,8 +217,8 @@ void CaseRunner::CheckGuards(const Buffer& buffer, Row* row, const std::string& 
     if (i == y_begin) i += n_;
     if (i < GuardedSize() && std::memcmp(base + i, &guard, sizeof(float)) != 0) {
       const long long at = static_cast<long long>(i) - static_cast<long long>(y_begin);
-      report_->Fail(row, target + " normalize " + c_.name + " (" + mode +
-                             "): wrote outside y, at y[" + std::to_string(at) + "]");
+      report_->Fail(row, target + " " + what + " " + c_.name + " (" + mode +
+                             "): wrote outside its output, at [" + std::to_string(at) + "]");
       return;
     }
   }

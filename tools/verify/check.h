@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One case of bnorm-verify: a shape, a distribution and a base-pointer offset, with its seeded
-// data and float64 reference results, checked on a target (moments and normalize, one thread
-// against all threads bit for bit, writes outside y).
+// data and float64 reference results, checked on a target (moments, normalize and the backward's
+// reduce and data passes; one thread against all threads bit for bit, writes outside the output).
 #ifndef BNORM_TOOLS_VERIFY_CHECK_H_
 #define BNORM_TOOLS_VERIFY_CHECK_H_
 
@@ -46,11 +46,16 @@ class CaseRunner {
  private:
   void CheckMoments(size_t t, const std::string& target);
   void CheckNormalize(size_t t, const std::string& target);
-  // y sits kGuard + offset floats into a buffer of GuardedSize() floats that
-  // all start as a signalling-NaN pattern; the kernel must only touch y.
+  // check_backward.cc: S1, S2 and dx against the float64 reference.
+  void PrepareBackward(uint64_t seed);
+  void CheckBackwardReduce(size_t t, const std::string& target);
+  void CheckBackwardData(size_t t, const std::string& target);
+  // An output (y, dx) sits kGuard + offset floats into a buffer of GuardedSize() floats
+  // that all start as a signalling-NaN pattern; the kernel must only touch the output.
   size_t GuardedSize() const;
   float* FillGuarded(const Buffer& buffer) const;
-  void CheckGuards(const Buffer& buffer, Row* row, const std::string& target, const char* mode);
+  void CheckGuards(const Buffer& buffer, Row* row, const std::string& target, const char* what,
+                   const char* mode);
 
   const Case& c_;
   Report* report_;
@@ -60,6 +65,12 @@ class CaseRunner {
   float* const x_;
   std::vector<double> ref_mean_, ref_var_, ref_y_;
   std::vector<float> hi_, lo_, scale_, shift_;
+  // The backward: dy (at x's offset), the reference sums with their scales Σ|term|, the
+  // data pass's float coefficients and its reference dx with each channel's max |dx|.
+  const Buffer dy_buffer_;
+  float* const dy_;
+  std::vector<double> ref_s1_, ref_s2_, abs1_, abs2_, ref_dx_, dx_scale_;
+  std::vector<float> k_, a_, b_;
 };
 
 // A per-case seed, so a case's data does not depend on which cases ran

@@ -24,10 +24,10 @@ struct Row {
 class Report {
  public:
   explicit Report(const std::vector<std::string>& targets)
-      : targets_(targets), rows_(targets.size() * 4) {}
+      : targets_(targets), rows_(targets.size() * kKernelCount * kLayoutCount) {}
 
   Row& At(size_t target, Kernel kernel, Layout layout) {
-    return rows_[target * 4 + kernel * 2 + layout];
+    return rows_[(target * kKernelCount + kernel) * kLayoutCount + layout];
   }
 
   void Fail(Row* row, const std::string& message);
