@@ -24,6 +24,7 @@
 #include "dispatch/convert-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/prefetch-inl.h"
+#include "dispatch/run_chunks.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -265,14 +266,6 @@ HWY_INLINE void PackedTailSums(D d, T t, const Raw* x, const Raw* dy, const Raw*
   }
 }
 
-// A chunk of channels-first values: `runs` runs of `vectors` whole vectors
-// starting at element `offset`.
-struct ReduceChunk {
-  size_t offset = 0;
-  size_t runs = 0;
-  size_t vectors = 0;
-};
-
 // Channels-first sums of one channel: `runs` runs of `len` values, `stride`
 // apart, written to *s1, *s2. The whole vectors are summed per lane in chunks
 // of at most kReduceChunkVectors vectors (a piece of one long run, or several
@@ -292,21 +285,10 @@ HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size
   HWY_ALIGN double lane_s2[kMaxLanes] = {};
   double rest1 = 0.0, rest2 = 0.0;
   if (full > 0) {
-    const size_t chunk = kReduceChunkVectors * N;
-    const bool long_runs = full >= chunk;
-    const size_t pieces = long_runs ? (full + chunk - 1) / chunk : 1;  // per run
-    const size_t runs_per_chunk = long_runs ? 1 : chunk / full;
-    const size_t chunks = long_runs ? runs * pieces : (runs + runs_per_chunk - 1) / runs_per_chunk;
+    const dispatch::RunChunks chunks(runs, full, stride, kReduceChunkVectors, N);
     const auto vhi = hn::Set(d, hi), vlo = hn::Set(d, lo);
-    for (size_t k = 0; k < chunks; ++k) {
-      ReduceChunk c;
-      if (long_runs) {
-        const size_t i0 = k % pieces * chunk;
-        c = ReduceChunk{k / pieces * stride + i0, 1, HWY_MIN(chunk, full - i0) / N};
-      } else {
-        const size_t r0 = k * runs_per_chunk;
-        c = ReduceChunk{r0 * stride, HWY_MIN(runs_per_chunk, runs - r0), full / N};
-      }
+    for (size_t k = 0; k < chunks.count(); ++k) {
+      const dispatch::RunChunk c = chunks[k];
       hn::Vec<decltype(d)> v1, v2;
       RunChunkSums<kMask>(d, t, x + c.offset, dy + c.offset, y + c.offset, c.runs, c.vectors * N,
                           stride, vhi, vlo, from_memory, &v1, &v2);

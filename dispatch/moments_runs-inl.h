@@ -20,6 +20,7 @@
 #include "dispatch/convert-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/prefetch-inl.h"
+#include "dispatch/run_chunks.h"
 #include "dispatch/sub_blocks-inl.h"
 #include "hwy/highway.h"
 
@@ -188,9 +189,9 @@ HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT 
   }
 }
 
-// A chunk of channels-first values: `runs` runs of `vectors` whole vectors.
+// A chunk of channels-first values (dispatch::RunChunk) at its first value.
 template <class T>
-struct RunChunk {
+struct ChunkData {
   const typename T::Raw* x = nullptr;
   size_t runs = 0;
   size_t vectors = 0;
@@ -216,19 +217,11 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   HWY_ALIGN double lane_m2[kMaxLanes] = {};
   double count = 0.0;
   if (full > 0) {
-    // Chunk k: a piece of one long run, or several short runs together.
-    const size_t chunk = kRunChunkVectors * N;
-    const bool long_runs = full >= chunk;
-    const size_t pieces = long_runs ? (full + chunk - 1) / chunk : 1;  // per run
-    const size_t runs_per_chunk = long_runs ? 1 : chunk / full;
-    const size_t chunks = long_runs ? runs * pieces : (runs + runs_per_chunk - 1) / runs_per_chunk;
+    const dispatch::RunChunks plan(runs, full, stride, kRunChunkVectors, N);
+    const size_t chunks = plan.count();
     const auto chunk_at = [&](size_t k) {
-      if (long_runs) {
-        const size_t i0 = k % pieces * chunk;
-        return RunChunk<T>{x + k / pieces * stride + i0, 1, HWY_MIN(chunk, full - i0) / N};
-      }
-      const size_t r0 = k * runs_per_chunk;
-      return RunChunk<T>{x + r0 * stride, HWY_MIN(runs_per_chunk, runs - r0), full / N};
+      const dispatch::RunChunk c = plan[k];
+      return ChunkData<T>{x + c.offset, c.runs, c.vectors};
     };
     // A software pipeline: pass 1 of chunk k + 1 runs before pass 2 of chunk
     // k, which prefetches chunk k + 2. Pass 2 waits for its shifts; in the
@@ -236,17 +229,17 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
     // memory would idle while pass 2 works from L1. Each chunk's operations
     // and the merge order stay the same, so the results do too.
     HWY_ALIGN float shifts[2][kMaxLanes] = {};
-    const auto chunk_shifts = [&](const RunChunk<T>& c, float* out) {
+    const auto chunk_shifts = [&](const ChunkData<T>& c, float* out) {
       const float inv_k = 1.0f / static_cast<float>(c.runs * c.vectors);  // SubBlockMerge's
       hn::Store(LaneShifts(d, t, c.x, c.runs, c.vectors * N, stride, inv_k), d, out);
     };
     double per_lane = 0.0;  // values per lane merged so far
-    RunChunk<T> current = chunk_at(0);
+    ChunkData<T> current = chunk_at(0);
     chunk_shifts(current, shifts[0]);
     for (size_t k = 0; k < chunks; ++k) {
-      const RunChunk<T> next = k + 1 < chunks ? chunk_at(k + 1) : RunChunk<T>{};
+      const ChunkData<T> next = k + 1 < chunks ? chunk_at(k + 1) : ChunkData<T>{};
       if (next.x != nullptr) chunk_shifts(next, shifts[(k + 1) & 1]);
-      const RunChunk<T> ahead = k + 2 < chunks ? chunk_at(k + 2) : RunChunk<T>{};
+      const ChunkData<T> ahead = k + 2 < chunks ? chunk_at(k + 2) : ChunkData<T>{};
       const SubBlockMerge w(per_lane, current.runs * current.vectors);
       const auto m = hn::Load(d, shifts[k & 1]);
       hn::Vec<decltype(d)> s1, s2;

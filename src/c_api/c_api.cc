@@ -161,6 +161,23 @@ void SetVariable(bnorm::BatchNorm* layer, bnorm_state which, const std::vector<f
   layer->set_renorm_stddev(values);
 }
 
+// What bnorm_layer_get_state and _set_state check before touching a variable:
+// a bnorm_state value, a built layer, and `count` equal to the variable's size.
+bnorm_status CheckStateAccess(const char* function, const bnorm_layer& layer, bnorm_state which,
+                              size_t count) {
+  if (!ValidState(which)) {
+    return Fail(BNORM_STATUS_INVALID_ARGUMENT, function,
+                "which is %d; expected a bnorm_state value", static_cast<int>(which));
+  }
+  if (bnorm_status st = RequireBuilt(function, layer)) return st;
+  const size_t size = Variable(layer.impl, which).size();
+  if (count != size) {
+    return Fail(BNORM_STATUS_SHAPE_MISMATCH, function,
+                "count is %zu; the variable has %zu values (the channel count)", count, size);
+  }
+  return BNORM_STATUS_OK;
+}
+
 }  // namespace
 
 extern "C" {
@@ -320,17 +337,8 @@ bnorm_status bnorm_layer_get_state(const bnorm_layer* layer, bnorm_state which, 
   return Guard(kFunction, [&] {
     BNORM_REQUIRE(layer);
     BNORM_REQUIRE(values);
-    if (!ValidState(which)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "which is %d; expected a bnorm_state value", static_cast<int>(which));
-    }
-    if (bnorm_status st = RequireBuilt(kFunction, *layer)) return st;
+    if (bnorm_status st = CheckStateAccess(kFunction, *layer, which, count)) return st;
     const std::vector<float>& variable = Variable(layer->impl, which);
-    if (count != variable.size()) {
-      return Fail(BNORM_STATUS_SHAPE_MISMATCH, kFunction,
-                  "count is %zu; the variable has %zu values (the channel count)", count,
-                  variable.size());
-    }
     if (count != 0) std::memcpy(values, variable.data(), count * sizeof(float));
     return BNORM_STATUS_OK;
   });
@@ -342,16 +350,7 @@ bnorm_status bnorm_layer_set_state(bnorm_layer* layer, bnorm_state which, const 
   return Guard(kFunction, [&] {
     BNORM_REQUIRE(layer);
     BNORM_REQUIRE(values);
-    if (!ValidState(which)) {
-      return Fail(BNORM_STATUS_INVALID_ARGUMENT, kFunction,
-                  "which is %d; expected a bnorm_state value", static_cast<int>(which));
-    }
-    if (bnorm_status st = RequireBuilt(kFunction, *layer)) return st;
-    const size_t size = Variable(layer->impl, which).size();
-    if (count != size) {
-      return Fail(BNORM_STATUS_SHAPE_MISMATCH, kFunction,
-                  "count is %zu; the variable has %zu values (the channel count)", count, size);
-    }
+    if (bnorm_status st = CheckStateAccess(kFunction, *layer, which, count)) return st;
     SetVariable(&layer->impl, which, std::vector<float>(values, values + count));
     return BNORM_STATUS_OK;
   });
