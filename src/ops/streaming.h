@@ -12,9 +12,9 @@ namespace bnorm {
 
 // Outputs of more bytes than this go around the caches: they would not stay
 // cached for the next layer anyway, and skipping the read-for-ownership of y
-// saves a third of the traffic. 16 MiB, or a sixteenth of the last-level cache
-// when that is larger (a 480 MiB L3 keeps a 25 MB output faster in cache:
-// measured 87% -> 94% of the copy roof; a 51 MB one is faster streamed).
+// saves a third of the traffic. Half the last-level cache the core shares
+// (src/plan/caches.h: sysfs, not sysconf, which reports a whole socket's L3 on
+// some VMs): 16 MiB with a 32 MiB L3.
 size_t StreamingThresholdBytes();
 
 // Whether a tensor of `type` laid out as `g` exceeds the threshold: its output
