@@ -12,6 +12,7 @@
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/layer/state.h"
+#include "src/ops/resident_training.h"
 #include "src/parallel/blocks.h"
 
 namespace bnorm {
@@ -108,30 +109,49 @@ AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape
   return adjustment;
 }
 
-// Renorm's r and d, from the renorm statistics before this call's update,
-// clipped as renorm_clipping says.
+// Renorm's r and d of one channel, from its batch statistics and the renorm
+// statistics before this call's update, clipped as renorm_clipping says (1
+// and 0 without renorm); and the batch stddev the renorm statistics track.
+void RenormChannel(const Options& options, double mean, double variance, float renorm_mean,
+                   float renorm_stddev, double epsilon, double* r, double* d, double* stddev) {
+  *stddev = std::sqrt(variance + epsilon);
+  *r = 1.0;
+  *d = 0.0;
+  if (!options.renorm) return;
+  const RenormClipping& clip = options.renorm_clipping;
+  const double rs = std::max<double>(renorm_stddev, std::sqrt(epsilon));
+  *r = *stddev / rs;
+  *d = (mean - renorm_mean) / rs;
+  if (clip.rmin) *r = std::max<double>(*r, *clip.rmin);
+  if (clip.rmax) *r = std::min<double>(*r, *clip.rmax);
+  if (clip.dmax) *d = std::clamp<double>(*d, -*clip.dmax, *clip.dmax);
+}
+
 RenormCorrection Renorm(const Options& options, const Moments& batch,
                         const std::vector<float>& renorm_mean,
                         const std::vector<float>& renorm_stddev, double epsilon) {
   const size_t C = batch.mean.size();
-  RenormCorrection rc{std::vector<double>(C, 1.0), std::vector<double>(C, 0.0),
-                      std::vector<double>(C)};
-  for (size_t c = 0; c < C; ++c) rc.stddev[c] = std::sqrt(batch.variance[c] + epsilon);
-  if (!options.renorm) return rc;
-  const RenormClipping& clip = options.renorm_clipping;
+  RenormCorrection rc{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C)};
   for (size_t c = 0; c < C; ++c) {
-    const double rs = std::max<double>(renorm_stddev[c], std::sqrt(epsilon));
-    rc.r[c] = rc.stddev[c] / rs;
-    rc.d[c] = (batch.mean[c] - renorm_mean[c]) / rs;
-    if (clip.rmin) rc.r[c] = std::max<double>(rc.r[c], *clip.rmin);
-    if (clip.rmax) rc.r[c] = std::min<double>(rc.r[c], *clip.rmax);
-    if (clip.dmax) rc.d[c] = std::clamp<double>(rc.d[c], -*clip.dmax, *clip.dmax);
+    RenormChannel(options, batch.mean[c], batch.variance[c],
+                  options.renorm ? renorm_mean[c] : 0.0f, options.renorm ? renorm_stddev[c] : 1.0f,
+                  epsilon, &rc.r[c], &rc.d[c], &rc.stddev[c]);
   }
   return rc;
 }
 
 // y = ((x - mean) / sqrt(var + eps) * r + d) * adj_scale + adj_bias) * gamma + beta,
-// folded per (ghost, channel) in double into y = (x - mean) * scale + shift.
+// folded for one group of channel c in double into y = (x - mean) * scale + shift.
+void FoldGroup(double mean, double variance, double r, double d, float adj_scale, float adj_bias,
+               float gamma, float beta, double epsilon, float* hi, float* lo, float* scale,
+               float* shift) {
+  const double outer_scale = static_cast<double>(adj_scale) * gamma;
+  SplitMean(mean, hi, lo);
+  *scale = static_cast<float>(r * outer_scale / std::sqrt(variance + epsilon));
+  *shift = static_cast<float>(d * outer_scale + static_cast<double>(adj_bias) * gamma + beta);
+}
+
+// Every (ghost, channel) group's coefficients.
 Coefficients FoldCoefficients(const Moments& ghost, const RenormCorrection& rc,
                               const AdjustmentTerms& adj, const std::vector<float>& gamma,
                               const std::vector<float>& beta, double epsilon) {
@@ -140,14 +160,45 @@ Coefficients FoldCoefficients(const Moments& ghost, const RenormCorrection& rc,
                  std::vector<float>(n)};
   for (size_t i = 0; i < n; ++i) {
     const size_t c = i % C;
-    const double outer_scale = static_cast<double>(adj.scale[c]) * gamma[c];
-    SplitMean(ghost.mean[i], &k.hi[i], &k.lo[i]);
-    k.scale[i] = static_cast<float>(rc.r[c] * outer_scale / std::sqrt(ghost.variance[i] + epsilon));
-    k.shift[i] = static_cast<float>(rc.d[c] * outer_scale +
-                                    static_cast<double>(adj.bias[c]) * gamma[c] + beta[c]);
+    FoldGroup(ghost.mean[i], ghost.variance[i], rc.r[c], rc.d[c], adj.scale[c], adj.bias[c],
+              gamma[c], beta[c], epsilon, &k.hi[i], &k.lo[i], &k.scale[i], &k.shift[i]);
   }
   return k;
 }
+
+// The same fold for ResidentTraining, channel by channel as each channel's
+// statistics arrive (one group per channel: no ghost batches).
+class LayerFold : public ChannelFold {
+ public:
+  LayerFold(const Options& options, const AdjustmentTerms& adjustment,
+            const std::vector<float>& renorm_mean, const std::vector<float>& renorm_stddev,
+            const std::vector<float>& gamma, const std::vector<float>& beta, double epsilon)
+      : options_(options),
+        adjustment_(adjustment),
+        renorm_mean_(renorm_mean),
+        renorm_stddev_(renorm_stddev),
+        gamma_(gamma),
+        beta_(beta),
+        epsilon_(epsilon) {}
+
+  void operator()(size_t c, double mean, double variance, float* hi, float* lo, float* scale,
+                  float* shift) const override {
+    double r, d, stddev;
+    RenormChannel(options_, mean, variance, options_.renorm ? renorm_mean_[c] : 0.0f,
+                  options_.renorm ? renorm_stddev_[c] : 1.0f, epsilon_, &r, &d, &stddev);
+    FoldGroup(mean, variance, r, d, adjustment_.scale[c], adjustment_.bias[c], gamma_[c], beta_[c],
+              epsilon_, hi, lo, scale, shift);
+  }
+
+ private:
+  const Options& options_;
+  const AdjustmentTerms& adjustment_;
+  const std::vector<float>& renorm_mean_;
+  const std::vector<float>& renorm_stddev_;
+  const std::vector<float>& gamma_;
+  const std::vector<float>& beta_;
+  double epsilon_;
+};
 
 // Each ghost through its own coefficients.
 void NormalizeGhosts(const char* x, char* y, DType type, const Geometry& view, size_t ghosts,
@@ -241,12 +292,26 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
   const Geometry view = GhostView(g, batch, ghosts, &sample_elements);
   const size_t sample_bytes = sample_elements * SizeOf(type);
 
-  const Moments ghost = GhostStatistics(in, type, view, ghosts, sample_bytes, g.elements(), exec);
-  const Moments batch_moments = AverageOverGhosts(ghost, ghosts, channels);
   const AdjustmentTerms adjustment = Adjust(options, shape, channels);
+  Moments ghost;
+  Coefficients k;
+  if (ghosts == 1 && ChannelResident(type, g)) {
+    // Statistics and normalize channel by channel: x is read from memory once.
+    ghost = Moments{std::vector<double>(channels), std::vector<double>(channels)};
+    k = Coefficients{std::vector<float>(channels), std::vector<float>(channels),
+                     std::vector<float>(channels), std::vector<float>(channels)};
+    const LayerFold fold(options, adjustment, renorm_mean, renorm_stddev, gamma, beta, epsilon);
+    ResidentTraining(in, out, type, g, fold, ghost.mean.data(), ghost.variance.data(),
+                     k.hi.data(), k.lo.data(), k.scale.data(), k.shift.data(), exec);
+  } else {
+    ghost = GhostStatistics(in, type, view, ghosts, sample_bytes, g.elements(), exec);
+  }
+  const Moments batch_moments = AverageOverGhosts(ghost, ghosts, channels);
   const RenormCorrection rc = Renorm(options, batch_moments, renorm_mean, renorm_stddev, epsilon);
-  const Coefficients k = FoldCoefficients(ghost, rc, adjustment, gamma, beta, epsilon);
-  NormalizeGhosts(in, out, type, view, ghosts, sample_bytes, g.elements(), k, exec);
+  if (k.hi.empty()) {
+    k = FoldCoefficients(ghost, rc, adjustment, gamma, beta, epsilon);
+    NormalizeGhosts(in, out, type, view, ghosts, sample_bytes, g.elements(), k, exec);
+  }
   SaveTraining(view, ghosts, sample_elements, ghost, rc, adjustment, k, gamma, epsilon, &saved);
   UpdateMovingAverages(options, fused, epsilon, g.reduced(), batch_moments, rc,
                        {moving_mean, moving_variance, moving_stddev, renorm_mean, renorm_stddev});

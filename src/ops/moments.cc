@@ -14,10 +14,10 @@
 #include "dispatch/chan_merge.h"
 #include "src/parallel/blocks.h"
 #include "src/parallel/partials.h"
+#include "src/ops/runs_merge.h"
 #include "src/plan/checks.h"
 
 namespace bnorm {
-namespace {}  // namespace
 
 void BatchMoments(const float* x, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
@@ -94,21 +94,7 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
     counts[k] = static_cast<double>(plan[k].rows * plan[k].inner_count);
   }
   for (size_t c = 0; c < C; ++c) {
-    double count = 0.0, m = 0.0, m2 = 0.0;
-    for (size_t k = 0; k < per_channel; ++k) {
-      const size_t i = c * per_channel + k;
-      const double n = counts[k];
-      if (count == 0.0) {
-        m = part_mean[i];
-        m2 = part_m2[i];
-      } else {
-        ChanMerge(count, &m, &m2, n, part_mean[i], part_m2[i]);
-      }
-      count += n;
-    }
-    mean[c] = m;
-    const double v = m2 / count;
-    variance[c] = v < 0.0 ? 0.0 : v;
+    MergeChannelBlocks(part_mean, part_m2, counts, per_channel, c, &mean[c], &variance[c]);
   }
 }
 

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// The channel-resident training forward (see resident_training.h).
+#include "src/ops/resident_training.h"
+
+#include <algorithm>
+
+#include "bnorm/targets.hpp"
+#include "dispatch/moments.h"
+#include "dispatch/normalize.h"
+#include "src/ops/runs_merge.h"
+#include "src/ops/streaming.h"
+#include "src/parallel/blocks.h"
+#include "src/parallel/partials.h"
+#include "src/plan/caches.h"
+
+namespace bnorm {
+
+bool ChannelResident(DType type, const Geometry& g) {
+  if (g.channels_last() || g.elements() == 0 || !ExceedsCaches(type, g)) return false;
+  // A channel with the next one's loads in flight: it must fit beside them in
+  // the core's L2, or in its share of the last-level cache.
+  const CacheSizes& caches = MachineCaches();
+  const size_t room = std::max(caches.l2_bytes / 2, caches.llc_bytes / (2 * caches.llc_sharing_cpus));
+  return g.reduced() * SizeOf(type) <= room;
+}
+
+void ResidentTraining(const void* x, void* y, DType type, const Geometry& g, const ChannelFold& fold,
+                      double* mean, double* variance, float* hi, float* lo, float* scale,
+                      float* shift, const Execution& exec) {
+  const char* in = static_cast<const char*>(x);
+  char* out = static_cast<char*>(y);
+  const size_t size = SizeOf(type);
+  ApplyTargetFromEnvironment();
+  const BlockPlan plan(g);
+  const size_t C = g.channels;
+  const size_t per_channel = plan.per_channel();
+  // BatchMoments' partials, in its layout, so the merge is the same code.
+  Partials partials(2 * C * per_channel + per_channel);
+  double* part_mean = partials.get();
+  double* part_m2 = part_mean + C * per_channel;
+  double* counts = part_m2 + C * per_channel;
+  for (size_t k = 0; k < per_channel; ++k) {
+    counts[k] = static_cast<double>(plan[k].rows * plan[k].inner_count);
+  }
+  const auto view = [&](const Block& b) {
+    const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
+    return dispatch::RunsView{in + first * size, type,          b.channels,   g.ChannelStride(),
+                              b.rows,            b.inner_count, g.RowStride()};
+  };
+  // A unit is one channel's blocks, or one block of several whole channels.
+  const size_t blocks_per_unit = per_channel;
+  const size_t units = plan.size() / blocks_per_unit;
+  ForEachBlock(units, g.elements(), exec, [&](size_t u) {
+    const size_t first_block = u * blocks_per_unit;
+    for (size_t k = 0; k < blocks_per_unit; ++k) {
+      const size_t i = first_block + k;
+      const Block b = plan[i];
+      const size_t slot = b.channel * per_channel + i % per_channel;
+      dispatch::MomentsRuns(view(b), part_mean + slot, part_m2 + slot);
+    }
+    const Block unit = plan[first_block];
+    for (size_t c = unit.channel; c < unit.channel + unit.channels; ++c) {
+      MergeChannelBlocks(part_mean, part_m2, counts, per_channel, c, &mean[c], &variance[c]);
+      fold(c, mean[c], variance[c], &hi[c], &lo[c], &scale[c], &shift[c]);
+    }
+    for (size_t k = 0; k < blocks_per_unit; ++k) {
+      const Block b = plan[first_block + k];
+      const dispatch::RunsView v = view(b);
+      const size_t c = b.channel;
+      const dispatch::NormalizeCoefficients coefficients{hi + c, lo + c, scale + c, shift + c,
+                                                         Activation::kNone};
+      dispatch::NormalizeRuns(v, out + (static_cast<const char*>(v.x) - in), coefficients,
+                              /*stream=*/true);
+    }
+  });
+}
+
+}  // namespace bnorm
