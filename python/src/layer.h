@@ -69,7 +69,7 @@ class Layer {
   std::unique_ptr<std::mutex> mutex_;
   // The last forward's input (x itself when it was not copied) and its element type: backward
   // reads it, so changing x in place between the two changes the gradients.
-  py::object last_x_;
+  py::object last_x_ = py::none();
   Element last_element_ = Element::kFloat32;
   py::dict gradients_;
 };
