@@ -13,6 +13,12 @@ if(NOT BNORM_BUILD_PYTHON)
   message(STATUS "bnorm: the Python module is off (BNORM_BUILD_PYTHON=OFF)")
   return()
 endif()
+# A sanitized module cannot be loaded by an unsanitized interpreter, and a cross build's module
+# not by the host's.
+if(CMAKE_CROSSCOMPILING OR BNORM_SANITIZE OR BNORM_FUZZ)
+  message(STATUS "bnorm: the Python module is not built in cross, sanitizer or fuzzing builds")
+  return()
+endif()
 if(NOT DEFINED Python3_EXECUTABLE AND EXISTS /usr/bin/python3)
   set(Python3_EXECUTABLE /usr/bin/python3 CACHE FILEPATH "The Python the module bnorm is built for")
 endif()

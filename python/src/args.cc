@@ -11,13 +11,10 @@ namespace python {
 namespace {
 
 bool IsBool(py::handle value) {
-  return py::isinstance<py::bool_>(value) ||
-         TypeName(value) == "bool_";  // numpy.bool_
+  return py::isinstance<py::bool_>(value) || TypeName(value) == "bool_";  // numpy.bool_
 }
 
-bool IsInt(py::handle value) {
-  return !IsBool(value) && PyIndex_Check(value.ptr());
-}
+bool IsInt(py::handle value) { return !IsBool(value) && PyIndex_Check(value.ptr()); }
 
 int64_t ReadInt(py::handle value, const std::string& name) {
   if (!IsInt(value)) ThrowType(name + " is a " + TypeName(value) + "; expected an int");
@@ -75,7 +72,8 @@ bool ReadBool(py::handle value, const char* name) {
 
 std::optional<int64_t> ReadOptionalInt(py::handle value, const char* name) {
   if (value.is_none()) return std::nullopt;
-  if (!IsInt(value)) ThrowType(std::string(name) + " is a " + TypeName(value) + "; expected None or an int");
+  if (!IsInt(value))
+    ThrowType(std::string(name) + " is a " + TypeName(value) + "; expected None or an int");
   return ReadInt(value, name);
 }
 

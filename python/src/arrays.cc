@@ -34,7 +34,8 @@ py::array AsArray(py::handle value, const char* name) {
   try {
     return Np().asarray(value);
   } catch (py::error_already_set& e) {
-    ThrowType(std::string(name) + " is a " + py::str(value.get_type().attr("__name__")).cast<std::string>() +
+    ThrowType(std::string(name) + " is a " +
+              py::str(value.get_type().attr("__name__")).cast<std::string>() +
               " that numpy.asarray cannot turn into an array (" + e.what() + ")");
   }
 }
@@ -53,8 +54,8 @@ bool NativeOrder(char byteorder) {
 // Whether bnorm can read the array's memory as it is.
 bool Readable(const py::array& a) {
   const auto* proxy = py::detail::array_proxy(a.ptr());
-  const int needed = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
-                     py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  const int needed =
+      py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
   return (proxy->flags & needed) == needed &&
          NativeOrder(py::detail::array_descriptor_proxy(proxy->descr)->byteorder);
 }
@@ -116,7 +117,8 @@ Tensor ReadTensor(py::handle x, const char* name) {
     t.type = DType::kBFloat16;
     t.element = Element::kBFloat16Bits;
     target = Np().uint16;
-  } else if (kind == 'V' && size == 2 && py::str(dtype.attr("name")).cast<std::string>() == "bfloat16") {
+  } else if (kind == 'V' && size == 2 &&
+             py::str(dtype.attr("name")).cast<std::string>() == "bfloat16") {
     t.type = DType::kBFloat16;
     t.element = Element::kBFloat16;
     target = dtype;
@@ -163,7 +165,8 @@ void CheckOutput(py::handle out, const char* name, Element element,
   const py::dtype expected = NewArray(element, {0}).dtype();
   if (!a.dtype().equal(expected)) {
     ThrowType(std::string(name) + " has dtype " + DTypeText(a) + "; expected " +
-              py::str(static_cast<const py::handle&>(expected)).cast<std::string>() + ", the dtype of the result");
+              py::str(static_cast<const py::handle&>(expected)).cast<std::string>() +
+              ", the dtype of the result");
   }
   if (ShapeOf(a) != shape) {
     ThrowValue(std::string(name) + " has shape " + ShapeText(ShapeOf(a)) + "; expected " +

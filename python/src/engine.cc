@@ -2,6 +2,8 @@
 // The engine functions: bnorm.moments, fold, normalize, fold_into_weights and the target
 // registry, over include/bnorm/{kernels,fold,geometry,targets}.hpp. Arrays are read as
 // arrays.h says; the GIL is released while a kernel runs.
+#include "engine.h"
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -15,7 +17,6 @@
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
-#include "engine.h"
 #include "errors.h"
 #include "threads.h"
 

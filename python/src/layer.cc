@@ -131,8 +131,8 @@ py::array Layer::Backward(py::handle dy_value) {
                        static_cast<float*>(out), dy.shape, threads->exec);
     } else {
       layer_->Backward(static_cast<const uint16_t*>(x.data()),
-                       static_cast<const uint16_t*>(dy.data()), static_cast<uint16_t*>(out),
-                       x_type, dy.shape, threads->exec);
+                       static_cast<const uint16_t*>(dy.data()), static_cast<uint16_t*>(out), x_type,
+                       dy.shape, threads->exec);
     }
   }
   const std::vector<int64_t> params = layer_->parameter_shape();
@@ -208,7 +208,8 @@ void Layer::SetWeights(py::handle weights) {
   if (!py::isinstance<py::list>(weights) && !py::isinstance<py::tuple>(weights)) {
     ThrowType("weights is a " + TypeName(weights) + "; expected a list of arrays");
   }
-  const std::vector<std::string> names = layer_->built() ? WeightNames() : std::vector<std::string>{};
+  const std::vector<std::string> names =
+      layer_->built() ? WeightNames() : std::vector<std::string>{};
   const py::sequence list = py::reinterpret_borrow<py::sequence>(weights);
   if (list.size() != names.size()) {
     std::string expected;
@@ -254,8 +255,8 @@ py::object Layer::fused() const {
 }
 
 std::string Layer::Repr() const {
-  return "<bnorm.BatchNormalization name='" + name_ + "', built=" +
-         (layer_->built() ? "True" : "False") + ">";
+  return "<bnorm.BatchNormalization name='" + name_ +
+         "', built=" + (layer_->built() ? "True" : "False") + ">";
 }
 
 }  // namespace python

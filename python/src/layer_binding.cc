@@ -76,32 +76,30 @@ void RegisterLayer(py::module_& m) {
   py::class_<Layer> cls(m, "BatchNormalization", kClassDoc);
   cls.def(py::init([](py::object axis, py::object momentum, py::object epsilon, py::object center,
                       py::object scale, py::object beta_initializer, py::object gamma_initializer,
-                      py::object moving_mean_initializer,
-                      py::object moving_variance_initializer, py::object beta_regularizer,
-                      py::object gamma_regularizer, py::object beta_constraint,
-                      py::object gamma_constraint, py::object renorm, py::object renorm_clipping,
-                      py::object renorm_momentum, py::object fused, py::object trainable,
-                      py::object virtual_batch_size, py::object adjustment,
+                      py::object moving_mean_initializer, py::object moving_variance_initializer,
+                      py::object beta_regularizer, py::object gamma_regularizer,
+                      py::object beta_constraint, py::object gamma_constraint, py::object renorm,
+                      py::object renorm_clipping, py::object renorm_momentum, py::object fused,
+                      py::object trainable, py::object virtual_batch_size, py::object adjustment,
                       py::object synchronized, py::object name, py::object dtype) {
-            return new Layer(Arguments(
-                axis, momentum, epsilon, center, scale, beta_initializer, gamma_initializer,
-                moving_mean_initializer, moving_variance_initializer, beta_regularizer,
-                gamma_regularizer, beta_constraint, gamma_constraint, renorm, renorm_clipping,
-                renorm_momentum, fused, trainable, virtual_batch_size, adjustment, synchronized,
-                name, dtype));
+            return new Layer(Arguments(axis, momentum, epsilon, center, scale, beta_initializer,
+                                       gamma_initializer, moving_mean_initializer,
+                                       moving_variance_initializer, beta_regularizer,
+                                       gamma_regularizer, beta_constraint, gamma_constraint, renorm,
+                                       renorm_clipping, renorm_momentum, fused, trainable,
+                                       virtual_batch_size, adjustment, synchronized, name, dtype));
           }),
           py::arg("axis") = -1, py::arg("momentum") = 0.99, py::arg("epsilon") = 1e-3,
-          py::arg("center") = true, py::arg("scale") = true,
-          py::arg("beta_initializer") = "zeros", py::arg("gamma_initializer") = "ones",
-          py::arg("moving_mean_initializer") = "zeros",
-          py::arg("moving_variance_initializer") = "ones",
-          py::arg("beta_regularizer") = py::none(), py::arg("gamma_regularizer") = py::none(),
-          py::arg("beta_constraint") = py::none(), py::arg("gamma_constraint") = py::none(),
-          py::arg("renorm") = false, py::arg("renorm_clipping") = py::none(),
-          py::arg("renorm_momentum") = 0.99, py::arg("fused") = py::none(),
-          py::arg("trainable") = true, py::arg("virtual_batch_size") = py::none(),
-          py::arg("adjustment") = py::none(), py::arg("synchronized") = false,
-          py::arg("name") = py::none(), py::kw_only(), py::arg("dtype") = py::none());
+          py::arg("center") = true, py::arg("scale") = true, py::arg("beta_initializer") = "zeros",
+          py::arg("gamma_initializer") = "ones", py::arg("moving_mean_initializer") = "zeros",
+          py::arg("moving_variance_initializer") = "ones", py::arg("beta_regularizer") = py::none(),
+          py::arg("gamma_regularizer") = py::none(), py::arg("beta_constraint") = py::none(),
+          py::arg("gamma_constraint") = py::none(), py::arg("renorm") = false,
+          py::arg("renorm_clipping") = py::none(), py::arg("renorm_momentum") = 0.99,
+          py::arg("fused") = py::none(), py::arg("trainable") = true,
+          py::arg("virtual_batch_size") = py::none(), py::arg("adjustment") = py::none(),
+          py::arg("synchronized") = false, py::arg("name") = py::none(), py::kw_only(),
+          py::arg("dtype") = py::none());
   cls.def("__call__", &Layer::Call, py::arg("x"), py::arg("training") = py::none(),
           R"doc(y for x. training: True uses the batch statistics and updates the moving ones;
 False or None (Keras' default without a learning phase) uses the moving statistics;

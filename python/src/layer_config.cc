@@ -117,7 +117,8 @@ ParsedArguments ParseArguments(const py::dict& a) {
   o.scale = ReadBool(a["scale"], "scale");
   o.beta_initializer = ReadInitializer(a["beta_initializer"], "beta_initializer");
   o.gamma_initializer = ReadInitializer(a["gamma_initializer"], "gamma_initializer");
-  o.moving_mean_initializer = ReadInitializer(a["moving_mean_initializer"], "moving_mean_initializer");
+  o.moving_mean_initializer =
+      ReadInitializer(a["moving_mean_initializer"], "moving_mean_initializer");
   o.moving_variance_initializer =
       ReadInitializer(a["moving_variance_initializer"], "moving_variance_initializer");
   for (const char* name : {"beta_regularizer", "gamma_regularizer"}) {
