@@ -64,7 +64,7 @@ def main():
     for row in load(args.pytorch):
         torch.setdefault(key(row), []).append(row["seconds"])
 
-    for mode, traffic in (("inference", "2"), ("training", "3")):
+    for mode, traffic in (("inference", "2"), ("training", "3"), ("backward", "5")):
         keys = [k for k in order if k[2] == mode]
         if not keys:
             continue

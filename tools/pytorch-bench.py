@@ -6,7 +6,13 @@ Times torch.nn.functional.batch_norm (CPU, float32) with the same shapes,
 layouts, modes and thread counts as bnorm-bench and prints comparable rows:
 median seconds per call and GB/s on the same minimum traffic (inference reads
 x and writes y, 8 bytes/value; training reads x twice and writes y, 12
-bytes/value). Layout nhwc uses PyTorch's channels_last memory format.
+bytes/value; backward reads x and dy twice and writes dx, 20 bytes/value).
+Layout nhwc uses PyTorch's channels_last memory format.
+
+The backward is what autograd calls per layer:
+torch.ops.aten.native_batch_norm_backward (dx, dweight and dbias) with the
+save_mean and save_invstd of one torch.ops.aten.native_batch_norm training
+call made at set-up, and dy seeded random data in x's memory format.
 
 With --bnorm-json FILE (the output of `bnorm-bench --json`) each row also shows
 bnorm's time and the ratio pytorch_seconds / bnorm_seconds (> 1: bnorm is
@@ -115,7 +121,10 @@ def parse_args(argv):
                         help="one shape per line, optionally followed by nhwc or nchw")
     parser.add_argument("--layout", choices=("nhwc", "nchw"), default="nhwc",
                         help="nhwc: channels_last memory format (default); nchw: contiguous")
-    parser.add_argument("--mode", choices=("inference", "training", "both"), default="both")
+    parser.add_argument("--mode", choices=("inference", "training", "both", "backward", "all"),
+                        default="both",
+                        help="both: inference and training (default); all: inference, training "
+                        "and backward")
     parser.add_argument("--threads", type=parse_threads, default=None,
                         help="N or a list N,M (default: all cores)")
     parser.add_argument("--repeat", type=positive_int, default=20,
@@ -140,7 +149,8 @@ def parse_args(argv):
     args.cases = cases
     if args.threads is None:
         args.threads = [len(os.sched_getaffinity(0))]
-    args.modes = ["inference", "training"] if args.mode == "both" else [args.mode]
+    args.modes = {"both": ["inference", "training"],
+                  "all": ["inference", "training", "backward"]}.get(args.mode, [args.mode])
 
     args.bnorm = {}
     if args.bnorm_json:
@@ -195,6 +205,28 @@ def make_input(torch, shape, layout):
     return x, params
 
 
+def make_backward(torch, x, params):
+    """The backward call of x's batch norm: dy seeded random data with x's
+    strides, and the saved statistics of one training forward made here."""
+    generator = torch.Generator().manual_seed(x.numel() * 1000003 + x.shape[1])
+    dy = torch.empty_strided(x.size(), x.stride()).uniform_(-1.0, 1.0, generator=generator)
+    running_mean = params["running_mean"].clone()
+    running_var = params["running_var"].clone()
+    _, save_mean, save_invstd = torch.ops.aten.native_batch_norm(
+        x, params["weight"], params["bias"], running_mean, running_var, True,
+        1.0 - KERAS_MOMENTUM, EPSILON)
+
+    def call():
+        torch.ops.aten.native_batch_norm_backward(
+            dy, x, params["weight"], running_mean, running_var, save_mean, save_invstd, True,
+            EPSILON, [True, True, True])
+
+    return call
+
+
+TRAFFIC = {"inference": 8.0, "training": 12.0, "backward": 20.0}  # bytes per value
+
+
 def measure(call, repeat, min_time):
     """Median, p10, p90 of single calls after a warm-up, as bnorm-bench does."""
     warm_start = time.perf_counter()
@@ -245,17 +277,20 @@ def run(args):
                           f"{label}, {threads} thread(s)", file=sys.stderr)
                 torch.set_num_threads(threads)
                 for mode in args.modes:
-                    training = mode == "training"
-                    running_mean = params["running_mean"].clone()
-                    running_var = params["running_var"].clone()
+                    if mode == "backward":
+                        call = make_backward(torch, x, params)
+                    else:
+                        training = mode == "training"
+                        running_mean = params["running_mean"].clone()
+                        running_var = params["running_var"].clone()
 
-                    def call():
-                        F.batch_norm(x, running_mean, running_var, params["weight"],
-                                     params["bias"], training=training,
-                                     momentum=1.0 - KERAS_MOMENTUM, eps=EPSILON)
+                        def call():
+                            F.batch_norm(x, running_mean, running_var, params["weight"],
+                                         params["bias"], training=training,
+                                         momentum=1.0 - KERAS_MOMENTUM, eps=EPSILON)
 
                     stats = measure(call, args.repeat, args.min_time)
-                    traffic = (12.0 if training else 8.0) * elements
+                    traffic = TRAFFIC[mode] * elements
                     row = {
                         "shape": list(shape), "layout": label, "mode": mode, "dtype": "f32",
                         "threads": threads, "framework": "pytorch",

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// bnorm-bench: how fast bnorm normalizes a batch, measured against the
-// machine's own copy bandwidth in the same run (the roof of a memory-bound
-// pass), the scalar float64 reference and, when built with it, oneDNN on the
-// same buffers. DESIGN.md ("Memory traffic and the roof") says why these are
-// the numbers that matter; --help lists the flags. This file is the run: the
+// bnorm-bench: how fast bnorm normalizes a batch and differentiates it,
+// measured against the machine's own copy bandwidth in the same run (the roof
+// of a memory-bound pass), the scalar float64 reference and, when built with
+// it, oneDNN on the same buffers. DESIGN.md ("Memory traffic and the roof")
+// says why these are the numbers that matter; --help lists the flags. This file is the run: the
 // cases, thread counts, targets and modes in order, each timed in turns with
 // the roof's copies (and oneDNN), then checked.
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,14 +60,18 @@ int Run(const Options& o) {
   const double memory_bytes =
       static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
   const size_t value_bytes = SizeOf(o.dtype);
+  // x and y, and with the backward dy and dx.
+  const size_t volumes = o.backward ? 4 : 2;
+  const char* buffers = o.backward ? "x, y, dy and dx" : "x and y";
   for (const CaseSpec& spec : o.cases) {
     cases.push_back(MakeCase(spec));
-    // x and y must fit in memory with room to spare, or the timings measure paging.
-    const double bytes = 2.0 * static_cast<double>(value_bytes * cases.back().geometry.elements());
+    // The buffers must fit in memory with room to spare, or the timings measure paging.
+    const double bytes =
+        static_cast<double>(volumes * value_bytes * cases.back().geometry.elements());
     if (memory_bytes > 0.0 && bytes > 0.8 * memory_bytes) {
       Fail(spec.origin, "shape " + FormatList(spec.shape) + " needs " +
-                            cli::FormatNumber(bytes * 1e-9) + " GB for x and y; this machine has " +
-                            cli::FormatNumber(memory_bytes * 1e-9) + " GB");
+                            cli::FormatNumber(bytes * 1e-9) + " GB for " + buffers +
+                            "; this machine has " + cli::FormatNumber(memory_bytes * 1e-9) + " GB");
     }
     layers.push_back(MakeLayer(cases.back(), o));
   }
@@ -77,10 +82,13 @@ int Run(const Options& o) {
   size_t done = 0;
   std::vector<Row> rows;
   std::vector<std::string> notes;
-  const bool layer_training = o.training && (o.virtual_batch_size || o.renorm);
+  const bool layer_training = (o.training || o.backward) && (o.virtual_batch_size || o.renorm);
   if (o.compare_onednn && layer_training) {
-    notes.push_back(
-        "oneDNN has no ghost batches or batch renormalization: training rows not compared");
+    notes.push_back(std::string("oneDNN has no ghost batches or batch renormalization: ") +
+                    (!o.backward   ? "training"
+                     : !o.training ? "backward"
+                                   : "training and backward") +
+                    " rows not compared");
   }
   if (!o.json) {
     PrintTableIntro(o, layer_training);
@@ -91,18 +99,23 @@ int Run(const Options& o) {
     const std::string case_name = cli::FormatShape(c.shape) + " " + c.label;
     std::unique_ptr<Problem> problem;
     try {
-      problem = std::make_unique<Problem>(c, o.dtype, layers[case_index].get());
+      problem = std::make_unique<Problem>(c, o.dtype, layers[case_index].get(), o.backward);
     } catch (const std::bad_alloc&) {
       throw std::runtime_error(
           "cannot allocate the buffers of shape " + FormatList(c.shape) + " (" +
-          std::to_string(2 * value_bytes * c.geometry.elements() / 1000000) + " MB)");
+          std::to_string(volumes * value_bytes * c.geometry.elements() / 1000000) + " MB)");
     }
     Problem& p = *problem;
-    const ReferenceTiming ref = TimeReference(p, o.inference, o.training);
+    const ReferenceTiming ref = TimeReference(p, o.inference, o.training, o.backward);
     for (const std::string& note : ref.notes) notes.push_back(case_name + ": " + note);
-    // Modes oneDNN cannot run for this case (inference, training): no layer
-    // features, and maybe no kernel for the dtype.
-    bool onednn_lacks[2] = {false, p.layer != nullptr};
+    if (o.backward && p.layer != nullptr && ref.backward_seconds && ref.backward_dx.empty()) {
+      notes.push_back(case_name +
+                      ": backward dx not checked: with renorm it depends on the moving "
+                      "statistics, which every training call updates");
+    }
+    // Passes oneDNN cannot run for this case (inference, training, backward): no
+    // layer features, and maybe no kernel for the dtype.
+    bool onednn_lacks[3] = {false, p.layer != nullptr, p.layer != nullptr};
 
     for (int thread_count : o.threads) {
       if (SecondsSince(start) > 2.0) {
@@ -115,21 +128,29 @@ int Run(const Options& o) {
       // The copies take float counts: the same bytes as x, as floats.
       const size_t copy_floats = p.bytes() / sizeof(float);
       const double copy_bytes = 2.0 * sizeof(float) * static_cast<double>(copy_floats);
-      bool onednn_done[2] = {false, false};
+      bool onednn_done[3] = {false, false, false};
       for (const std::string& target : targets) {
         if (o.target == "all") ForceTarget(target);
-        for (int m = 0; m < 2; ++m) {
-          const bool training = m == 1;
-          if (training ? !o.training : !o.inference) continue;
+        for (const Pass pass : kPasses) {
+          const bool wanted[3] = {o.inference, o.training, o.backward};
+          const int m = static_cast<int>(pass);
+          if (!wanted[m]) continue;
           Row r;
           r.c = &c;
-          r.mode = training ? "training" : "inference";
+          r.mode = PassName(pass);
           r.threads = thread_count;
           r.target = ActiveTarget();
-          r.bytes = static_cast<double>((training ? 3 : 2) * p.bytes());
+          r.bytes = static_cast<double>(PassVolumes(pass)) * static_cast<double>(p.bytes());
           const Execution exec = threads.execution();
-          const std::function<void()> kernel = [&p, exec, training] {
-            training ? p.Training(exec) : p.Inference(exec);
+          const std::function<void()> kernel = [&p, exec, pass] {
+            switch (pass) {
+              case Pass::kInference:
+                return p.Inference(exec);
+              case Pass::kTraining:
+                return p.Training(exec);
+              case Pass::kBackward:
+                return p.Backward(exec);
+            }
           };
           // bnorm, the roof's copies and oneDNN take turns (see MeasureInTurns).
           std::vector<std::function<void()>> calls = {kernel};
@@ -144,7 +165,7 @@ int Run(const Options& o) {
           if (o.compare_onednn && !onednn_done[m] && !onednn_lacks[m]) {
             onednn_done[m] = true;
             try {
-              onednn = std::make_unique<OneDnnBatchNorm>(p, training, thread_count);
+              onednn = std::make_unique<OneDnnBatchNorm>(p, pass, thread_count);
               calls.push_back([&] { (*onednn)(); });
             } catch (const dnnl::error&) {
               onednn_lacks[m] = true;
@@ -169,9 +190,11 @@ int Run(const Options& o) {
               r.roof.copy = copies[k].name;
             }
           }
-          kernel();  // y holds bnorm's output for the checks below
-          r.reference_seconds = training ? ref.training_seconds : ref.inference_seconds;
-          if (!training && ref.inference_seconds) {
+          kernel();  // y (dx) holds bnorm's output for the checks below
+          const std::optional<double> reference_seconds[3] = {
+              ref.inference_seconds, ref.training_seconds, ref.backward_seconds};
+          r.reference_seconds = reference_seconds[m];
+          if (pass == Pass::kInference && ref.inference_seconds) {
             double diff = 0.0;
             if (InferenceError(p, ref, &diff) > testing::ForwardTolerance(p.dtype)) {
               notes.push_back("WARNING: " + case_name + " " + r.target +
@@ -180,13 +203,27 @@ int Run(const Options& o) {
             }
             r.reference_max_abs_diff = diff;
           }
+          double dx_diff = 0.0;
+          if (pass == Pass::kBackward) {
+            if (const std::optional<double> error = BackwardError(p, ref, &dx_diff)) {
+              if (!(*error <= BackwardTolerance(p.dtype))) {
+                notes.push_back("WARNING: " + case_name + " " + r.target +
+                                ": bnorm backward dx differs from the reference by " +
+                                cli::FormatNumber(dx_diff) + " (" + cli::FormatNumber(*error) +
+                                " of its max |dx|)");
+              }
+              r.reference_max_abs_diff = dx_diff;
+            }
+          }
 #if BNORM_HAVE_ONEDNN
           if (onednn) {
             r.onednn_seconds = stats.back().median;
-            const Sample bnorm_y = TakeSample(p.dtype, p.y.get(), p.elements);
+            // Both write y, or in the backward dx.
+            uint8_t* out = pass == Pass::kBackward ? p.dx.get() : p.y.get();
+            const Sample bnorm_out = TakeSample(p.dtype, out, p.elements);
             (*onednn)();
             double magnitude = 0.0;
-            const double diff = SampleDiff(bnorm_y, p.dtype, p.y.get(), &magnitude);
+            const double diff = SampleDiff(bnorm_out, p.dtype, out, &magnitude);
             r.onednn_max_abs_diff = diff;
             if (diff > testing::ForwardTolerance(p.dtype) * (1.0 + magnitude)) {
               notes.push_back("WARNING: " + case_name + " " + r.mode +

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #if BNORM_HAVE_OPENMP
 #include <omp.h>
@@ -66,7 +67,7 @@ double SampleDiff(const Sample& s, DType dtype, const uint8_t* y, double* magnit
   return diff;
 }
 
-OneDnnBatchNorm::OneDnnBatchNorm(Problem& p, bool training, int threads)
+OneDnnBatchNorm::OneDnnBatchNorm(Problem& p, Pass pass, int threads)
     : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
 #if BNORM_HAVE_OPENMP && DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
   // oneDNN reads the thread count when it creates the primitive and runs.
@@ -75,32 +76,62 @@ OneDnnBatchNorm::OneDnnBatchNorm(Problem& p, bool training, int threads)
   (void)threads;
 #endif
   using flags = dnnl::normalization_flags;
+  const bool inference = pass == Pass::kInference;
   const dnnl::memory::desc data = OneDnnDataDesc(p.c, p.dtype);
-  const flags use = training ? (flags::use_scale | flags::use_shift)
-                             : (flags::use_global_stats | flags::use_scale | flags::use_shift);
+  const flags use = inference ? (flags::use_global_stats | flags::use_scale | flags::use_shift)
+                              : (flags::use_scale | flags::use_shift);
   const dnnl::batch_normalization_forward::desc desc(
-      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, data,
+      inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training, data,
       kEpsilon, use);
   const dnnl::batch_normalization_forward::primitive_desc pd(desc, engine_);
-  primitive_ = dnnl::batch_normalization_forward(pd);
   // Inference reads the moving statistics; training writes the batch's.
   mean_ = p.moving_mean;
   variance_ = p.moving_variance;
   gamma_ = p.gamma;
   beta_ = p.beta;
+  const dnnl::memory src(data, engine_, p.x.get());
+  const dnnl::memory scale(pd.weights_desc(), engine_, gamma_.data());
+  const dnnl::memory mean(pd.mean_desc(), engine_, mean_.data());
+  const dnnl::memory variance(pd.variance_desc(), engine_, variance_.data());
   args_ = {
-      {DNNL_ARG_SRC, dnnl::memory(data, engine_, p.x.get())},
+      {DNNL_ARG_SRC, src},
       {DNNL_ARG_DST, dnnl::memory(data, engine_, p.y.get())},
-      {DNNL_ARG_SCALE, dnnl::memory(pd.weights_desc(), engine_, gamma_.data())},
+      {DNNL_ARG_SCALE, scale},
       {DNNL_ARG_SHIFT, dnnl::memory(pd.weights_desc(), engine_, beta_.data())},
-      {DNNL_ARG_MEAN, dnnl::memory(pd.mean_desc(), engine_, mean_.data())},
-      {DNNL_ARG_VARIANCE, dnnl::memory(pd.variance_desc(), engine_, variance_.data())},
+      {DNNL_ARG_MEAN, mean},
+      {DNNL_ARG_VARIANCE, variance},
   };
   workspace_.resize(pd.workspace_desc().get_size());
   if (!workspace_.empty()) {
     args_.emplace(DNNL_ARG_WORKSPACE,
                   dnnl::memory(pd.workspace_desc(), engine_, workspace_.data()));
   }
+  primitive_ = dnnl::batch_normalization_forward(pd);
+  if (pass != Pass::kBackward) return;
+
+  // The training forward the backward differentiates: its batch mean and
+  // variance (and workspace, if it has one) are what the backward reads.
+  (*this)();
+  const dnnl::batch_normalization_backward::desc backward_desc(
+      dnnl::prop_kind::backward, data, data, kEpsilon, flags::use_scale | flags::use_shift);
+  const dnnl::batch_normalization_backward::primitive_desc backward_pd(backward_desc, engine_, pd);
+  dgamma_.resize(p.gamma.size());
+  dbeta_.resize(p.beta.size());
+  std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, src},
+      {DNNL_ARG_DIFF_DST, dnnl::memory(data, engine_, p.dy.get())},
+      {DNNL_ARG_SCALE, scale},
+      // Unread by the gradients, but oneDNN 2.6 will not execute use_shift without it.
+      {DNNL_ARG_SHIFT, args_.at(DNNL_ARG_SHIFT)},
+      {DNNL_ARG_MEAN, mean},
+      {DNNL_ARG_VARIANCE, variance},
+      {DNNL_ARG_DIFF_SRC, dnnl::memory(data, engine_, p.dx.get())},
+      {DNNL_ARG_DIFF_SCALE, dnnl::memory(backward_pd.diff_weights_desc(), engine_, dgamma_.data())},
+      {DNNL_ARG_DIFF_SHIFT, dnnl::memory(backward_pd.diff_weights_desc(), engine_, dbeta_.data())},
+  };
+  if (!workspace_.empty()) args.emplace(DNNL_ARG_WORKSPACE, args_.at(DNNL_ARG_WORKSPACE));
+  args_ = std::move(args);
+  primitive_ = dnnl::batch_normalization_backward(backward_pd);
 }
 
 }  // namespace bench

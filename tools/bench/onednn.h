@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The oneDNN peer of bnorm-bench (--compare onednn; built only with oneDNN): its forward batch
-// normalization on the problem's own buffers and threads, and the comparison of two outputs
-// through a sample of y.
+// The oneDNN peer of bnorm-bench (--compare onednn; built only with oneDNN): its batch
+// normalization, forward or backward, on the problem's own buffers and threads, and the
+// comparison of two outputs through a sample of y or dx.
 #ifndef BNORM_TOOLS_BENCH_ONEDNN_H_
 #define BNORM_TOOLS_BENCH_ONEDNN_H_
 
@@ -16,7 +16,7 @@
 namespace bnorm {
 namespace bench {
 
-// Evenly spread positions of y, to compare two implementations' outputs
+// Evenly spread positions of y (or dx), to compare two implementations' outputs
 // without a third full-size buffer.
 struct Sample {
   std::vector<size_t> positions;
@@ -28,12 +28,14 @@ Sample TakeSample(DType dtype, const uint8_t* y, size_t elements);
 // Max |y - sample|, and the largest |sample| in *magnitude (for a relative tolerance).
 double SampleDiff(const Sample& s, DType dtype, const uint8_t* y, double* magnitude);
 
-// oneDNN's forward batch normalization of the problem's buffers with
-// `threads` threads: created once, then each call runs it once. Throws
+// oneDNN's batch normalization of the problem's buffers with `threads`
+// threads: created once, then each call runs it once. The backward
+// (prop_kind::backward: dx, dgamma, dbeta) differentiates one training forward
+// run here, reading its saved mean and variance; it writes bnorm's dx. Throws
 // dnnl::error when this oneDNN has no implementation for the case.
 class OneDnnBatchNorm {
  public:
-  OneDnnBatchNorm(Problem& p, bool training, int threads);
+  OneDnnBatchNorm(Problem& p, Pass pass, int threads);
 
   void operator()() {
     primitive_.execute(stream_, args_);
@@ -43,8 +45,8 @@ class OneDnnBatchNorm {
  private:
   dnnl::engine engine_;
   dnnl::stream stream_;
-  dnnl::batch_normalization_forward primitive_;
-  std::vector<float> mean_, variance_, gamma_, beta_;
+  dnnl::primitive primitive_;
+  std::vector<float> mean_, variance_, gamma_, beta_, dgamma_, dbeta_;
   std::vector<uint8_t> workspace_;
   std::unordered_map<int, dnnl::memory> args_;
 };

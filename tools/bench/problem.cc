@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "bnorm/backward.hpp"
 #include "bnorm/error.hpp"
 #include "bnorm/fold.hpp"
 #include "src/ops/half.h"
@@ -25,7 +26,41 @@ void StoreAs(DType dtype, const float* in, size_t count, uint8_t* out) {
   }
 }
 
+// Writes floats as `dtype` values in chunks, so that a 16-bit tensor needs no
+// float copy of the whole.
+class ChunkedWriter {
+ public:
+  ChunkedWriter(DType dtype, uint8_t* out) : dtype_(dtype), out_(out) { chunk_.reserve(kChunk); }
+  ~ChunkedWriter() { Flush(); }
+
+  void Push(float value) {
+    chunk_.push_back(value);
+    if (chunk_.size() == kChunk) Flush();
+  }
+
+ private:
+  static constexpr size_t kChunk = size_t{1} << 16;
+
+  void Flush() {
+    StoreAs(dtype_, chunk_.data(), chunk_.size(), out_);
+    out_ += chunk_.size() * SizeOf(dtype_);
+    chunk_.clear();
+  }
+
+  DType dtype_;
+  uint8_t* out_;
+  std::vector<float> chunk_;
+};
+
 }  // namespace
+
+const char* PassName(Pass pass) {
+  return pass == Pass::kInference ? "inference" : pass == Pass::kTraining ? "training" : "backward";
+}
+
+int PassVolumes(Pass pass) {
+  return pass == Pass::kInference ? 2 : pass == Pass::kTraining ? 3 : 5;
+}
 
 Case MakeCase(const CaseSpec& spec) {
   const std::string& flag = spec.origin;
@@ -106,17 +141,20 @@ float ElementAt(DType dtype, const uint8_t* data, size_t k) {
   return dtype == DType::kFloat16 ? HalfToFloat(bits) : BFloat16ToFloat(bits);
 }
 
-Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer)
+Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward)
     : c(cs),
       dtype(type),
       elements(cs.geometry.elements()),
       x(testing::AllocateAligned(bytes())),
       y(testing::AllocateAligned(bytes())),
+      dy(with_backward ? testing::AllocateAligned(bytes()) : nullptr),
+      dx(with_backward ? testing::AllocateAligned(bytes()) : nullptr),
       layer(training_layer),
       inference(cs.geometry.channels),
       batch_mean(cs.geometry.channels),
       batch_variance(cs.geometry.channels),
-      training(cs.geometry.channels) {
+      training(cs.geometry.channels),
+      backward(with_backward ? cs.geometry.channels : 0) {
   const Geometry& g = c.geometry;
   const size_t C = g.channels;
   testing::Random random(C * 1000003 + elements);
@@ -131,31 +169,41 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer)
     moving_mean.push_back(center[ch] + 0.1f * symmetric());
     moving_variance.push_back(spread[ch] * spread[ch] / 3.0f * (1.0f + 0.2f * symmetric()));
   }
-  // Generated in chunks, so that a 16-bit x needs no float copy of the whole.
-  constexpr size_t kChunk = size_t{1} << 16;
-  std::vector<float> chunk;
-  chunk.reserve(kChunk);
-  uint8_t* out = x.get();
-  const auto store = [&] {
-    StoreAs(dtype, chunk.data(), chunk.size(), out);
-    out += chunk.size() * SizeOf(dtype);
-    chunk.clear();
-  };
-  for (size_t o = 0; o < g.outer; ++o) {
-    for (size_t ch = 0; ch < C; ++ch) {
-      for (size_t i = 0; i < g.inner; ++i) {
-        chunk.push_back(center[ch] + spread[ch] * symmetric());
-        if (chunk.size() == kChunk) store();
+  {
+    ChunkedWriter writer(dtype, x.get());
+    for (size_t o = 0; o < g.outer; ++o) {
+      for (size_t ch = 0; ch < C; ++ch) {
+        for (size_t i = 0; i < g.inner; ++i) writer.Push(center[ch] + spread[ch] * symmetric());
       }
     }
   }
-  store();
   std::memset(y.get(), 0, bytes());
   // An engine folds once at load time; the float moving mean needs no low part.
   Fold(gamma.data(), beta.data(), moving_mean.data(), moving_variance.data(), C, kEpsilon,
        inference.scale.data(), inference.shift.data());
   train_moving_mean = moving_mean;
   train_moving_variance = moving_variance;
+  if (!with_backward) return;
+
+  // dy of its own seed, so that x's data is the same with and without the backward.
+  testing::Random dy_random(elements * 1000003 + C);
+  {
+    ChunkedWriter writer(dtype, dy.get());
+    for (size_t k = 0; k < elements; ++k) {
+      writer.Push(static_cast<float>(dy_random.Uniform(-1.0, 1.0)));
+    }
+  }
+  std::memset(dx.get(), 0, bytes());
+  // The training forward that the timed backward differentiates, once.
+  if (layer != nullptr) {
+    LayerTraining(Execution());
+    return;
+  }
+  BatchMoments(x.get(), dtype, g, batch_mean.data(), batch_variance.data(), Execution());
+  for (size_t ch = 0; ch < C; ++ch) {
+    SplitMean(batch_mean[ch], &backward.mean_hi[ch], &backward.mean_lo[ch]);
+    backward.rho[ch] = 1.0 / std::sqrt(batch_variance[ch] + kEpsilon);
+  }
 }
 
 void Problem::Inference(const Execution& exec) {
@@ -185,6 +233,41 @@ void Problem::LayerTraining(const Execution& exec) {
   } else {
     layer->Forward(reinterpret_cast<const uint16_t*>(x.get()), reinterpret_cast<uint16_t*>(y.get()),
                    dtype, c.memory_shape, /*training=*/true, exec);
+  }
+}
+
+void Problem::KernelBackward(const Execution& exec) {
+  BackwardState& v = backward;
+  const BackwardReduceParams reduce{v.mean_hi.data(), v.mean_lo.data()};
+  BackwardReduce(x.get(), dy.get(), dtype, c.geometry, reduce, v.sum_dy.data(), v.sum_dy_xmu.data(),
+                 exec);
+  const double n = static_cast<double>(c.geometry.reduced());
+  for (size_t ch = 0; ch < v.rho.size(); ++ch) {
+    const double rho = v.rho[ch];
+    v.k[ch] = static_cast<float>(gamma[ch] * rho);
+    v.a[ch] = static_cast<float>(v.sum_dy[ch] / n);
+    v.b[ch] = static_cast<float>(rho * rho * v.sum_dy_xmu[ch] / n);
+    v.dgamma[ch] = static_cast<float>(rho * v.sum_dy_xmu[ch]);
+    v.dbeta[ch] = static_cast<float>(v.sum_dy[ch]);
+  }
+  BackwardDataParams data;
+  data.mean_hi = v.mean_hi.data();
+  data.mean_lo = v.mean_lo.data();
+  data.k = v.k.data();
+  data.a = v.a.data();
+  data.b = v.b.data();
+  BackwardData(x.get(), dy.get(), dx.get(), dtype, c.geometry, data, exec);
+}
+
+void Problem::LayerBackward(const Execution& exec) {
+  if (dtype == DType::kFloat32) {
+    layer->Backward(reinterpret_cast<const float*>(x.get()),
+                    reinterpret_cast<const float*>(dy.get()), reinterpret_cast<float*>(dx.get()),
+                    c.memory_shape, exec);
+  } else {
+    layer->Backward(reinterpret_cast<const uint16_t*>(x.get()),
+                    reinterpret_cast<const uint16_t*>(dy.get()),
+                    reinterpret_cast<uint16_t*>(dx.get()), dtype, c.memory_shape, exec);
   }
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // bnorm-bench's problem: a case (shape, memory order, geometry), its buffers and data, the layer
-// state and folded coefficients, and the calls that are timed (inference, training forward).
+// state and folded coefficients, and the calls that are timed (inference, training forward,
+// backward).
 #ifndef BNORM_TOOLS_BENCH_PROBLEM_H_
 #define BNORM_TOOLS_BENCH_PROBLEM_H_
 
@@ -23,6 +24,15 @@ namespace bench {
 
 constexpr float kEpsilon = 1e-3f;
 constexpr float kMomentum = 0.99f;
+
+// The timed calls, in the order each case runs them.
+enum class Pass { kInference, kTraining, kBackward };
+constexpr Pass kPasses[] = {Pass::kInference, Pass::kTraining, Pass::kBackward};
+// "inference", "training", "backward": the mode of the JSON rows.
+const char* PassName(Pass pass);
+// Elements of minimum traffic per value: x read, y written; x read twice, y written; x and dy
+// read twice, dx written.
+int PassVolumes(Pass pass);
 
 // A case: a shape and how its channels lie in memory.
 struct Case {
@@ -56,11 +66,35 @@ struct Coefficients {
   }
 };
 
+// What the kernels' backward reads and writes besides the tensors: the saved statistics of the
+// training forward it differentiates, the sums of the last call, the per-channel constants of
+// the data pass, and the parameter gradients.
+struct BackwardState {
+  std::vector<float> mean_hi, mean_lo;  // the forward's batch mean, split
+  std::vector<double> rho;              // 1 / sqrt(batch variance + epsilon)
+  std::vector<double> sum_dy, sum_dy_xmu;
+  std::vector<float> k, a, b;
+  std::vector<float> dgamma, dbeta;
+  explicit BackwardState(size_t channels)
+      : mean_hi(channels),
+        mean_lo(channels),
+        rho(channels),
+        sum_dy(channels),
+        sum_dy_xmu(channels),
+        k(channels),
+        a(channels),
+        b(channels),
+        dgamma(channels),
+        dbeta(channels) {}
+};
+
 struct Problem {
   Case c;
   DType dtype;
   size_t elements = 0;
   testing::AlignedBuffer x, y;
+  // With the backward only (empty otherwise): seeded dy and bnorm's dx.
+  testing::AlignedBuffer dy, dx;
   // The whole Keras layer that training runs with ghost batches or renorm; null
   // otherwise (training is then the kernels an engine calls).
   BatchNorm* layer;
@@ -70,11 +104,13 @@ struct Problem {
   std::vector<double> batch_mean, batch_variance;
   Coefficients training;
   std::vector<float> train_moving_mean, train_moving_variance;
+  BackwardState backward;
 
-  // Seeded data: channels with their own mean and spread, like activations after a conv.
-  Problem(const Case& cs, DType type, BatchNorm* training_layer);
+  // Seeded data: channels with their own mean and spread, like activations after a conv. With
+  // `with_backward`, also dy and dx, and the one training forward the backward differentiates.
+  Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward);
 
-  // Bytes of x (and of y).
+  // Bytes of x (and of y, dy, dx).
   size_t bytes() const { return elements * SizeOf(dtype); }
 
   // What an inference engine calls per layer.
@@ -88,6 +124,18 @@ struct Problem {
   void KernelTraining(const Execution& exec);
   // One training call of the layer; its moving statistics update every time.
   void LayerTraining(const Execution& exec);
+
+  // What a training framework calls per layer for the gradients: the layer's
+  // Backward, or the kernels'.
+  void Backward(const Execution& exec) {
+    layer != nullptr ? LayerBackward(exec) : KernelBackward(exec);
+  }
+  // BackwardReduce around the saved mean, the constants k = gamma·rho, a = S1/n,
+  // b = rho²·S2/n and the gradients dgamma = rho·S2, dbeta = S1 (double ->
+  // float), then BackwardData into dx.
+  void KernelBackward(const Execution& exec);
+  // The layer's Backward of its most recent Forward.
+  void LayerBackward(const Execution& exec);
 };
 
 }  // namespace bench

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "bnorm/targets.hpp"
@@ -48,14 +49,22 @@ void PrintTableIntro(const Options& o, bool layer_training) {
   const size_t value_bytes = SizeOf(o.dtype);
   std::printf("bnorm-bench: %s, %u hardware threads; targets supported: %s\n", CpuModel().c_str(),
               std::thread::hardware_concurrency(), cli::Join(supported, ", ").c_str());
+  const char* layer_rows = !o.backward   ? "; training rows run the bnorm::BatchNorm layer"
+                           : !o.training ? "; backward rows run the bnorm::BatchNorm layer"
+                                         : "; training and backward rows run the bnorm::BatchNorm "
+                                           "layer";
   std::printf("dtype %s, virtual_batch_size %s, renorm %s%s\n", cli::ShortName(o.dtype),
               o.virtual_batch_size ? std::to_string(*o.virtual_batch_size).c_str() : "none",
-              o.renorm ? "on" : "off",
-              layer_training ? "; training rows run the bnorm::BatchNorm layer" : "");
+              o.renorm ? "on" : "off", layer_training ? layer_rows : "");
+  std::string backward;
+  if (o.backward) {
+    backward = ", backward " + std::to_string(5 * value_bytes) +
+               " B/value: x and dy read twice, dx written";
+  }
   std::printf(
-      "GB/s on minimum traffic (inference %zu B/value, training %zu B/value); roof: copy GB/s "
+      "GB/s on minimum traffic (inference %zu B/value, training %zu B/value%s); roof: copy GB/s "
       "of the same buffers (best of memcpy and streaming stores), timed in turns with bnorm\n\n",
-      2 * value_bytes, 3 * value_bytes);
+      2 * value_bytes, 3 * value_bytes, backward.c_str());
 }
 
 void PrintTableHeader(bool compare) {

@@ -24,6 +24,7 @@ roof measured in the same run, and as a speedup over the float64 reference.)";
 constexpr char kFooter[] =
     R"(Traffic: inference reads x and writes y (2 elements per value: 8 bytes in f32,
 4 in bf16/f16), training reads x twice and writes y (3 elements: 12 or 6
+bytes), backward reads x and dy twice and writes dx (5 elements: 20 or 10
 bytes). The roof is the copy bandwidth of the same buffers with the same
 threads (x's bytes read, as many written): the faster of a memcpy and a
 streaming-store copy. The copies, bnorm and oneDNN are timed in turns, call
@@ -34,13 +35,16 @@ Layout ParseLayout(const std::string& text) {
       text, "layout", {{"nhwc", Layout::kNhwc}, {"nchw", Layout::kNchw}}, "nhwc or nchw");
 }
 
-enum class Mode { kInference, kTraining, kBoth };
+enum class Mode { kInference, kTraining, kBoth, kBackward, kAll };
 
 Mode ParseMode(const std::string& text) {
-  return cli::ParseChoice<Mode>(
-      text, "mode",
-      {{"inference", Mode::kInference}, {"training", Mode::kTraining}, {"both", Mode::kBoth}},
-      "inference, training or both");
+  return cli::ParseChoice<Mode>(text, "mode",
+                                {{"inference", Mode::kInference},
+                                 {"training", Mode::kTraining},
+                                 {"both", Mode::kBoth},
+                                 {"backward", Mode::kBackward},
+                                 {"all", Mode::kAll}},
+                                "inference, training, both, backward or all");
 }
 
 // The only peer is oneDNN, and only when bnorm-bench was built with it.
@@ -142,13 +146,18 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
   cli::AddParsed(&app, "--mode", &mode, ParseMode,
                  "default both. inference: Normalize with\n"
                  "folded moving statistics; training: BatchMoments, fold,\n"
-                 "Normalize and the moving-average update")
-      ->option_text("inference|training|both")
+                 "Normalize and the moving-average update; backward:\n"
+                 "the gradients of one training forward done at set-up\n"
+                 "(BackwardReduce around its batch mean, the per-channel\n"
+                 "constants, dgamma and dbeta, then BackwardData into its\n"
+                 "own dx), dy seeded random data; both: inference and\n"
+                 "training; all: inference, training and backward")
+      ->option_text("MODE")
       ->group(what);
   cli::AddParsed(&app, "--dtype", &o.dtype, cli::ParseDType,
-                 "element type of x and y (default f32; float32,\n"
-                 "bfloat16 and float16 also work); statistics and\n"
-                 "coefficients stay float32")
+                 "element type of x, y, dy and dx (default f32;\n"
+                 "float32, bfloat16 and float16 also work); statistics\n"
+                 "and coefficients stay float32")
       ->option_text("f32|bf16|f16")
       ->group(what);
   cli::AddParsed(
@@ -178,17 +187,20 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
                "With either flag, training runs the whole layer,\n"
                "bnorm::BatchNorm::Forward (the case's axes, other\n"
                "options Keras' defaults), whose moving statistics\n"
-               "update on every call, and its reference is the float64\n"
+               "update on every call, and backward its Backward after\n"
+               "one Forward at set-up; their reference is the float64\n"
                "Keras oracle on whole leading samples (a multiple of\n"
                "V). Inference is unchanged: Keras inference ignores\n"
                "ghost batches and renorm")
       ->group(what);
   cli::AddParsed(&app, "--compare", &o.compare_onednn, ParsePeer,
-                 "also time oneDNN's batch_normalization_forward on the\n"
-                 "same buffers and threads (bf16/f16 data with f32\n"
-                 "statistics), and check it agrees. Not compared: a\n"
-                 "dtype this oneDNN has no kernel for, and training with\n"
-                 "--virtual-batch-size or --renorm (oneDNN has neither)")
+                 "also time oneDNN's batch_normalization_forward (backward:\n"
+                 "batch_normalization_backward, prop_kind backward, of its\n"
+                 "own training forward) on the same buffers and threads\n"
+                 "(bf16/f16 data with f32 statistics), and check it\n"
+                 "agrees. Not compared: a dtype this oneDNN has no kernel\n"
+                 "for, and training or backward with --virtual-batch-size\n"
+                 "or --renorm (oneDNN has neither)")
       ->option_text("onednn")
       ->group(what);
 
@@ -218,8 +230,9 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
     return std::nullopt;
   }
 
-  o.inference = mode != Mode::kTraining;
-  o.training = mode != Mode::kInference;
+  o.inference = mode == Mode::kInference || mode == Mode::kBoth || mode == Mode::kAll;
+  o.training = mode == Mode::kTraining || mode == Mode::kBoth || mode == Mode::kAll;
+  o.backward = mode == Mode::kBackward || mode == Mode::kAll;
   const Layout case_layout = axes ? Layout::kAxis : layout.value_or(Layout::kNhwc);
   const std::vector<int> case_axes = axes.value_or(std::vector<int>{});
   for (const std::vector<int64_t>& shape : shapes) {

@@ -39,7 +39,8 @@ struct CaseSpec {
 struct Options {
   std::vector<CaseSpec> cases;
   bool inference = true;
-  bool training = true;
+  bool training = true;   // the forward
+  bool backward = false;  // the gradients of a training forward
   DType dtype = DType::kFloat32;
   std::vector<int> threads;
   std::string target;  // empty: dispatched best
