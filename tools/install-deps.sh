@@ -4,14 +4,15 @@
 # Required: the compiler toolchain (g++, cmake, make, pkg-config), Highway (libhwy-dev), oneTBB
 # (libtbb-dev), GoogleTest and GoogleMock (libgtest-dev, libgmock-dev: gmock is a separate
 # package), Google Benchmark (libbenchmark-dev), CLI11 (libcli11-dev) and nlohmann-json
-# (nlohmann-json3-dev) for the command-line tools.
+# (nlohmann-json3-dev) for the command-line tools, Open MPI (openmpi-bin, libopenmpi-dev) for
+# contrib/mpi and its mpirun tests.
 # Optional benchmark peer: oneDNN (libdnnl-dev) with ocl-icd-opencl-dev, which Debian's
 # dnnl-config.cmake requires (find_package(OpenCL REQUIRED)) but lists only as a Recommends.
 # BNORM_EXTRA_PACKAGES adds more names (space-separated).
 set -euo pipefail
 
 required=(g++ cmake make pkg-config libhwy-dev libtbb-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libcli11-dev nlohmann-json3-dev)
+          libbenchmark-dev libcli11-dev nlohmann-json3-dev openmpi-bin libopenmpi-dev)
 optional=(libdnnl-dev ocl-icd-opencl-dev)
 
 missing=()
