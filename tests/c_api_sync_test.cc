@@ -163,8 +163,7 @@ TEST(CApiSync, AFailingAllGatherIsTheCallsStatus) {
                 "bnorm_layer_forward: the communicator's all_gather failed (unsupported): link "
                 "down");
   size_t channels = 0;
-  EXPECT_STATUS(BNORM_STATUS_INVALID_ARGUMENT, bnorm_layer_channels(layer, &channels),
-                "not built");
+  EXPECT_STATUS(BNORM_STATUS_INVALID_ARGUMENT, bnorm_layer_channels(layer, &channels), "not built");
   bnorm_layer_destroy(layer);
 }
 

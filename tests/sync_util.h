@@ -43,7 +43,9 @@ struct SyncCase {
     s.insert(s.end(), sample.begin(), sample.end());
     return s;
   }
-  int64_t total_batch() const { return std::accumulate(batches.begin(), batches.end(), int64_t{0}); }
+  int64_t total_batch() const {
+    return std::accumulate(batches.begin(), batches.end(), int64_t{0});
+  }
   // Rank r's first sample in the concatenated batch.
   size_t first_sample(int r) const {
     return static_cast<size_t>(std::accumulate(batches.begin(), batches.begin() + r, int64_t{0}));
@@ -146,13 +148,14 @@ inline SyncReference ReferenceOf(const SyncCase& c) {
   ref.gradients = keras_reference::Backward(o, shape, x.data(), dy64.data(), true, before);
   Options sums = o;
   sums.center = true;
-  ref.abs_dy_sums = keras_reference::Backward(sums, shape, x.data(), abs_dy.data(), true, before).dbeta;
+  ref.abs_dy_sums =
+      keras_reference::Backward(sums, shape, x.data(), abs_dy.data(), true, before).dbeta;
   return ref;
 }
 
 // |got - want| <= tol * max(|want|, floor) elementwise.
-inline void ExpectNear(const std::vector<float>& got, const std::vector<double>& want,
-                       double floor, const std::string& what, double tol = 1e-6) {
+inline void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, double floor,
+                       const std::string& what, double tol = 1e-6) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < got.size(); ++i) {
     const double bound = tol * std::max(std::abs(want[i]), floor);
@@ -209,8 +212,10 @@ inline void ExpectGradientsMatch(const SyncCase& c, const std::vector<RankResult
   };
   if (c.options.synchronized_gradients) {
     for (size_t r = 0; r < ranks.size(); ++r) {
-      check(ranks[r].dgamma, ref.gradients.dgamma, gamma_scale, "dgamma of rank " + std::to_string(r));
-      check(ranks[r].dbeta, ref.gradients.dbeta, ref.abs_dy_sums, "dbeta of rank " + std::to_string(r));
+      check(ranks[r].dgamma, ref.gradients.dgamma, gamma_scale,
+            "dgamma of rank " + std::to_string(r));
+      check(ranks[r].dbeta, ref.gradients.dbeta, ref.abs_dy_sums,
+            "dbeta of rank " + std::to_string(r));
     }
     return;
   }
@@ -228,7 +233,8 @@ inline bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 // Every rank holds bitwise the same moving (and renorm) statistics.
-inline void ExpectSameStatistics(const RankResult& a, const RankResult& b, const std::string& what) {
+inline void ExpectSameStatistics(const RankResult& a, const RankResult& b,
+                                 const std::string& what) {
   EXPECT_TRUE(SameBits(a.moving_mean, b.moving_mean)) << what;
   EXPECT_TRUE(SameBits(a.moving_variance, b.moving_variance)) << what;
   EXPECT_TRUE(SameBits(a.moving_stddev, b.moving_stddev)) << what;

@@ -7,12 +7,11 @@
 // MPI keeps the operands in rank order) and MPI_Bcast the result, so every
 // rank still holds rank 0's bits. Not MPI_Allreduce: MPI does not promise
 // every rank the same bits from it.
-#include "bnorm/mpi.hpp"
-
 #include <climits>
 #include <string>
 
 #include "bnorm/error.hpp"
+#include "bnorm/mpi.hpp"
 
 namespace bnorm {
 namespace {

@@ -59,12 +59,12 @@ std::string FloatText(uint32_t bits) {
 
 std::string FlagsText(uint32_t flags) {
   std::string text;
-  const std::pair<uint32_t, const char*> names[] = {{kCenter, "center"},
-                                                    {kScale, "scale"},
-                                                    {kRenorm, "renorm"},
-                                                    {kAdjustment, "adjustment"},
-                                                    {kSynchronizedGradients,
-                                                     "synchronized_gradients"}};
+  const std::pair<uint32_t, const char*> names[] = {
+      {kCenter, "center"},
+      {kScale, "scale"},
+      {kRenorm, "renorm"},
+      {kAdjustment, "adjustment"},
+      {kSynchronizedGradients, "synchronized_gradients"}};
   for (const auto& [flag, name] : names) {
     if (flags & flag) text += text.empty() ? name : std::string("+") + name;
   }

@@ -34,8 +34,7 @@ struct InProcessGroup::Shared {
       cv.notify_all();
       return;
     }
-    const bool met =
-        cv.wait_for(lock, timeout, [&] { return generation != mine || broken; });
+    const bool met = cv.wait_for(lock, timeout, [&] { return generation != mine || broken; });
     if (!met || broken) {
       broken = true;
       cv.notify_all();

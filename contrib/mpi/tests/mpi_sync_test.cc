@@ -114,9 +114,9 @@ TEST(MpiSynchronized, LocalErrorIsTheSameOnEveryRank) {
     layer.Forward(comm->rank() == last ? nullptr : x.data(), y.data(), {4, 2}, true);
     FAIL() << "no error";
   } catch (const Error& e) {
-    const std::string prefix = comm->size() > 1 ? "synchronized BatchNorm: rank " +
-                                                      std::to_string(last) + " failed: "
-                                                : "";
+    const std::string prefix =
+        comm->size() > 1 ? "synchronized BatchNorm: rank " + std::to_string(last) + " failed: "
+                         : "";
     EXPECT_EQ(std::string(e.what()), prefix + "x is null for a shape of 8 elements");
     EXPECT_EQ(e.code(), ErrorCode::kNullPointer);
   }

@@ -34,8 +34,8 @@ constexpr size_t kMpiGatherLimitBytes = size_t{1} << 20;
 // must be initialized; release every holder (layers included) before
 // MPI_Finalize. `gather_limit_bytes` is kMpiGatherLimitBytes unless a test
 // wants the reduction path at small sizes. Collective over `comm`.
-std::shared_ptr<Communicator> MakeMpiCommunicator(
-    MPI_Comm comm, size_t gather_limit_bytes = kMpiGatherLimitBytes);
+std::shared_ptr<Communicator> MakeMpiCommunicator(MPI_Comm comm,
+                                                  size_t gather_limit_bytes = kMpiGatherLimitBytes);
 
 }  // namespace bnorm
 
