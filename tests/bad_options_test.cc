@@ -132,6 +132,15 @@ TEST_F(BadInput, InvalidRenormClipping) {
 
 // tf-keras test_v2_fused_attribute's errors, and the ranks and axes the fused
 // kernel lacks (found at build, so the layer stays unbuilt).
+TEST_F(BadInput, SynchronizedGradientsWithoutSynchronized) {
+  Snapshot none;
+  Options o;
+  o.synchronized_gradients = true;
+  EXPECT_REJECTED_WITH_MESSAGE(
+      none, "synchronized_gradients is set without synchronized; expected synchronized=true",
+      BatchNorm{o});
+}
+
 TEST_F(BadInput, FusedWithWhatTheFusedKernelLacks) {
   Snapshot none;
   Options renorm;

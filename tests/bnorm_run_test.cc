@@ -150,6 +150,24 @@ TEST_F(BnormRunTest, HelpPrintsTheContractAndExitsZero) {
   EXPECT_FALSE(OutExists());
 }
 
+TEST_F(BnormRunTest, SynchronizedAloneIsOneRankWithItsRankInThePaths) {
+  // One process is rank 0 of one (with MPI in the build, a singleton job):
+  // {rank} in --x and --out becomes 0, and the results are the unsynchronized
+  // layer's, bitwise.
+  Write("x_0.npy", kBatch, {4, 2});
+  const std::string args = " --training true --steps 2 --momentum 0.5";
+  ASSERT_EQ(Run("--x '" + dir_ + "/x_0.npy'" + args).exit_code, 0);
+  const std::vector<float> y = Out("y.npy"), mean = Out("moving_mean.npy");
+  const Result r = Run("--synchronized true --x '" + dir_ + "/x_{rank}.npy'" + args + " --out '" +
+                           dir_ + "/out_{rank}'",
+                       false);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<float> sync_y = npy::ToFloats(npy::Read(dir_ + "/out_0/y.npy"));
+  const std::vector<float> sync_mean = npy::ToFloats(npy::Read(dir_ + "/out_0/moving_mean.npy"));
+  EXPECT_EQ(sync_y, y);
+  EXPECT_EQ(sync_mean, mean);
+}
+
 TEST_F(BnormRunTest, InferenceUsesTheMovingStatistics) {
   // sqrt(moving_variance + 0.25) is 2 and 1.
   const std::string x = Write("x.npy", {1, 2, 3, -1, 5, 0}, {3, 2});

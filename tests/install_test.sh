@@ -101,4 +101,50 @@ readelf -d "$work/cpp-shared/bnorm_example" | grep -q 'libbnorm\.so\.0' ||
   fail "examples/cpp did not link libbnorm.so.0"
 "$work/cpp-shared/bnorm_example"
 "$work/cpp-static/bnorm_example" > /dev/null
+
+# contrib/mpi, when this build has MPI: find_package(bnorm COMPONENTS mpi) in a C++-only project
+# and bnorm-mpi.pc, each running a synchronized layer as a one-rank (singleton) MPI job.
+if [[ -e $libdir/libbnorm_mpi.so.0 ]]; then
+  echo "== bnorm_mpi with find_package(bnorm COMPONENTS mpi) and pkg-config bnorm-mpi"
+  mkdir -p "$work/mpi"
+  cat > "$work/mpi/main.cc" <<'CC'
+#include <vector>
+
+#include "bnorm/batch_norm.hpp"
+#include "bnorm/mpi.hpp"
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  {
+    bnorm::Options o;
+    o.synchronized = true;
+    bnorm::BatchNorm layer(o);
+    layer.set_communicator(bnorm::MakeMpiCommunicator(MPI_COMM_WORLD));
+    const std::vector<float> x = {1, 2, 3, 4};
+    std::vector<float> y(4);
+    layer.Forward(x.data(), y.data(), {4, 1}, true);
+  }
+  MPI_Finalize();
+  return 0;
+}
+CC
+  cat > "$work/mpi/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.16)
+project(bnorm_mpi_consumer LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 17)
+find_package(bnorm 0.1 REQUIRED COMPONENTS mpi)
+add_executable(consumer main.cc)
+target_link_libraries(consumer PRIVATE bnorm::bnorm_mpi)
+CM
+  "$cmake" -S "$work/mpi" -B "$work/mpi-build" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_CXX_COMPILER="$cxx" > "$work/mpi.log" 2>&1 &&
+    "$cmake" --build "$work/mpi-build" >> "$work/mpi.log" 2>&1 ||
+    { cat "$work/mpi.log"; fail "the find_package(bnorm COMPONENTS mpi) consumer did not build"; }
+  "$work/mpi-build/consumer" || fail "the find_package(bnorm COMPONENTS mpi) consumer failed"
+  # shellcheck disable=SC2046
+  "$cxx" -std=c++17 "$work/mpi/main.cc" -o "$work/mpi/pc-consumer" \
+    $(pkg-config --cflags --libs bnorm-mpi) -Wl,-rpath,"$libdir" ||
+    fail "the pkg-config bnorm-mpi consumer did not build"
+  "$work/mpi/pc-consumer" || fail "the pkg-config bnorm-mpi consumer failed"
+fi
 echo "install_test: OK"

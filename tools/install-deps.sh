@@ -4,8 +4,9 @@
 # Required: the compiler toolchain (g++, cmake, make, pkg-config), Highway (libhwy-dev), oneTBB
 # (libtbb-dev), GoogleTest and GoogleMock (libgtest-dev, libgmock-dev: gmock is a separate
 # package), Google Benchmark (libbenchmark-dev), CLI11 (libcli11-dev) and nlohmann-json
-# (nlohmann-json3-dev) for the command-line tools; for the Python module bnorm (python/),
-# pybind11 (pybind11-dev), Python's headers (python3-dev), NumPy (python3-numpy) and pytest
+# (nlohmann-json3-dev) for the command-line tools; Open MPI (openmpi-bin, libopenmpi-dev) for
+# contrib/mpi and its mpirun tests; for the Python module bnorm (python/), pybind11
+# (pybind11-dev), Python's headers (python3-dev), NumPy (python3-numpy) and pytest
 # (python3-pytest), all for the system /usr/bin/python3.
 # Optional benchmark peer: oneDNN (libdnnl-dev) with ocl-icd-opencl-dev, which Debian's
 # dnnl-config.cmake requires (find_package(OpenCL REQUIRED)) but lists only as a Recommends.
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 required=(g++ cmake make pkg-config libhwy-dev libtbb-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libcli11-dev nlohmann-json3-dev
+          libbenchmark-dev libcli11-dev nlohmann-json3-dev openmpi-bin libopenmpi-dev
           pybind11-dev python3-dev python3-numpy python3-pytest)
 optional=(libdnnl-dev ocl-icd-opencl-dev python3-torch)
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bnorm/communicator.hpp"
 #include "bnorm/dtype.hpp"
 #include "bnorm/execution.hpp"
 #include "bnorm/export.h"
@@ -71,6 +72,11 @@ struct Options {
   // one the layer is its own single rank, bitwise the unsynchronized path.
   // An error with fused=kTrue; fused=kAuto resolves to non-fused.
   bool synchronized = false;
+  // Not Keras: with synchronized, Backward's dγ, dβ (and the adjustment's
+  // gradients) are the sums over every rank instead of this rank's share (the
+  // default: the training framework all-reduces parameter gradients like any
+  // weight's). An error without synchronized.
+  bool synchronized_gradients = false;
 };
 
 class BNORM_API BatchNorm {
@@ -142,6 +148,17 @@ class BNORM_API BatchNorm {
   // Whether this layer uses the fused convention (resolved at Build as Keras does).
   bool fused() const;
 
+  // The ranks a synchronized layer spans (docs/semantics.md, "Synchronized").
+  // Every rank's layer must make the same sequence of training Forwards and
+  // their Backwards: each is a collective call, preceded by a header exchange
+  // that turns a local error or a disagreement (channels, ghost batches,
+  // options, call sequence) into the same bnorm::Error on every rank.
+  // Inference calls stay local. Without a communicator, or with one of size
+  // 1, the layer is bitwise the unsynchronized one. An error unless
+  // options.synchronized; null removes the communicator.
+  void set_communicator(std::shared_ptr<Communicator> communicator);
+  const std::shared_ptr<Communicator>& communicator() const;
+
   // State (float32, parameter size). Setters check the size and apply constraints.
   const std::vector<float>& gamma() const;
   const std::vector<float>& beta() const;
@@ -162,6 +179,9 @@ class BNORM_API BatchNorm {
   struct State;
   Options options_;
   std::shared_ptr<State> state_;
+  std::shared_ptr<Communicator> communicator_;
+  // The collective calls made so far, the header's call sequence number.
+  uint64_t collective_calls_ = 0;
 };
 
 }  // namespace bnorm

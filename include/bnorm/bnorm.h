@@ -145,11 +145,14 @@ typedef struct bnorm_options {
   bnorm_fused fused;
   int trainable;
   int64_t virtual_batch_size; /* 0: no ghost batches */
+  int synchronized;           /* Keras' synchronized: statistics over every rank */
+  int synchronized_gradients; /* not Keras: dγ, dβ summed over every rank */
 } bnorm_options;
 
 /* Keras' defaults: axis -1, momentum 0.99, epsilon 1e-3, center and scale,
  * beta 0, gamma 1, moving mean 0, moving variance 1, no renorm (renorm_momentum
- * 0.99, no clipping), fused AUTO, trainable, no ghost batches. */
+ * 0.99, no clipping), fused AUTO, trainable, no ghost batches, not
+ * synchronized. */
 BNORM_API bnorm_status bnorm_options_init(bnorm_options* options);
 
 /* A layer: options plus, once built, its variables. One handle must not be
@@ -212,6 +215,36 @@ BNORM_API bnorm_status bnorm_layer_backward_from_output(bnorm_layer* layer, cons
  * backward yet, or dγ with scale=0, dβ with center=0. */
 BNORM_API bnorm_status bnorm_layer_get_gradient(const bnorm_layer* layer, bnorm_gradient which,
                                                 float* values, size_t count);
+
+/* ---- Synchronized batch norm (docs/semantics.md, "Synchronized") -------- */
+
+/* The ranks of a data-parallel job, as callbacks, so that any transport
+ * plugs in (MPI, gloo, NCCL's host path, a framework's process group).
+ * rank(user) is 0..size(user)-1 and size(user) >= 1; both are read once, by
+ * bnorm_layer_set_communicator. all_gather is a collective: every rank passes
+ * `bytes` bytes in `send`, and `receive` (size * bytes) gets rank r's bytes at
+ * r * bytes. It returns BNORM_STATUS_OK, or another status after writing a
+ * NUL-terminated reason into message[0..message_size); the layer call then
+ * fails with that status (1..5; others become INVALID_ARGUMENT) and the
+ * reason. destroy (may be null) is called once the layer no longer uses the
+ * communicator (replaced, removed or the layer destroyed). */
+typedef struct bnorm_communicator {
+  void* user;
+  int (*rank)(void* user);
+  int (*size)(void* user);
+  bnorm_status (*all_gather)(void* user, const void* send, size_t bytes, void* receive,
+                             char* message, size_t message_size);
+  void (*destroy)(void* user);
+} bnorm_communicator;
+
+/* The ranks a synchronized layer spans (options.synchronized must be set):
+ * every rank's training forwards and their backwards are then collective
+ * calls, and a local error or a disagreement between ranks fails every rank's
+ * call with the same status and message. The callbacks are copied; null
+ * removes the communicator (the layer is then its own single rank). On
+ * failure the layer keeps its communicator and destroy is not called. */
+BNORM_API bnorm_status bnorm_layer_set_communicator(bnorm_layer* layer,
+                                                    const bnorm_communicator* communicator);
 
 /* ---- Low-level calls for inference engines ------------------------------ */
 

@@ -235,6 +235,8 @@ bnorm_status bnorm_options_init(bnorm_options* options) {
     o.fused = BNORM_FUSED_AUTO;
     o.trainable = d.trainable;
     o.virtual_batch_size = d.virtual_batch_size.value_or(0);
+    o.synchronized = d.synchronized;
+    o.synchronized_gradients = d.synchronized_gradients;
     *options = o;
     return BNORM_STATUS_OK;
   });
@@ -272,6 +274,8 @@ bnorm_status bnorm_layer_create(const bnorm_options* options, bnorm_layer** laye
     o.renorm_momentum = c.renorm_momentum;
     o.trainable = c.trainable != 0;
     if (c.virtual_batch_size != 0) o.virtual_batch_size = c.virtual_batch_size;
+    o.synchronized = c.synchronized != 0;
+    o.synchronized_gradients = c.synchronized_gradients != 0;
     *layer = new bnorm_layer(std::move(o));
     return BNORM_STATUS_OK;
   });

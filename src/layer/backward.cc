@@ -7,6 +7,7 @@
 // after an inference forward), and the parameter gradients summed over ghosts.
 #include "bnorm/backward.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include "src/parallel/blocks.h"
 #include "src/plan/checks.h"
 #include "src/plan/format.h"
+#include "src/sync/agreement.h"
 
 namespace bnorm {
 namespace {
@@ -65,6 +67,13 @@ std::vector<float> TransposedCopy(const void* data, DType type, const std::vecto
   std::vector<float> work(total);
   Transpose(in, shape, perm, work.data());
   return work;
+}
+
+// synchronized_gradients: the parameter gradients from every rank's sums.
+void UseGlobalSums(Saved* v, size_t groups) {
+  std::copy(v->global_sums.begin(), v->global_sums.begin() + groups, v->sum_dy.begin());
+  std::copy(v->global_sums.begin() + groups, v->global_sums.begin() + 2 * groups,
+            v->sum_dy_xmu.begin());
 }
 
 }  // namespace
@@ -115,32 +124,73 @@ const std::vector<float>& BatchNorm::State::Gradient(const BatchNorm& layer, int
   return *gradients[which];
 }
 
+size_t BatchNorm::State::CheckBackward(const void* x, const void* dy, const void* dx, DType type,
+                                       const std::vector<int64_t>& shape, bool from_output) const {
+  if (shape != saved.shape) {
+    throw Error(ErrorCode::kShapeMismatch, "dy has shape " + FormatList(shape) +
+                                               "; expected the last Forward's shape " +
+                                               FormatList(saved.shape));
+  }
+  const size_t total = ShapeElements("shape", shape.data(), shape.size());
+  if (total != 0) {
+    CheckData(from_output ? "y" : "x", x, dy, dx, type, shape, total, !permutation.empty());
+  }
+  if (from_output && total != 0) CheckRecoverable();
+  return total;
+}
+
 void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy, void* dx,
                                 DType type, const std::vector<int64_t>& shape, bool from_output,
                                 const Execution& exec) {
-  // Everything is checked before dx or a gradient is written.
+  // Everything is checked before dx or a gradient is written. A layer with no
+  // Forward cannot know whether its Backward is collective: that error stays
+  // local.
   if (!layer->state_ || !layer->state_->saved.valid) {
     throw Error(ErrorCode::kInvalidArgument,
                 "Backward has no Forward to differentiate: call Forward first");
   }
   State& s = *layer->state_;
-  if (shape != s.saved.shape) {
-    throw Error(ErrorCode::kShapeMismatch, "dy has shape " + FormatList(shape) +
-                                               "; expected the last Forward's shape " +
-                                               FormatList(s.saved.shape));
-  }
-  const size_t total = ShapeElements("shape", shape.data(), shape.size());
-  if (total != 0) {
-    CheckData(from_output ? "y" : "x", x, dy, dx, type, shape, total, !s.permutation.empty());
-  }
-  if (from_output && total != 0) s.CheckRecoverable();
   const Options& options = layer->options_;
+  Communicator* comm =
+      s.saved.trained && s.saved.synchronized ? Synchronizing(*layer) : nullptr;
+  size_t total = 0;
+  Peers peers;
+  if (comm == nullptr) {
+    total = s.CheckBackward(x, dy, dx, type, shape, from_output);
+  } else {
+    // A synchronized forward's Backward is collective: the checks' error
+    // travels in the header (src/sync/agreement.h).
+    CallHeader header = MakeHeader(CallKind::kBackward, layer->collective_calls_++, options);
+    header.channels = s.channels;
+    try {
+      total = s.CheckBackward(x, dy, dx, type, shape, from_output);
+      header.groups = total != 0 ? s.saved.ghosts : 0;
+      header.count = total != 0 ? s.saved.view.reduced() : 0;
+    } catch (const Error& e) {
+      RecordError(e, &header);
+    }
+    const Agreement agreed = Agree(*comm, header);
+    peers = Peers{comm, agreed.groups, agreed.count};
+  }
+  const Peers* sync = comm != nullptr ? &peers : nullptr;
+  const bool global_sums = sync != nullptr && options.synchronized_gradients;
   if (total == 0) {
-    s.Gradients(options, true);  // no dx, zero parameter gradients
+    // No dx; this rank's sums are zeros, and the other ranks' still count
+    // for global parameter gradients.
+    const bool global = global_sums && peers.count != 0;
+    if (sync != nullptr && peers.count != 0) {
+      s.saved.Resize(peers.groups * s.channels);
+      std::fill(s.saved.sum_dy.begin(), s.saved.sum_dy.end(), 0.0);
+      std::fill(s.saved.sum_dy_xmu.begin(), s.saved.sum_dy_xmu.end(), 0.0);
+      s.ShareSums(peers);
+      if (global) UseGlobalSums(&s.saved, peers.groups * s.channels);
+    }
+    s.Gradients(options, !global);  // zero parameter gradients unless global
     return;
   }
   if (s.permutation.empty()) {
-    s.RunBackward(x, dy, dx, type, from_output, exec);
+    s.RunBackward(x, dy, dx, type, from_output, exec, sync);
+    if (global_sums) UseGlobalSums(&s.saved, peers.groups * s.channels);
     s.Gradients(options, false);
     return;
   }
@@ -148,7 +198,8 @@ void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy,
   // place of the dy copy, then transposed back.
   std::vector<float> work_x = TransposedCopy(x, type, shape, s.permutation, total);
   std::vector<float> work_dy = TransposedCopy(dy, type, shape, s.permutation, total);
-  s.RunBackward(work_x.data(), work_dy.data(), work_dy.data(), DType::kFloat32, from_output, exec);
+  s.RunBackward(work_x.data(), work_dy.data(), work_dy.data(), DType::kFloat32, from_output, exec,
+                sync);
   const std::vector<int> inverse = InversePermutation(s.permutation);
   if (type == DType::kFloat32) {
     Transpose(work_dy.data(), Permuted(shape, s.permutation), inverse, static_cast<float*>(dx));
@@ -156,13 +207,23 @@ void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy,
     Transpose(work_dy.data(), Permuted(shape, s.permutation), inverse, work_x.data());
     NarrowFromFloat(work_x.data(), type, total, static_cast<uint16_t*>(dx));
   }
+  if (global_sums) UseGlobalSums(&s.saved, peers.groups * s.channels);
   s.Gradients(options, false);
+}
+
+void BatchNorm::State::ShareSums(const Peers& peers) {
+  const size_t groups = peers.groups * channels;
+  std::vector<double>& global = saved.global_sums;
+  global.resize(2 * groups);
+  std::copy(saved.sum_dy.begin(), saved.sum_dy.begin() + groups, global.begin());
+  std::copy(saved.sum_dy_xmu.begin(), saved.sum_dy_xmu.begin() + groups, global.begin() + groups);
+  peers.comm->AllSumInRankOrder(global.data(), global.size());
 }
 
 // x - mean = (y - shift) / scale: from y the sums are formed around the shift
 // and S2 divided by the scale, and the data pass's b divided by it too.
 void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DType type,
-                                   bool from_output, const Execution& exec) {
+                                   bool from_output, const Execution& exec, const Peers* peers) {
   Saved& v = saved;
   const char* in = static_cast<const char*>(x);
   const char* grad = static_cast<const char*>(dy);
@@ -178,16 +239,29 @@ void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DTyp
     BackwardReduce(in + i * sample_bytes, grad + i * sample_bytes, type, v.view, params,
                    &v.sum_dy[i * C], &v.sum_dy_xmu[i * C], exec);
   });
-  const double n = static_cast<double>(v.view.reduced());
-  for (size_t q = 0; q < ghosts * C; ++q) {
+  const size_t groups = ghosts * C;
+  for (size_t q = 0; q < groups; ++q) {
+    v.sum_dy_xmu[q] *= from_output ? 1.0 / static_cast<double>(v.scale[q]) : 1.0;
+  }
+  // Synchronized: dx from every rank's sums and count (docs/semantics.md,
+  // "Synchronized").
+  const double* s1 = v.sum_dy.data();
+  const double* s2 = v.sum_dy_xmu.data();
+  double n = static_cast<double>(v.view.reduced());
+  if (peers != nullptr) {
+    ShareSums(*peers);
+    s1 = v.global_sums.data();
+    s2 = v.global_sums.data() + groups;
+    n = v.count;
+  }
+  for (size_t q = 0; q < groups; ++q) {
     const size_t c = q % C;
     const double rho = v.rho[q];
     const double from_y = from_output ? 1.0 / static_cast<double>(v.scale[q]) : 1.0;
-    v.sum_dy_xmu[q] *= from_y;
     v.k[q] = static_cast<float>(v.gamma[c] * v.r[c] * v.adjustment_scale[c] * rho);
     // After an inference forward the statistics are constants: dx = k·dy.
-    v.a[q] = v.trained ? static_cast<float>(v.sum_dy[q] / n) : 0.0f;
-    v.b[q] = v.trained ? static_cast<float>(rho * rho * v.sum_dy_xmu[q] / n * from_y) : 0.0f;
+    v.a[q] = v.trained ? static_cast<float>(s1[q] / n) : 0.0f;
+    v.b[q] = v.trained ? static_cast<float>(rho * rho * s2[q] / n * from_y) : 0.0f;
   }
   ForEachBlock(ghosts, total, exec, [&](size_t i) {
     BackwardDataParams params;

@@ -20,6 +20,7 @@
 #include "src/ops/half.h"
 #include "src/ops/transpose.h"
 #include "src/plan/checks.h"
+#include "src/sync/agreement.h"
 
 namespace bnorm {
 namespace {
@@ -76,6 +77,14 @@ void BatchNorm::Forward(const uint16_t* x, uint16_t* y, DType dtype,
 void BatchNorm::State::Call(BatchNorm* layer, const void* x, void* y, DType type,
                             const std::vector<int64_t>& shape, std::optional<bool> training,
                             const Execution& exec) {
+  // Keras: unset means inference (no learning phase here), and trainable=false
+  // forces inference (the fine-tuning behaviour of TF 2).
+  const bool train = training.value_or(false) && layer->options_.trainable;
+  Communicator* comm = train ? Synchronizing(*layer) : nullptr;
+  if (comm != nullptr) {
+    CallSynchronized(layer, x, y, type, shape, *comm, exec);
+    return;
+  }
   // Everything is checked before the layer is built or y is written: a
   // rejected call leaves both as they were.
   const std::shared_ptr<State> state =
@@ -84,9 +93,7 @@ void BatchNorm::State::Call(BatchNorm* layer, const void* x, void* y, DType type
   const size_t total = s.CheckInput(shape);
   if (total != 0) CheckData(x, y, type, shape, total, !s.permutation.empty());
   layer->state_ = state;
-  // Keras: unset means inference (no learning phase here), and trainable=false
-  // forces inference (the fine-tuning behaviour of TF 2).
-  const bool train = training.value_or(false) && layer->options_.trainable;
+  s.saved.synchronized = false;
   if (total != 0) s.RunInLayout(layer->options_, x, y, type, shape, total, train, exec);
   // An empty batch writes nothing and learns nothing, but its Backward is
   // defined (an empty dx, zero parameter gradients).
@@ -95,13 +102,55 @@ void BatchNorm::State::Call(BatchNorm* layer, const void* x, void* y, DType type
   s.saved.shape = shape;
 }
 
+Communicator* BatchNorm::State::Synchronizing(const BatchNorm& layer) {
+  Communicator* comm = layer.communicator_.get();
+  return layer.options_.synchronized && comm != nullptr && comm->size() > 1 ? comm : nullptr;
+}
+
+void BatchNorm::State::CallSynchronized(BatchNorm* layer, const void* x, void* y, DType type,
+                                        const std::vector<int64_t>& shape, Communicator& comm,
+                                        const Execution& exec) {
+  const Options& options = layer->options_;
+  CallHeader header = MakeHeader(CallKind::kForward, layer->collective_calls_++, options);
+  std::shared_ptr<State> state;
+  size_t total = 0;
+  // The checks of Call, and the ghost count, whose error travels in the
+  // header: a rank that threw before the exchange would leave the others
+  // waiting in it.
+  try {
+    state = layer->state_ ? layer->state_ : Create(options, shape);
+    total = state->CheckInput(shape);
+    header.channels = state->channels;
+    if (total != 0) {
+      CheckData(x, y, type, shape, total, !state->permutation.empty());
+      header.groups = GhostCount(options, static_cast<size_t>(shape[0]));
+      header.count = total / (state->channels * header.groups);
+    }
+  } catch (const Error& e) {
+    RecordError(e, &header);
+  }
+  const Agreement agreed = Agree(comm, header);
+  layer->state_ = state;
+  State& s = *state;
+  const Peers peers{&comm, agreed.groups, agreed.count};
+  if (total != 0) {
+    s.RunInLayout(options, x, y, type, shape, total, true, exec, &peers);
+  } else {
+    s.Train(options, nullptr, nullptr, type, shape, Geometry::Dense(0, s.channels, 1), exec,
+            &peers);
+  }
+  s.saved.valid = true;
+  s.saved.trained = true;
+  s.saved.shape = shape;
+}
+
 void BatchNorm::State::RunInLayout(const Options& options, const void* x, void* y, DType type,
                                    const std::vector<int64_t>& shape, size_t total, bool train,
-                                   const Execution& exec) {
+                                   const Execution& exec, const Peers* peers) {
   State& s = *this;
   if (s.permutation.empty()) {
     const Geometry g = PlanGeometry(shape.data(), s.rank, s.axes.data(), s.axes.size());
-    s.Run(options, x, y, type, shape, g, train, exec);
+    s.Run(options, x, y, type, shape, g, train, exec, peers);
     return;
   }
   // Feature axes apart: work channels-last on a transposed float32 copy.
@@ -115,7 +164,7 @@ void BatchNorm::State::RunInLayout(const Options& options, const void* x, void* 
   std::vector<float> work(total);
   Transpose(in, shape, s.permutation, work.data());
   s.Run(options, work.data(), work.data(), DType::kFloat32, shape,
-        Geometry::Dense(total / s.channels, s.channels, 1), train, exec);
+        Geometry::Dense(total / s.channels, s.channels, 1), train, exec, peers);
   std::vector<int64_t> permuted(s.rank);
   for (size_t k = 0; k < s.rank; ++k) permuted[k] = shape[static_cast<size_t>(s.permutation[k])];
   float* out = type == DType::kFloat32 ? static_cast<float*>(y) : wide.data();
@@ -125,9 +174,9 @@ void BatchNorm::State::RunInLayout(const Options& options, const void* x, void* 
 
 void BatchNorm::State::Run(const Options& options, const void* x, void* y, DType type,
                            const std::vector<int64_t>& shape, const Geometry& g, bool training,
-                           const Execution& exec) {
+                           const Execution& exec, const Peers* peers) {
   if (training) {
-    Train(options, x, y, type, shape, g, exec);
+    Train(options, x, y, type, shape, g, exec, peers);
   } else {
     Normalize(x, y, type, g, InferenceParams(), exec);
     SaveInference(g);
@@ -141,6 +190,17 @@ std::vector<int64_t> BatchNorm::parameter_shape() const {
   }
   return state_->parameter_shape;
 }
+
+void BatchNorm::set_communicator(std::shared_ptr<Communicator> communicator) {
+  if (communicator && !options_.synchronized) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a communicator is set on a layer with synchronized=false; expected "
+                "synchronized=true");
+  }
+  communicator_ = std::move(communicator);
+}
+
+const std::shared_ptr<Communicator>& BatchNorm::communicator() const { return communicator_; }
 
 bool BatchNorm::fused() const {
   if (!state_) {

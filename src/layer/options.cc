@@ -82,6 +82,9 @@ void ValidateOptions(const Options& options) {
             std::to_string(*options.virtual_batch_size) +
             "; Keras does not allow an adjustment with ghost batches");
   }
+  if (options.synchronized_gradients && !options.synchronized) {
+    Invalid("synchronized_gradients is set without synchronized; expected synchronized=true");
+  }
   if (options.fused != Fused::kTrue) return;
   // Keras' _raise_if_fused_cannot_be_used: the fused kernel has none of these.
   if (options.renorm) Invalid("fused is kTrue together with renorm; expected renorm=false");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
+#include "bnorm/communicator.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
 
@@ -36,8 +37,12 @@ const char* Name(Var v);
 // grown once by the first training call with ghost batches, so that later
 // calls reuse them. A group is a (ghost, channel) pair, ghost-major.
 struct Saved {
-  bool valid = false;    // a Forward has run
-  bool trained = false;  // it ran in training mode
+  bool valid = false;         // a Forward has run
+  bool trained = false;       // it ran in training mode
+  bool synchronized = false;  // with statistics over every rank
+  // The values per group behind the statistics: this rank's, or every rank's
+  // when synchronized (a synchronized Backward divides by it).
+  double count = 0.0;
   std::vector<int64_t> shape;
   // The forward's geometry as its kernels saw it (channels-last after a
   // transpose), as `ghosts` views `sample_elements` apart.
@@ -58,12 +63,26 @@ struct Saved {
   std::vector<float> scale, shift, zeros;
   // Backward's sums and data-pass coefficients per group.
   std::vector<double> sum_dy, sum_dy_xmu;
+  // A synchronized Backward's sums over every rank: S1 of every group, then S2.
+  std::vector<double> global_sums;
   std::vector<float> k, a, b;
 
   // Sizes the per-group arrays for `groups` groups (no allocation once they
   // have held as many).
   void Resize(size_t groups);
 };
+
+// The ranks of a synchronized call and the ghost batches they agreed on
+// (src/sync/agreement.h); a rank whose batch is empty takes the others'.
+struct Peers {
+  Communicator* comm = nullptr;
+  size_t groups = 0;
+  uint64_t count = 0;  // the values per group over every rank
+};
+
+// The ghost batches of a batch of `batch` samples: batch / virtual_batch_size
+// (1 without ghost batches); an error when it does not divide evenly.
+size_t GhostCount(const Options& options, size_t batch);
 
 struct BatchNorm::State {
   size_t rank = 0;
@@ -111,18 +130,26 @@ struct BatchNorm::State {
   static void Call(BatchNorm* layer, const void* x, void* y, DType type,
                    const std::vector<int64_t>& shape, std::optional<bool> training,
                    const Execution& exec);
+  // A training call of a layer whose communicator spans several ranks: the
+  // same checks, whose error waits for the header exchange, then Train over
+  // every rank's statistics (an empty local batch contributes nothing).
+  static void CallSynchronized(BatchNorm* layer, const void* x, void* y, DType type,
+                               const std::vector<int64_t>& shape, Communicator& comm,
+                               const Execution& exec);
+  // The layer's communicator when its calls span several ranks, else null.
+  static Communicator* Synchronizing(const BatchNorm& layer);
 
   // A non-empty call of `total` elements in the kernels' layout: x directly,
   // or channels-last on a transposed float32 copy for non-adjacent feature axes.
   void RunInLayout(const Options& options, const void* x, void* y, DType type,
                    const std::vector<int64_t>& shape, size_t total, bool train,
-                   const Execution& exec);
+                   const Execution& exec, const Peers* peers = nullptr);
 
   // One call on x and y of `type` and geometry g (channels-last after a
   // transpose); `shape` is the caller's, for the batch size and the adjustment.
   void Run(const Options& options, const void* x, void* y, DType type,
            const std::vector<int64_t>& shape, const Geometry& g, bool training,
-           const Execution& exec);
+           const Execution& exec, const Peers* peers);
 
   // Keeps what an inference Backward needs: the moving mean, rho_m and gamma
   // over the geometry g.
@@ -135,8 +162,15 @@ struct BatchNorm::State {
                        const std::vector<int64_t>& shape, bool from_output, const Execution& exec);
   // The gradients over x (or y), dy and dx of `type` laid out as the
   // forward's kernels saw them.
+  // With `peers`, the sums are every rank's (and n the count over ranks).
   void RunBackward(const void* x, const void* dy, void* dx, DType type, bool from_output,
-                   const Execution& exec);
+                   const Execution& exec, const Peers* peers);
+  // Backward's checks of x, dy, dx and the shape; returns the element count.
+  size_t CheckBackward(const void* x, const void* dy, const void* dx, DType type,
+                       const std::vector<int64_t>& shape, bool from_output) const;
+  // The rank-ordered sums of every rank's S1 and S2 into saved.global_sums
+  // (this rank's zeros for an empty batch).
+  void ShareSums(const Peers& peers);
   // BackwardFromOutput divides by the forward's scale coefficients: none may be 0.
   void CheckRecoverable() const;
   // The parameter gradients from the sums of RunBackward (zero for an `empty` batch).
@@ -147,8 +181,11 @@ struct BatchNorm::State {
 
   // Keras' training call (training.cc): batch or ghost statistics, renorm,
   // adjustment, normalize, and the moving-average updates.
+  // With `peers`, the statistics are merged over every rank (x and y may be
+  // null for an empty local batch); a globally empty batch updates nothing.
   void Train(const Options& options, const void* x, void* y, DType type,
-             const std::vector<int64_t>& shape, const Geometry& g, const Execution& exec);
+             const std::vector<int64_t>& shape, const Geometry& g, const Execution& exec,
+             const Peers* peers);
 };
 
 }  // namespace bnorm

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Keras' training call, one function per step: the ghost view, each ghost's
-// statistics, their average, the adjustment, renorm's correction, the fold
+// statistics (merged over every rank when synchronized), their average, the adjustment, renorm's correction, the fold
 // into per-channel coefficients, the normalize pass and the moving-average
 // updates. Statistics and coefficients are double until the last rounding.
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "src/layer/state.h"
 #include "src/ops/resident_training.h"
 #include "src/parallel/blocks.h"
+#include "src/sync/statistics.h"
 
 namespace bnorm {
 namespace {
@@ -40,20 +41,6 @@ struct AdjustmentTerms {
 struct Coefficients {
   std::vector<float> hi, lo, scale, shift;
 };
-
-// The ghost batches G of a batch of `batch` samples: batch / virtual_batch_size
-// (1 without ghost batches), which must divide evenly.
-size_t GhostCount(const Options& options, size_t batch) {
-  if (!options.virtual_batch_size) return 1;
-  const size_t v = static_cast<size_t>(*options.virtual_batch_size);
-  if (v > batch || batch % v != 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "virtual_batch_size " + std::to_string(v) +
-                    (v > batch ? " is larger than" : " does not divide") + " the batch size " +
-                    std::to_string(batch) + " (shape[0])");
-  }
-  return batch / v;
-}
 
 // Ghost i of G holds samples i, i + G, i + 2G, ... (Keras reshapes [B, ...] to
 // [V, G, ...] and keeps axis 1): a view whose rows come in groups of one
@@ -281,36 +268,63 @@ void SaveTraining(const Geometry& view, size_t ghosts, size_t sample_elements, c
 
 }  // namespace
 
+size_t GhostCount(const Options& options, size_t batch) {
+  if (!options.virtual_batch_size) return 1;
+  const size_t v = static_cast<size_t>(*options.virtual_batch_size);
+  if (v > batch || batch % v != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "virtual_batch_size " + std::to_string(v) +
+                    (v > batch ? " is larger than" : " does not divide") + " the batch size " +
+                    std::to_string(batch) + " (shape[0])");
+  }
+  return batch / v;
+}
+
 void BatchNorm::State::Train(const Options& options, const void* x, void* y, DType type,
                              const std::vector<int64_t>& shape, const Geometry& g,
-                             const Execution& exec) {
+                             const Execution& exec, const Peers* peers) {
   const char* in = static_cast<const char*>(x);
   char* out = static_cast<char*>(y);
   const size_t batch = static_cast<size_t>(shape[0]);
-  const size_t ghosts = GhostCount(options, batch);
+  // Only a synchronized call reaches here with an empty batch: its ghosts are
+  // the other ranks'.
+  const bool empty = g.elements() == 0;
+  const size_t ghosts = empty ? peers->groups : GhostCount(options, batch);
   size_t sample_elements = 0;
-  const Geometry view = GhostView(g, batch, ghosts, &sample_elements);
+  const Geometry view = empty ? g : GhostView(g, batch, ghosts, &sample_elements);
   const size_t sample_bytes = sample_elements * SizeOf(type);
 
   const AdjustmentTerms adjustment = Adjust(options, shape, channels);
   Moments ghost;
   Coefficients k;
-  if (ghosts == 1 && ChannelResident(type, g)) {
+  if (peers == nullptr && ghosts == 1 && ChannelResident(type, g)) {
     // Statistics and normalize channel by channel: x is read from memory once.
+    // (Synchronized statistics need every rank's before any normalize.)
     ghost = Moments{std::vector<double>(channels), std::vector<double>(channels)};
     k = Coefficients{std::vector<float>(channels), std::vector<float>(channels),
                      std::vector<float>(channels), std::vector<float>(channels)};
     const LayerFold fold(options, adjustment, renorm_mean, renorm_stddev, gamma, beta, epsilon);
     ResidentTraining(in, out, type, g, fold, ghost.mean.data(), ghost.variance.data(),
                      k.hi.data(), k.lo.data(), k.scale.data(), k.shift.data(), exec);
+  } else if (empty) {
+    ghost = Moments{std::vector<double>(ghosts * channels), std::vector<double>(ghosts * channels)};
   } else {
     ghost = GhostStatistics(in, type, view, ghosts, sample_bytes, g.elements(), exec);
   }
+  double count = static_cast<double>(view.reduced());
+  if (peers != nullptr) {
+    count = MergeStatistics(*peers->comm, count, ghost.mean.data(), ghost.variance.data(),
+                            ghost.mean.size());
+  }
+  saved.synchronized = peers != nullptr;
+  saved.count = count;
+  saved.ghosts = ghosts;
+  if (count == 0.0) return;  // every rank's batch is empty: nothing learns
   const Moments batch_moments = AverageOverGhosts(ghost, ghosts, channels);
   const RenormCorrection rc = Renorm(options, batch_moments, renorm_mean, renorm_stddev, epsilon);
   if (k.hi.empty()) {
     k = FoldCoefficients(ghost, rc, adjustment, gamma, beta, epsilon);
-    NormalizeGhosts(in, out, type, view, ghosts, sample_bytes, g.elements(), k, exec);
+    if (!empty) NormalizeGhosts(in, out, type, view, ghosts, sample_bytes, g.elements(), k, exec);
   }
   SaveTraining(view, ghosts, sample_elements, ghost, rc, adjustment, k, gamma, epsilon, &saved);
   UpdateMovingAverages(options, fused, epsilon, g.reduced(), batch_moments, rc,

@@ -25,6 +25,7 @@
 #include "tools/bench/report.h"
 #include "tools/bench/roof.h"
 #include "tools/bench/settings.h"
+#include "tools/bench/synchronized.h"
 #include "tools/bench/threads.h"
 #include "tools/bench/timing.h"
 #include "tools/common/cli.h"
@@ -267,7 +268,9 @@ int main(int argc, char** argv) {
     int exit_status = 0;
     const std::optional<bnorm::bench::Options> options =
         bnorm::bench::ParseOptions(argc, argv, &exit_status);
-    return options ? bnorm::bench::Run(*options) : exit_status;
+    if (!options) return exit_status;
+    if (options->synchronized) return bnorm::bench::RunSynchronized(*options, &argc, &argv);
+    return bnorm::bench::Run(*options);
   } catch (const bnorm::bench::UsageError& e) {
     std::fprintf(stderr, "bnorm-bench: %s\n", e.what());
     return bnorm::cli::kExitUsage;

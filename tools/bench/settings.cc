@@ -193,6 +193,13 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
                "V). Inference is unchanged: Keras inference ignores\n"
                "ghost batches and renorm")
       ->group(what);
+  app.add_flag("--synchronized", o.synchronized,
+               "under mpirun (a build with MPI): per case, a synchronized\n"
+               "training step (Forward, Backward; one thread per rank)\n"
+               "on this rank's local batch against the same step\n"
+               "unsynchronized, then the collectives' latency for\n"
+               "C = 64 .. 2048; --repeat calls each, float32 only")
+      ->group(what);
   cli::AddParsed(&app, "--compare", &o.compare_onednn, ParsePeer,
                  "also time oneDNN's batch_normalization_forward (backward:\n"
                  "batch_normalization_backward, prop_kind backward, of its\n"

@@ -50,6 +50,7 @@ struct Options {
   double min_time = 0.2;
   bool json = false;
   bool compare_onednn = false;
+  bool synchronized = false;  // the synchronized training step (tools/bench/synchronized.h)
 };
 
 // The options of the command line, or the exit status when there is nothing to run (0 after

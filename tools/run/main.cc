@@ -26,6 +26,7 @@
 #include "src/plan/format.h"
 #include "tools/common/cli.h"
 #include "tools/run/failure.h"
+#include "tools/run/ranks.h"
 #include "tools/run/settings.h"
 #include "tools/run/state_files.h"
 
@@ -82,6 +83,7 @@ std::vector<Output> Run(const Settings& s) {
     };
   }
   BatchNorm layer(options);
+  layer.set_communicator(s.communicator);
   layer.Build(x.shape);
   const std::vector<int64_t> parameter_shape = layer.parameter_shape();
   if (adjustment_scale) {
@@ -190,10 +192,25 @@ int main(int argc, char** argv) {
   using bnorm::cli::OneLine;
   try {
     int exit_status = 0;
-    const std::optional<bnorm::run::Settings> settings =
+    std::optional<bnorm::run::Settings> settings =
         bnorm::run::ParseSettings(argc, argv, &exit_status);
     if (!settings) return exit_status;
+    if (!settings->options.synchronized) {
+      bnorm::run::WriteOutputs(settings->out, bnorm::run::Run(*settings));
+      return 0;
+    }
+    // Synchronized: the arguments again with this process's rank in them.
+    bnorm::run::Ranks ranks = bnorm::run::JoinRanks(&argc, &argv);
+    std::vector<std::string> args = bnorm::run::WithRank(argc, argv, ranks.rank);
+    std::vector<char*> pointers;
+    for (std::string& arg : args) pointers.push_back(arg.data());
+    settings = bnorm::run::ParseSettings(static_cast<int>(pointers.size()), pointers.data(),
+                                         &exit_status);
+    if (!settings) return exit_status;
+    settings->communicator = ranks.communicator;
     bnorm::run::WriteOutputs(settings->out, bnorm::run::Run(*settings));
+    settings.reset();
+    bnorm::run::LeaveRanks(&ranks);
     return 0;
   } catch (const bnorm::run::Failure& failure) {
     std::fprintf(stderr, "bnorm-run: %s\n", OneLine(failure.message).c_str());

@@ -40,6 +40,12 @@ With --dy (the gradients of the last call; docs/semantics.md, "Backward"):
 Flags take their value as the next argument or after '=' (--axis=-1). Numbers
 are parsed strictly. Renorm-only flags without --renorm true are errors.
 
+Synchronized (--synchronized true, Keras' synchronized=True): under
+mpirun -n R each rank reads its own slice of the batch and writes its own
+outputs, e.g. --x x_{rank}.npy --out out_{rank}; the statistics and every
+rank's moving statistics are those of the whole batch. A rank that fails
+exits without MPI_Finalize, so that mpirun ends the job.
+
 Exit status: 0 success; 1 a file cannot be read or written or is not a valid
 supported .npy file; 2 a usage or validation error (unknown or repeated flag,
 missing or malformed value, option combination the layer rejects, file shape
@@ -167,6 +173,13 @@ std::optional<Settings> ParseSettings(int argc, char** argv, int* exit_status) {
       ->group(layer);
   cli::AddParsed(&app, "--trainable", &o.trainable, cli::ParseBool,
                  "(true; false forces inference)")
+      ->option_text("true|false")
+      ->group(layer);
+  cli::AddParsed(&app, "--synchronized", &o.synchronized, cli::ParseBool,
+                 "(false) statistics over every rank: under\n"
+                 "mpirun (a build with MPI) each process is a\n"
+                 "rank and {rank} in any path becomes its rank;\n"
+                 "without MPI in the build, one rank")
       ->option_text("true|false")
       ->group(layer);
   // The layer checks the value against the batch.

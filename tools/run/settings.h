@@ -5,12 +5,14 @@
 #define BNORM_TOOLS_RUN_SETTINGS_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
+#include "bnorm/communicator.hpp"
 
 namespace bnorm {
 namespace run {
@@ -30,6 +32,8 @@ struct Settings {
   int64_t steps = 1;
   std::optional<int64_t> threads;
   std::optional<std::string> target;
+  // With --synchronized true, the ranks the layer spans (tools/run/ranks.h).
+  std::shared_ptr<Communicator> communicator;
 };
 
 // The settings of the command line, or the exit status when there is nothing to run (0 after
