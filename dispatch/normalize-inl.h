@@ -157,11 +157,12 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y
 }
 
 // Channels-first: `runs` runs of `len` values of one channel, runs `stride`
-// elements apart. x == y is allowed; any alignment.
+// elements apart. x == y is allowed; any alignment. With `ahead`, one cache
+// line of the next block is prefetched per two vectors.
 template <Activation kAct, class T>
 HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y, size_t runs,
                                size_t len, size_t stride, float hi, float lo, float scale,
-                               float shift, bool stream) {
+                               float shift, bool stream, LineCursor* ahead) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
@@ -182,6 +183,7 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y
     }
     // Two vectors per iteration: two independent chains per loop trip.
     for (; i + 2 * N <= len; i += 2 * N) {
+      if (ahead != nullptr) ahead->Next();
       const auto v0 = LoadAs(d, t, xr + i);
       const auto v1 = LoadAs(d, t, xr + i + N);
       StoreOut(d, t, NormalizeVector<kAct>(d, v0, vhi, vlo, vscale, vshift), yr + i, stream);

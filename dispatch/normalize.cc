@@ -47,19 +47,27 @@ HWY_NOINLINE void NormalizeRows(const dispatch::RowsView& x, void* y,
 }
 
 HWY_NOINLINE void NormalizeRuns(const dispatch::RunsView& x, void* y,
-                                const dispatch::NormalizeCoefficients& k, bool stream) {
+                                const dispatch::NormalizeCoefficients& k, bool stream,
+                                const dispatch::RunsView* next) {
   HWY_DASSERT(x.x != nullptr && y != nullptr);
   HWY_DASSERT(reinterpret_cast<uintptr_t>(x.x) % SizeOf(x.type) == 0);
   HWY_DASSERT(reinterpret_cast<uintptr_t>(y) % SizeOf(x.type) == 0);
   HWY_DASSERT(k.hi != nullptr && k.scale != nullptr && k.shift != nullptr);
   HWY_DASSERT(x.channels >= 1 && x.runs >= 1 && x.len >= 1);
+  const size_t size = SizeOf(x.type);
+  LineCursor ahead = next == nullptr ? LineCursor(nullptr, 0, 0, 0, 0, 0)
+                                     : LineCursor(next->x, next->channels,
+                                                  next->channel_stride * size, next->runs,
+                                                  next->len * size, next->stride * size);
+  LineCursor* cursor = next == nullptr ? nullptr : &ahead;
   WithTypeAndActivation(x.type, k.act, [&](auto tag, auto act_tag) {
     using Raw = typename decltype(tag)::Raw;
     for (size_t c = 0; c < x.channels; ++c) {
       const size_t offset = c * x.channel_stride;
       NormalizeRunsT<ActivationOf(decltype(act_tag)())>(
           tag, static_cast<const Raw*>(x.x) + offset, static_cast<Raw*>(y) + offset, x.runs, x.len,
-          x.stride, k.hi[c], k.lo == nullptr ? 0.0f : k.lo[c], k.scale[c], k.shift[c], stream);
+          x.stride, k.hi[c], k.lo == nullptr ? 0.0f : k.lo[c], k.scale[c], k.shift[c], stream,
+          cursor);
     }
   });
   if (stream) hwy::FlushStream();
@@ -80,8 +88,9 @@ void NormalizeRows(const RowsView& x, void* y, const NormalizeCoefficients& k, b
   HWY_DYNAMIC_DISPATCH(NormalizeRows)(x, y, k, stream);
 }
 
-void NormalizeRuns(const RunsView& x, void* y, const NormalizeCoefficients& k, bool stream) {
-  HWY_DYNAMIC_DISPATCH(NormalizeRuns)(x, y, k, stream);
+void NormalizeRuns(const RunsView& x, void* y, const NormalizeCoefficients& k, bool stream,
+                   const RunsView* next) {
+  HWY_DYNAMIC_DISPATCH(NormalizeRuns)(x, y, k, stream, next);
 }
 
 }  // namespace dispatch

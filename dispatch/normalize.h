@@ -30,8 +30,11 @@ struct NormalizeCoefficients {
 // Channels-last: x.rows >= 1, x.channels >= 1.
 void NormalizeRows(const RowsView& x, void* y, const NormalizeCoefficients& k, bool stream);
 
-// Channels-first: x.channels, x.runs and x.len >= 1.
-void NormalizeRuns(const RunsView& x, void* y, const NormalizeCoefficients& k, bool stream);
+// Channels-first: x.channels, x.runs and x.len >= 1. With `next`, the block
+// processed after this one is prefetched into L2 meanwhile (for a pass whose
+// x is already cached: the channel-resident training).
+void NormalizeRuns(const RunsView& x, void* y, const NormalizeCoefficients& k, bool stream,
+                   const RunsView* next = nullptr);
 
 }  // namespace dispatch
 }  // namespace bnorm

@@ -42,6 +42,40 @@ HWY_INLINE void PrefetchAhead(const Raw* p) {
   __builtin_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes);
 }
 
+// Walks the cache lines of a channels-first block one prefetch at a time: a
+// pass that works from cache (the channel-resident normalize) brings the next
+// block into L2 meanwhile, so memory does not idle (prefetcht1: L2, where the
+// next pass reads it, without evicting the L1 lines in use).
+class LineCursor {
+ public:
+  LineCursor(const void* x, size_t channels, size_t channel_stride_bytes, size_t runs,
+             size_t run_bytes, size_t stride_bytes)
+      : base_(static_cast<const char*>(x)),
+        channels_(channels),
+        channel_stride_(channel_stride_bytes),
+        runs_(runs),
+        run_bytes_(run_bytes),
+        stride_(stride_bytes),
+        done_(x == nullptr || channels == 0 || runs == 0 || run_bytes == 0) {}
+
+  HWY_INLINE void Next() {
+    if (done_) return;
+    __builtin_prefetch(base_ + channel_ * channel_stride_ + run_ * stride_ + offset_, 0, 2);
+    offset_ += kCacheLine;
+    if (offset_ < run_bytes_) return;
+    offset_ = 0;
+    if (++run_ < runs_) return;
+    run_ = 0;
+    done_ = ++channel_ == channels_;
+  }
+
+ private:
+  const char* base_;
+  size_t channels_, channel_stride_, runs_, run_bytes_, stride_;
+  size_t channel_ = 0, run_ = 0, offset_ = 0;
+  bool done_;
+};
+
 }  // namespace HWY_NAMESPACE
 }  // namespace bnorm
 HWY_AFTER_NAMESPACE();

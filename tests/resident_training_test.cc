@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
+#include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/ops/half.h"
 #include "src/ops/resident_training.h"
@@ -145,6 +146,51 @@ TEST_P(ResidentTrainingTest, InPlace) {
 }
 
 BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(ResidentTrainingTest);
+
+// The engine call, on a tensor that takes the resident path and on one that
+// does not: bitwise BatchMoments, the fold and Normalize.
+TEST(TrainingNormalize, BitwiseMomentsFoldAndNormalize) {
+  const Geometry resident = Geometry::Dense(16, 8, 64 * 544);  // 17.8 MB, 139 KB per channel
+  ASSERT_TRUE(ChannelResident(DType::kFloat32, resident));
+  for (const Geometry& g : {resident, Geometry::Dense(4, 6, 3136), Geometry::Dense(64, 32, 1)}) {
+    SCOPED_TRACE(test::Describe(g));
+    const std::vector<uint8_t> x = Input(DType::kFloat32, g, 3);
+    std::vector<float> gamma(g.channels), beta(g.channels);
+    for (size_t c = 0; c < g.channels; ++c) {
+      gamma[c] = 0.5f + 0.01f * static_cast<float>(c % 50);
+      beta[c] = -1.0f + 0.02f * static_cast<float>(c % 30);
+    }
+    const Outputs expected = TwoPass(x, DType::kFloat32, g, TestFold(g.channels),
+                                     Execution::Parallel());
+    Outputs o(g.channels, x.size());
+    TrainingNormalize(x.data(), o.y.data(), DType::kFloat32, g, gamma.data(), beta.data(), 1e-3,
+                      o.mean.data(), o.variance.data(), Execution::Parallel());
+    EXPECT_EQ(0, std::memcmp(o.mean.data(), expected.mean.data(), g.channels * sizeof(double)));
+    EXPECT_EQ(0, std::memcmp(o.variance.data(), expected.variance.data(),
+                             g.channels * sizeof(double)));
+    EXPECT_TRUE(o.y == expected.y);
+  }
+}
+
+TEST(TrainingNormalize, RejectsBadArgumentsBeforeWriting) {
+  const Geometry g = Geometry::Dense(4, 3, 5);
+  std::vector<float> x(g.elements(), 1.0f), y(g.elements(), 7.0f);
+  std::vector<double> mean(3, 9.0), variance(3, 9.0);
+  const auto call = [&](const float* in, float* out, double epsilon) {
+    TrainingNormalize(in, out, DType::kFloat32, g, nullptr, nullptr, epsilon, mean.data(),
+                      variance.data());
+  };
+  EXPECT_THROW(call(x.data(), y.data(), 0.0), Error);
+  EXPECT_THROW(call(x.data(), y.data(), std::nan("")), Error);
+  EXPECT_THROW(call(x.data(), nullptr, 1e-3), Error);
+  EXPECT_THROW(call(x.data(), x.data() + 1, 1e-3), Error);  // partial overlap
+  EXPECT_EQ(y, std::vector<float>(g.elements(), 7.0f));
+  EXPECT_EQ(mean, std::vector<double>(3, 9.0));
+  // gamma and beta null mean 1 and 0: each channel holds 0..4 four times (mean 2, variance 2).
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 5);
+  call(x.data(), y.data(), 1e-3);
+  EXPECT_NEAR(y[0], -2.0 / std::sqrt(2.0 + 1e-3), 1e-6);
+}
 
 TEST(ChannelResident, OnlyChannelsFirstTensorsBeyondTheCachesWithCachedChannels) {
   // 64 channels of 32x64x64 floats: 32 MiB in all, 512 KiB per channel.

@@ -44,6 +44,21 @@ BNORM_API void Normalize(const void* x, void* y, DType type, const Geometry& g,
                          const NormalizeParams& params,
                          const Execution& exec = Execution());
 
+// A training forward's two passes in one call: the per-channel batch mean and
+// biased variance of x (bitwise BatchMoments'), then
+// y = (x - mean) * gamma / sqrt(variance + epsilon) + beta (bitwise Normalize's
+// with those coefficients, the mean split as SplitMean does). Channels-first
+// tensors too large for the caches whose channels fit in what a core has
+// cached are done channel by channel, so x is read from memory once (two
+// volumes of traffic instead of three). gamma and beta hold g.channels values
+// (null: 1 and 0); epsilon is finite and > 0.
+// y may equal x. Requires g.reduced() >= 1. Throws bnorm::Error naming the
+// argument, before writing anything.
+BNORM_API void TrainingNormalize(const void* x, void* y, DType type, const Geometry& g,
+                                 const float* gamma, const float* beta, double epsilon,
+                                 double* mean, double* variance,
+                                 const Execution& exec = Execution());
+
 // Splits a double mean into float hi + lo with hi + lo == mean to ~2^-48.
 inline void SplitMean(double mean, float* hi, float* lo) {
   *hi = static_cast<float>(mean);

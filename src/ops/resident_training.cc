@@ -63,14 +63,19 @@ void ResidentTraining(const void* x, void* y, DType type, const Geometry& g, con
       MergeChannelBlocks(part_mean, part_m2, counts, per_channel, c, &mean[c], &variance[c]);
       fold(c, mean[c], variance[c], &hi[c], &lo[c], &scale[c], &shift[c]);
     }
+    // While this unit normalizes from cache, memory would idle: block k of
+    // the next unit (the same size as block k here) comes into L2 meanwhile.
+    // (The next unit may be another thread's; then it is warmed for it.)
     for (size_t k = 0; k < blocks_per_unit; ++k) {
       const Block b = plan[first_block + k];
       const dispatch::RunsView v = view(b);
       const size_t c = b.channel;
       const dispatch::NormalizeCoefficients coefficients{hi + c, lo + c, scale + c, shift + c,
                                                          Activation::kNone};
+      const dispatch::RunsView next =
+          u + 1 < units ? view(plan[first_block + blocks_per_unit + k]) : dispatch::RunsView{};
       dispatch::NormalizeRuns(v, out + (static_cast<const char*>(v.x) - in), coefficients,
-                              /*stream=*/true);
+                              /*stream=*/true, next.x != nullptr ? &next : nullptr);
     }
   });
 }

@@ -9,6 +9,7 @@
 #include "bnorm/error.hpp"
 #include "bnorm/fold.hpp"
 #include "src/ops/half.h"
+#include "src/ops/resident_training.h"
 #include "src/plan/format.h"
 #include "tools/common/format.h"
 #include "tools/common/random.h"
@@ -153,7 +154,6 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool wit
       inference(cs.geometry.channels),
       batch_mean(cs.geometry.channels),
       batch_variance(cs.geometry.channels),
-      training(cs.geometry.channels),
       backward(with_backward ? cs.geometry.channels : 0) {
   const Geometry& g = c.geometry;
   const size_t C = g.channels;
@@ -206,6 +206,13 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool wit
   }
 }
 
+int Problem::Volumes(Pass pass) const {
+  // The layer takes the resident path too, but not with ghost batches.
+  const bool ghosts = layer != nullptr && layer->options().virtual_batch_size.has_value();
+  if (pass == Pass::kTraining && !ghosts && ChannelResident(dtype, c.geometry)) return 2;
+  return PassVolumes(pass);
+}
+
 void Problem::Inference(const Execution& exec) {
   const NormalizeParams params{moving_mean.data(), nullptr, inference.scale.data(),
                                inference.shift.data()};
@@ -213,17 +220,15 @@ void Problem::Inference(const Execution& exec) {
 }
 
 void Problem::KernelTraining(const Execution& exec) {
-  BatchMoments(x.get(), dtype, c.geometry, batch_mean.data(), batch_variance.data(), exec);
+  // One call: statistics and normalize (channel-resident where it pays).
+  TrainingNormalize(x.get(), y.get(), dtype, c.geometry, gamma.data(), beta.data(), kEpsilon,
+                    batch_mean.data(), batch_variance.data(), exec);
   for (size_t ch = 0; ch < batch_mean.size(); ++ch) {
-    SplitMean(batch_mean[ch], &training.hi[ch], &training.lo[ch]);
-    training.scale[ch] = static_cast<float>(gamma[ch] / std::sqrt(batch_variance[ch] + kEpsilon));
-    training.shift[ch] = beta[ch];
     train_moving_mean[ch] -=
         (train_moving_mean[ch] - static_cast<float>(batch_mean[ch])) * (1.0f - kMomentum);
     train_moving_variance[ch] -=
         (train_moving_variance[ch] - static_cast<float>(batch_variance[ch])) * (1.0f - kMomentum);
   }
-  Normalize(x.get(), y.get(), dtype, c.geometry, training.params(), exec);
 }
 
 void Problem::LayerTraining(const Execution& exec) {

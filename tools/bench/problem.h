@@ -100,15 +100,18 @@ struct Problem {
   BatchNorm* layer;
   std::vector<float> gamma, beta, moving_mean, moving_variance;
   Coefficients inference;  // folded once from the moving statistics
-  // Training scratch: batch moments, their coefficients, the updated state.
+  // Training scratch: batch moments and the updated state.
   std::vector<double> batch_mean, batch_variance;
-  Coefficients training;
   std::vector<float> train_moving_mean, train_moving_variance;
   BackwardState backward;
 
   // Seeded data: channels with their own mean and spread, like activations after a conv. With
   // `with_backward`, also dy and dx, and the one training forward the backward differentiates.
   Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward);
+
+  // Elements of traffic per value that `pass` really moves from memory: PassVolumes, except
+  // 2 for a training forward that reads x once (channel-resident, src/ops/resident_training.h).
+  int Volumes(Pass pass) const;
 
   // Bytes of x (and of y, dy, dx).
   size_t bytes() const { return elements * SizeOf(dtype); }
@@ -119,8 +122,9 @@ struct Problem {
   void Training(const Execution& exec) {
     layer != nullptr ? LayerTraining(exec) : KernelTraining(exec);
   }
-  // Batch moments, fold (double -> float), normalize, and the moving-average
-  // update (Keras: moving -= (moving - batch) * (1 - momentum)).
+  // bnorm::TrainingNormalize (statistics and normalize; channel-resident where
+  // it pays) and the moving-average update (Keras: moving -= (moving - batch) *
+  // (1 - momentum)).
   void KernelTraining(const Execution& exec);
   // One training call of the layer; its moving statistics update every time.
   void LayerTraining(const Execution& exec);

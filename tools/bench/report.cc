@@ -111,6 +111,7 @@ void PrintJson(const std::vector<Row>& rows, const Options& o) {
         {"threads", r.threads},
         {"target", r.target},
         {"elements", r.c->geometry.elements()},
+        {"traffic_volumes", r.volumes},
         {"seconds", Rounded(r.stats.median)},
         {"p10_seconds", Rounded(r.stats.p10)},
         {"p90_seconds", Rounded(r.stats.p90)},

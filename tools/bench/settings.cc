@@ -145,8 +145,11 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
   const std::string what = "What runs";
   cli::AddParsed(&app, "--mode", &mode, ParseMode,
                  "default both. inference: Normalize with\n"
-                 "folded moving statistics; training: BatchMoments, fold,\n"
-                 "Normalize and the moving-average update; backward:\n"
+                 "folded moving statistics; training: TrainingNormalize\n"
+                 "(statistics and normalize; channels-first tensors\n"
+                 "beyond the caches whose channels fit in a core's cache\n"
+                 "read x from memory once) and the moving-average\n"
+                 "update; backward:\n"
                  "the gradients of one training forward done at set-up\n"
                  "(BackwardReduce around its batch mean, the per-channel\n"
                  "constants, dgamma and dbeta, then BackwardData into its\n"

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// TrainingNormalize: the engine's training forward, channel-resident where it
+// pays (src/ops/resident_training.h), otherwise BatchMoments then Normalize.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "bnorm/error.hpp"
+#include "bnorm/kernels.hpp"
+#include "src/ops/resident_training.h"
+#include "src/plan/checks.h"
+
+namespace bnorm {
+namespace {
+
+// scale = gamma / sqrt(variance + epsilon), shift = beta, per channel.
+class PlainFold : public ChannelFold {
+ public:
+  PlainFold(const float* gamma, const float* beta, double epsilon)
+      : gamma_(gamma), beta_(beta), epsilon_(epsilon) {}
+  void operator()(size_t c, double mean, double variance, float* hi, float* lo, float* scale,
+                  float* shift) const override {
+    SplitMean(mean, hi, lo);
+    const double gamma = gamma_ == nullptr ? 1.0 : static_cast<double>(gamma_[c]);
+    *scale = static_cast<float>(gamma / std::sqrt(variance + epsilon_));
+    *shift = beta_ == nullptr ? 0.0f : beta_[c];
+  }
+
+ private:
+  const float* gamma_;
+  const float* beta_;
+  double epsilon_;
+};
+
+}  // namespace
+
+void TrainingNormalize(const void* x, void* y, DType type, const Geometry& g, const float* gamma,
+                       const float* beta, double epsilon, double* mean, double* variance,
+                       const Execution& exec) {
+  if (!std::isfinite(epsilon) || !(epsilon > 0.0)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
+  }
+  if (g.reduced() == 0 || g.channels == 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "x has " + std::to_string(g.reduced()) + " values per channel and " +
+                    std::to_string(g.channels) + " channels; training needs at least one of each");
+  }
+  CheckTensorPresent("x", x, g.elements());
+  CheckTensorPresent("y", y, g.elements());
+  CheckAligned("x", x, type);
+  CheckAligned("y", y, type);
+  CheckInPlaceOrDisjoint(x, y, g.Extent() * SizeOf(type));
+  CheckPerChannelPresent("mean", mean, g.channels);
+  CheckPerChannelPresent("variance", variance, g.channels);
+  const size_t C = g.channels;
+  std::vector<float> hi(C), lo(C), scale(C), shift(C);
+  const PlainFold fold(gamma, beta, epsilon);
+  if (ChannelResident(type, g)) {
+    ResidentTraining(x, y, type, g, fold, mean, variance, hi.data(), lo.data(), scale.data(),
+                     shift.data(), exec);
+    return;
+  }
+  BatchMoments(x, type, g, mean, variance, exec);
+  for (size_t c = 0; c < C; ++c) {
+    fold(c, mean[c], variance[c], &hi[c], &lo[c], &scale[c], &shift[c]);
+  }
+  Normalize(x, y, type, g, NormalizeParams{hi.data(), lo.data(), scale.data(), shift.data()}, exec);
+}
+
+}  // namespace bnorm
