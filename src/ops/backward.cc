@@ -88,7 +88,7 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
-  const bool from_memory = ExceedsCaches(type, g);
+  const bool from_memory = ExceedsCaches(type, g, /*tensors=*/3);  // x, dy and dx
   if (g.channels_last()) {
     // Per block: C sums of g, then C sums of g·(x − μ).
     Partials partials(plan.size() * 2 * C);
@@ -170,7 +170,7 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
-  const bool stream = ExceedsCaches(type, g);
+  const bool stream = ExceedsCaches(type, g, /*tensors=*/3);
   if (g.channels_last()) {
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];

@@ -17,10 +17,11 @@ namespace bnorm {
 // some VMs): 16 MiB with a 32 MiB L3.
 size_t StreamingThresholdBytes();
 
-// Whether a tensor of `type` laid out as `g` exceeds the threshold: its output
+// Whether a pass over `tensors` tensors of `type` laid out as `g` (x and y:
+// 2; the backward's x, dy and dx: 3) exceeds what the caches keep: its output
 // streams, and a pass that reads it prefetches as from memory.
-inline bool ExceedsCaches(DType type, const Geometry& g) {
-  return g.Extent() * SizeOf(type) > StreamingThresholdBytes();
+inline bool ExceedsCaches(DType type, const Geometry& g, size_t tensors = 2) {
+  return g.Extent() * SizeOf(type) * tensors > 2 * StreamingThresholdBytes();
 }
 
 }  // namespace bnorm
