@@ -19,6 +19,7 @@
 #include "bnorm/error.hpp"
 #include "src/layer/state.h"
 #include "src/ops/half.h"
+#include "src/ops/resident_backward.h"
 #include "src/ops/transpose.h"
 #include "src/parallel/blocks.h"
 #include "src/plan/checks.h"
@@ -75,6 +76,36 @@ void UseGlobalSums(Saved* v, size_t groups) {
   std::copy(v->global_sums.begin() + groups, v->global_sums.begin() + 2 * groups,
             v->sum_dy_xmu.begin());
 }
+
+// Group q's data-pass constants k = γ·r·a_s·ρ, a = S1/n, b = ρ²·S2/n (S2 around
+// the mean; from y, b is divided by the scale as x − μ is). After an inference
+// forward the statistics are constants: a = b = 0, dx = k·dy.
+void DataConstants(const Saved& v, size_t q, double s1, double s2, double n, bool from_output,
+                   float* k, float* a, float* b) {
+  const size_t c = q % v.gamma.size();
+  const double rho = v.rho[q];
+  const double from_y = from_output ? 1.0 / static_cast<double>(v.scale[q]) : 1.0;
+  *k = static_cast<float>(v.gamma[c] * v.r[c] * v.adjustment_scale[c] * rho);
+  *a = v.trained ? static_cast<float>(s1 / n) : 0.0f;
+  *b = v.trained ? static_cast<float>(rho * rho * s2 / n * from_y) : 0.0f;
+}
+
+// The same for ResidentBackward, channel by channel as the sums arrive (one
+// group per channel: no ghost batches). From y, the kernels' S2 is around the
+// shift: S2 around the mean is it divided by the scale.
+class LayerConstants : public ChannelConstants {
+ public:
+  LayerConstants(const Saved& v, bool from_output) : v_(v), from_output_(from_output) {}
+  void operator()(size_t c, double s1, double s2, float* k, float* a, float* b) const override {
+    const double s2_mean = s2 * (from_output_ ? 1.0 / static_cast<double>(v_.scale[c]) : 1.0);
+    DataConstants(v_, c, s1, s2_mean, static_cast<double>(v_.view.reduced()), from_output_, k, a,
+                  b);
+  }
+
+ private:
+  const Saved& v_;
+  bool from_output_;
+};
 
 }  // namespace
 
@@ -231,6 +262,21 @@ void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DTyp
   const size_t C = channels, ghosts = v.ghosts;
   const size_t sample_bytes = v.sample_elements * SizeOf(type);
   const size_t total = v.view.elements() * ghosts;
+  const size_t groups = ghosts * C;
+  if (ghosts == 1 && peers == nullptr && ChannelResidentBackward(type, v.view)) {
+    // Sums and dx channel by channel: x and dy are read from memory once.
+    // (A synchronized backward needs every rank's sums before any dx.)
+    const LayerConstants constants(v, from_output);
+    BackwardReduceParams params;
+    params.mean_hi = from_output ? v.shift.data() : v.mean_hi.data();
+    params.mean_lo = from_output ? v.zeros.data() : v.mean_lo.data();
+    ResidentBackward(in, grad, out, type, v.view, params, constants, v.sum_dy.data(),
+                     v.sum_dy_xmu.data(), v.k.data(), v.a.data(), v.b.data(), exec);
+    for (size_t q = 0; q < groups; ++q) {
+      v.sum_dy_xmu[q] *= from_output ? 1.0 / static_cast<double>(v.scale[q]) : 1.0;
+    }
+    return;
+  }
   // Every ghost's sums before any dx: dx may be dy.
   ForEachBlock(ghosts, total, exec, [&](size_t i) {
     BackwardReduceParams params;
@@ -239,7 +285,6 @@ void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DTyp
     BackwardReduce(in + i * sample_bytes, grad + i * sample_bytes, type, v.view, params,
                    &v.sum_dy[i * C], &v.sum_dy_xmu[i * C], exec);
   });
-  const size_t groups = ghosts * C;
   for (size_t q = 0; q < groups; ++q) {
     v.sum_dy_xmu[q] *= from_output ? 1.0 / static_cast<double>(v.scale[q]) : 1.0;
   }
@@ -255,13 +300,7 @@ void BatchNorm::State::RunBackward(const void* x, const void* dy, void* dx, DTyp
     n = v.count;
   }
   for (size_t q = 0; q < groups; ++q) {
-    const size_t c = q % C;
-    const double rho = v.rho[q];
-    const double from_y = from_output ? 1.0 / static_cast<double>(v.scale[q]) : 1.0;
-    v.k[q] = static_cast<float>(v.gamma[c] * v.r[c] * v.adjustment_scale[c] * rho);
-    // After an inference forward the statistics are constants: dx = k·dy.
-    v.a[q] = v.trained ? static_cast<float>(s1[q] / n) : 0.0f;
-    v.b[q] = v.trained ? static_cast<float>(rho * rho * s2[q] / n * from_y) : 0.0f;
+    DataConstants(v, q, s1[q], s2[q], n, from_output, &v.k[q], &v.a[q], &v.b[q]);
   }
   ForEachBlock(ghosts, total, exec, [&](size_t i) {
     BackwardDataParams params;

@@ -14,6 +14,7 @@
 #include "bnorm/error.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/backward.h"
+#include "src/ops/runs_merge.h"
 #include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
 #include "src/parallel/partials.h"
@@ -136,13 +137,7 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
         dispatch::BackwardSums{part_s1 + slot, part_s2 + slot}, from_memory);
   });
   for (size_t c = 0; c < C; ++c) {
-    double s1 = 0.0, s2 = 0.0;
-    for (size_t k = 0; k < per_channel; ++k) {
-      s1 += part_s1[c * per_channel + k];
-      s2 += part_s2[c * per_channel + k];
-    }
-    sum_dy[c] = s1;
-    sum_dy_xmu[c] = s2;
+    SumChannelBlocks(part_s1, part_s2, per_channel, c, &sum_dy[c], &sum_dy_xmu[c]);
   }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// How a channels-first channel's block moments merge: in block order, with
-// Chan's formula in double. BatchMoments and the channel-resident training
-// pass (resident_training.h) share it, so their statistics are bitwise equal.
+// How a channels-first channel's block results merge: moments in block order
+// with Chan's formula in double, the backward's sums in block order. The
+// two-pass operations and the channel-resident ones (resident_training.h,
+// resident_backward.h) share these, so their results are bitwise equal.
 #ifndef BNORM_SRC_OPS_RUNS_MERGE_H_
 #define BNORM_SRC_OPS_RUNS_MERGE_H_
 
@@ -32,6 +33,19 @@ inline void MergeChannelBlocks(const double* part_mean, const double* part_m2,
   *mean = m;
   const double v = m2 / count;
   *variance = v < 0.0 ? 0.0 : v;
+}
+
+// The backward's: channel c's block sums at part_s1[c * per_channel + k] and
+// part_s2[...], added in block order.
+inline void SumChannelBlocks(const double* part_s1, const double* part_s2, size_t per_channel,
+                             size_t c, double* sum_dy, double* sum_dy_xmu) {
+  double s1 = 0.0, s2 = 0.0;
+  for (size_t k = 0; k < per_channel; ++k) {
+    s1 += part_s1[c * per_channel + k];
+    s2 += part_s2[c * per_channel + k];
+  }
+  *sum_dy = s1;
+  *sum_dy_xmu = s2;
 }
 
 }  // namespace bnorm
