@@ -18,12 +18,8 @@ bool ChannelResidentBackward(DType type, const Geometry& g) {
   if (g.channels_last() || g.elements() == 0 || !ExceedsCaches(type, g, /*tensors=*/3)) {
     return false;
   }
-  // x and dy of a channel must stay cached between its two passes: in the
-  // core's L2, or in its share of the last-level cache.
-  const CacheSizes& caches = MachineCaches();
-  const size_t room =
-      std::max(caches.l2_bytes / 2, caches.llc_bytes / (2 * caches.llc_sharing_cpus));
-  return 2 * g.reduced() * SizeOf(type) <= room;
+  // x and dy of a channel must stay cached between its two passes.
+  return 2 * g.reduced() * SizeOf(type) <= ResidentChannelBytes();
 }
 
 void ResidentBackward(const void* x, const void* dy, void* dx, DType type, const Geometry& g,

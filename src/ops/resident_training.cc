@@ -17,11 +17,7 @@ namespace bnorm {
 
 bool ChannelResident(DType type, const Geometry& g) {
   if (g.channels_last() || g.elements() == 0 || !ExceedsCaches(type, g)) return false;
-  // A channel with the next one's loads in flight: it must fit beside them in
-  // the core's L2, or in its share of the last-level cache.
-  const CacheSizes& caches = MachineCaches();
-  const size_t room = std::max(caches.l2_bytes / 2, caches.llc_bytes / (2 * caches.llc_sharing_cpus));
-  return g.reduced() * SizeOf(type) <= room;
+  return g.reduced() * SizeOf(type) <= ResidentChannelBytes();
 }
 
 void ResidentTraining(const void* x, void* y, DType type, const Geometry& g, const ChannelFold& fold,

@@ -135,4 +135,9 @@ const CacheSizes& MachineCaches() {
   return caches;
 }
 
+size_t ResidentChannelBytes() {
+  const CacheSizes& c = MachineCaches();
+  return std::max(c.l2_bytes / 2, c.llc_bytes / (2 * c.llc_sharing_cpus));
+}
+
 }  // namespace bnorm

@@ -28,6 +28,12 @@ CacheSizes ReadSysfsCaches(const std::string& cpu_dir);
 // and 16 MiB LLC.
 const CacheSizes& MachineCaches();
 
+// How many bytes a pass may read of one channel and still find them cached
+// when its second pass comes (the channel-resident training and backward): half
+// the core's L2, or its share of half the last-level cache, with room left for
+// the next channel's prefetched loads.
+size_t ResidentChannelBytes();
+
 // The count of CPUs in a sysfs CPU list ("0-1", "0,2,4-7"); 0 when malformed.
 size_t CountCpuList(const std::string& list);
 
