@@ -2,6 +2,8 @@
 // The cache sizes behind the streaming threshold: sysfs parsing on a fake tree
 // (what a core shares, not what the socket has), the parsers' edge cases, and
 // the machine's own values.
+#include "src/plan/caches.h"
+
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -10,7 +12,6 @@
 
 #include "gtest/gtest.h"
 #include "src/ops/streaming.h"
-#include "src/plan/caches.h"
 
 namespace bnorm {
 namespace {

@@ -5,6 +5,8 @@
 // count, on channels split into several blocks, blocks of several small
 // channels, 16-bit types, with a ReLU mask and in place; and the layer that
 // takes it must match the float64 Keras oracle's gradients.
+#include "src/ops/resident_backward.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,7 +18,6 @@
 #include "bnorm/batch_norm.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/ops/half.h"
-#include "src/ops/resident_backward.h"
 #include "src/oracle/keras_reference.h"
 #include "tests/target_test.h"
 #include "tests/test_util.h"
@@ -88,7 +89,8 @@ Result TwoPass(const Problem& p, Activation mask, const Execution& exec) {
   BackwardReduce(p.x.data(), p.dy.data(), p.type, p.g, p.params(mask), r.s1.data(), r.s2.data(),
                  exec);
   const TestConstants constants(p.g);
-  for (size_t c = 0; c < p.g.channels; ++c) constants(c, r.s1[c], r.s2[c], &r.k[c], &r.a[c], &r.b[c]);
+  for (size_t c = 0; c < p.g.channels; ++c)
+    constants(c, r.s1[c], r.s2[c], &r.k[c], &r.a[c], &r.b[c]);
   BackwardDataParams d;
   d.mean_hi = p.hi.data();
   d.mean_lo = p.lo.data();
@@ -104,8 +106,8 @@ Result TwoPass(const Problem& p, Activation mask, const Execution& exec) {
 Result Resident(const Problem& p, Activation mask, const Execution& exec) {
   Result r(p.g.channels, p.x.size());
   ResidentBackward(p.x.data(), p.dy.data(), r.dx.data(), p.type, p.g, p.params(mask),
-                   TestConstants(p.g), r.s1.data(), r.s2.data(), r.k.data(), r.a.data(),
-                   r.b.data(), exec);
+                   TestConstants(p.g), r.s1.data(), r.s2.data(), r.k.data(), r.a.data(), r.b.data(),
+                   exec);
   return r;
 }
 
@@ -146,8 +148,8 @@ TEST_P(ResidentBackwardTest, InPlaceOnDy) {
   const Result want = TwoPass(p, Activation::kNone, Execution::Parallel());
   Result r(p.g.channels, p.x.size());
   ResidentBackward(p.x.data(), p.dy.data(), p.dy.data(), p.type, p.g, p.params(Activation::kNone),
-                   TestConstants(p.g), r.s1.data(), r.s2.data(), r.k.data(), r.a.data(),
-                   r.b.data(), Execution::Parallel());
+                   TestConstants(p.g), r.s1.data(), r.s2.data(), r.k.data(), r.a.data(), r.b.data(),
+                   Execution::Parallel());
   r.dx = p.dy;
   ExpectSameBits(r, want);
 }
@@ -165,6 +167,8 @@ TEST(ChannelResidentBackward, OnlyChannelsFirstWorkingSetsBeyondTheCaches) {
 // float64 Keras oracle, after a training forward (with renorm and an
 // adjustment) and after an inference one; bitwise the same for 1 thread and all.
 TEST(ResidentBackwardLayer, MatchesTheKerasOracle) {
+  if (!test::kHeavyTests)
+    GTEST_SKIP() << "a tensor beyond the caches: heavy tests are off in this build";
   const std::vector<int64_t> shape = {32, 16, 128, 144};  // NCHW, 37.7 MB per tensor
   const Geometry g = Geometry::Dense(32, 16, 128 * 144);
   ASSERT_TRUE(ChannelResidentBackward(DType::kFloat32, g));
@@ -200,7 +204,8 @@ TEST(ResidentBackwardLayer, MatchesTheKerasOracle) {
     for (size_t i = 0; i < dx.size(); ++i) worst = std::max(worst, std::fabs(dx[i] - want.dx[i]));
     EXPECT_LT(worst, 1e-5 * scale);
     for (size_t c = 0; c < 16; ++c) {
-      EXPECT_NEAR(serial.gradient_gamma()[c], want.dgamma[c], 1e-6 * std::fabs(want.dgamma[c]) + 1e-3)
+      EXPECT_NEAR(serial.gradient_gamma()[c], want.dgamma[c],
+                  1e-6 * std::fabs(want.dgamma[c]) + 1e-3)
           << c;
       EXPECT_NEAR(serial.gradient_beta()[c], want.dbeta[c], 1e-6 * std::fabs(want.dbeta[c]) + 1e-3)
           << c;

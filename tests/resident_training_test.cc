@@ -5,6 +5,8 @@
 // thread count, on channels split into several blocks, blocks of several small
 // channels, strided (ghost-like) views, 16-bit types and in place; and the
 // layer that takes it must match the float64 Keras oracle.
+#include "src/ops/resident_training.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,7 +18,6 @@
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/ops/half.h"
-#include "src/ops/resident_training.h"
 #include "src/ops/streaming.h"
 #include "src/oracle/keras_reference.h"
 #include "tests/target_test.h"
@@ -50,8 +51,13 @@ struct Outputs {
   std::vector<float> hi, lo, scale, shift;
   std::vector<uint8_t> y;
   explicit Outputs(size_t channels, size_t bytes)
-      : mean(channels), variance(channels), hi(channels), lo(channels), scale(channels),
-        shift(channels), y(bytes, 0xA5) {}
+      : mean(channels),
+        variance(channels),
+        hi(channels),
+        lo(channels),
+        scale(channels),
+        shift(channels),
+        y(bytes, 0xA5) {}
 };
 
 // The geometry's values as `type`, with a large mean so the split mean matters.
@@ -150,6 +156,8 @@ BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(ResidentTrainingTest);
 // The engine call, on a tensor that takes the resident path and on one that
 // does not: bitwise BatchMoments, the fold and Normalize.
 TEST(TrainingNormalize, BitwiseMomentsFoldAndNormalize) {
+  if (!test::kHeavyTests)
+    GTEST_SKIP() << "a tensor beyond the caches: heavy tests are off in this build";
   const Geometry resident = Geometry::Dense(16, 8, 64 * 544);  // 17.8 MB, 139 KB per channel
   ASSERT_TRUE(ChannelResident(DType::kFloat32, resident));
   for (const Geometry& g : {resident, Geometry::Dense(4, 6, 3136), Geometry::Dense(64, 32, 1)}) {
@@ -160,14 +168,14 @@ TEST(TrainingNormalize, BitwiseMomentsFoldAndNormalize) {
       gamma[c] = 0.5f + 0.01f * static_cast<float>(c % 50);
       beta[c] = -1.0f + 0.02f * static_cast<float>(c % 30);
     }
-    const Outputs expected = TwoPass(x, DType::kFloat32, g, TestFold(g.channels),
-                                     Execution::Parallel());
+    const Outputs expected =
+        TwoPass(x, DType::kFloat32, g, TestFold(g.channels), Execution::Parallel());
     Outputs o(g.channels, x.size());
     TrainingNormalize(x.data(), o.y.data(), DType::kFloat32, g, gamma.data(), beta.data(), 1e-3,
                       o.mean.data(), o.variance.data(), Execution::Parallel());
     EXPECT_EQ(0, std::memcmp(o.mean.data(), expected.mean.data(), g.channels * sizeof(double)));
-    EXPECT_EQ(0, std::memcmp(o.variance.data(), expected.variance.data(),
-                             g.channels * sizeof(double)));
+    EXPECT_EQ(
+        0, std::memcmp(o.variance.data(), expected.variance.data(), g.channels * sizeof(double)));
     EXPECT_TRUE(o.y == expected.y);
   }
 }
@@ -207,6 +215,8 @@ TEST(ChannelResident, OnlyChannelsFirstTensorsBeyondTheCachesWithCachedChannels)
 // Keras oracle, with renorm (per-channel r and d inside the fold) and an
 // adjustment; bitwise the same for 1 thread and all.
 TEST(ResidentTrainingLayer, MatchesTheKerasOracle) {
+  if (!test::kHeavyTests)
+    GTEST_SKIP() << "a tensor beyond the caches: heavy tests are off in this build";
   const std::vector<int64_t> shape = {16, 8, 256, 288};  // NCHW, 37.7 MB
   const Geometry g = Geometry::Dense(16, 8, 256 * 288);
   ASSERT_TRUE(ChannelResident(DType::kFloat32, g));

@@ -30,8 +30,12 @@ namespace test {
 // 10^6 in builds without heavy tests (sanitizers, emulators).
 #ifdef BNORM_HEAVY_TESTS
 constexpr size_t kHeavyValues = 10000000;
+constexpr bool kHeavyTests = true;
 #else
 constexpr size_t kHeavyValues = 1000000;
+// Cases that need tensors beyond the caches (tens of MB through the float64
+// oracle) are skipped there.
+constexpr bool kHeavyTests = false;
 #endif
 
 // The exactness thresholds of issue 2. The mean's error is relative to

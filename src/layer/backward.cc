@@ -182,8 +182,7 @@ void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy,
   }
   State& s = *layer->state_;
   const Options& options = layer->options_;
-  Communicator* comm =
-      s.saved.trained && s.saved.synchronized ? Synchronizing(*layer) : nullptr;
+  Communicator* comm = s.saved.trained && s.saved.synchronized ? Synchronizing(*layer) : nullptr;
   size_t total = 0;
   Peers peers;
   if (comm == nullptr) {

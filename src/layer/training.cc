@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Keras' training call, one function per step: the ghost view, each ghost's
-// statistics (merged over every rank when synchronized), their average, the adjustment, renorm's correction, the fold
-// into per-channel coefficients, the normalize pass and the moving-average
+// statistics (merged over every rank when synchronized), their average, the adjustment, renorm's
+// correction, the fold into per-channel coefficients, the normalize pass and the moving-average
 // updates. Statistics and coefficients are double until the last rounding.
 #include <algorithm>
 #include <cmath>
@@ -120,9 +120,9 @@ RenormCorrection Renorm(const Options& options, const Moments& batch,
   const size_t C = batch.mean.size();
   RenormCorrection rc{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C)};
   for (size_t c = 0; c < C; ++c) {
-    RenormChannel(options, batch.mean[c], batch.variance[c],
-                  options.renorm ? renorm_mean[c] : 0.0f, options.renorm ? renorm_stddev[c] : 1.0f,
-                  epsilon, &rc.r[c], &rc.d[c], &rc.stddev[c]);
+    RenormChannel(options, batch.mean[c], batch.variance[c], options.renorm ? renorm_mean[c] : 0.0f,
+                  options.renorm ? renorm_stddev[c] : 1.0f, epsilon, &rc.r[c], &rc.d[c],
+                  &rc.stddev[c]);
   }
   return rc;
 }
@@ -304,8 +304,8 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
     k = Coefficients{std::vector<float>(channels), std::vector<float>(channels),
                      std::vector<float>(channels), std::vector<float>(channels)};
     const LayerFold fold(options, adjustment, renorm_mean, renorm_stddev, gamma, beta, epsilon);
-    ResidentTraining(in, out, type, g, fold, ghost.mean.data(), ghost.variance.data(),
-                     k.hi.data(), k.lo.data(), k.scale.data(), k.shift.data(), exec);
+    ResidentTraining(in, out, type, g, fold, ghost.mean.data(), ghost.variance.data(), k.hi.data(),
+                     k.lo.data(), k.scale.data(), k.shift.data(), exec);
   } else if (empty) {
     ghost = Moments{std::vector<double>(ghosts * channels), std::vector<double>(ghosts * channels)};
   } else {

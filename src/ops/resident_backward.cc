@@ -44,8 +44,9 @@ void ResidentBackward(const void* x, const void* dy, void* dx, DType type, const
     return (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
   };
   const auto view = [&](const Block& b) {
-    return dispatch::RunsView{xb + offset_of(b), type,          b.channels,   g.ChannelStride(),
-                              b.rows,            b.inner_count, g.RowStride()};
+    return dispatch::RunsView{xb + offset_of(b), type,   b.channels,
+                              g.ChannelStride(), b.rows, b.inner_count,
+                              g.RowStride()};
   };
   const auto operands = [&](const Block& b) {
     dispatch::BackwardOperands in;

@@ -20,9 +20,9 @@ bool ChannelResident(DType type, const Geometry& g) {
   return g.reduced() * SizeOf(type) <= ResidentChannelBytes();
 }
 
-void ResidentTraining(const void* x, void* y, DType type, const Geometry& g, const ChannelFold& fold,
-                      double* mean, double* variance, float* hi, float* lo, float* scale,
-                      float* shift, const Execution& exec) {
+void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,
+                      const ChannelFold& fold, double* mean, double* variance, float* hi, float* lo,
+                      float* scale, float* shift, const Execution& exec) {
   const char* in = static_cast<const char*>(x);
   char* out = static_cast<char*>(y);
   const size_t size = SizeOf(type);
@@ -40,8 +40,9 @@ void ResidentTraining(const void* x, void* y, DType type, const Geometry& g, con
   }
   const auto view = [&](const Block& b) {
     const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
-    return dispatch::RunsView{in + first * size, type,          b.channels,   g.ChannelStride(),
-                              b.rows,            b.inner_count, g.RowStride()};
+    return dispatch::RunsView{in + first * size, type,   b.channels,
+                              g.ChannelStride(), b.rows, b.inner_count,
+                              g.RowStride()};
   };
   // A unit is one channel's blocks, or one block of several whole channels.
   const size_t blocks_per_unit = per_channel;

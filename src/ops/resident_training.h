@@ -37,9 +37,9 @@ class ChannelFold {
 // Normalize's with the coefficients, which are left in hi, lo, scale and shift
 // (g.channels each), for any thread count. y may equal x. The caller checks
 // the arguments (the layer's training step has).
-void ResidentTraining(const void* x, void* y, DType type, const Geometry& g, const ChannelFold& fold,
-                      double* mean, double* variance, float* hi, float* lo, float* scale,
-                      float* shift, const Execution& exec);
+void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,
+                      const ChannelFold& fold, double* mean, double* variance, float* hi, float* lo,
+                      float* scale, float* shift, const Execution& exec);
 
 }  // namespace bnorm
 

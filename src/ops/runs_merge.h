@@ -15,9 +15,8 @@ namespace bnorm {
 // Channel c's `per_channel` block moments sit at part_mean[c * per_channel + k]
 // and part_m2[...], block k holding counts[k] values. Writes the channel's
 // mean and biased variance.
-inline void MergeChannelBlocks(const double* part_mean, const double* part_m2,
-                               const double* counts, size_t per_channel, size_t c, double* mean,
-                               double* variance) {
+inline void MergeChannelBlocks(const double* part_mean, const double* part_m2, const double* counts,
+                               size_t per_channel, size_t c, double* mean, double* variance) {
   double count = 0.0, m = 0.0, m2 = 0.0;
   for (size_t k = 0; k < per_channel; ++k) {
     const size_t i = c * per_channel + k;

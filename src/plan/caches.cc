@@ -65,8 +65,8 @@ size_t CountCpuList(const std::string& list) {
   size_t start = 0;
   while (start <= list.size()) {
     const size_t comma = list.find(',', start);
-    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos
-                                                                          : comma - start);
+    const std::string item =
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const size_t dash = item.find('-');
     if (dash == std::string::npos) {
       if (ParseWhole(item) < 0) return 0;

@@ -204,8 +204,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> args = bnorm::run::WithRank(argc, argv, ranks.rank);
     std::vector<char*> pointers;
     for (std::string& arg : args) pointers.push_back(arg.data());
-    settings = bnorm::run::ParseSettings(static_cast<int>(pointers.size()), pointers.data(),
-                                         &exit_status);
+    settings =
+        bnorm::run::ParseSettings(static_cast<int>(pointers.size()), pointers.data(), &exit_status);
     if (!settings) return exit_status;
     settings->communicator = ranks.communicator;
     bnorm::run::WriteOutputs(settings->out, bnorm::run::Run(*settings));

@@ -41,7 +41,8 @@ void CaseRunner::PrepareBackward(uint64_t seed) {
   for (size_t i = 0; i < n_; ++i) {
     const size_t ch = (i / inner) % C_;
     abs1_[ch] += std::fabs(static_cast<double>(dy_[i]));
-    abs2_[ch] += std::fabs(static_cast<double>(dy_[i]) * (static_cast<double>(x_[i]) - ref_mean_[ch]));
+    abs2_[ch] +=
+        std::fabs(static_cast<double>(dy_[i]) * (static_cast<double>(x_[i]) - ref_mean_[ch]));
   }
   const double n = static_cast<double>(c_.g.reduced());
   k_.resize(C_);
@@ -71,8 +72,7 @@ void CaseRunner::CheckBackwardReduce(size_t t, const std::string& target) {
   ++row.cases;
   const BackwardReduceParams params{hi_.data(), lo_.data()};
   std::vector<double> s1(C_), s2(C_), s1_p(C_), s2_p(C_);
-  BackwardReduce(x_, dy_, DType::kFloat32, c_.g, params, s1.data(), s2.data(),
-                 Execution::Serial());
+  BackwardReduce(x_, dy_, DType::kFloat32, c_.g, params, s1.data(), s2.data(), Execution::Serial());
   BackwardReduce(x_, dy_, DType::kFloat32, c_.g, params, s1_p.data(), s2_p.data(),
                  Execution::Parallel());
   if (std::memcmp(s1.data(), s1_p.data(), C_ * sizeof(double)) != 0 ||
