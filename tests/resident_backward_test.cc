@@ -16,6 +16,7 @@
 
 #include "bnorm/backward.hpp"
 #include "bnorm/batch_norm.hpp"
+#include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "src/ops/half.h"
 #include "src/oracle/keras_reference.h"
@@ -155,6 +156,67 @@ TEST_P(ResidentBackwardTest, InPlaceOnDy) {
 }
 
 BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(ResidentBackwardTest);
+
+// The engine call on a tensor that takes the resident path and on ones that do
+// not: bitwise BackwardReduce, the constants and BackwardData.
+TEST(TrainingBackward, BitwiseTheTwoPassesWithPlainConstants) {
+  if (!test::kHeavyTests) GTEST_SKIP() << "a tensor beyond the caches: heavy tests are off";
+  for (const Geometry& g : {Geometry::Dense(16, 16, 128 * 144), Geometry::Dense(4, 6, 3136),
+                            Geometry::Dense(64, 32, 1)}) {
+    SCOPED_TRACE(test::Describe(g));
+    const Problem p(g, DType::kFloat32);
+    std::vector<double> variance(g.channels);
+    std::vector<float> gamma(g.channels);
+    for (size_t c = 0; c < g.channels; ++c) {
+      variance[c] = 4.0 + 0.01 * static_cast<double>(c);
+      gamma[c] = 0.5f + 0.1f * static_cast<float>(c % 5);
+    }
+    // The two passes with TrainingBackward's constants.
+    Result want(g.channels, p.x.size());
+    BackwardReduce(p.x.data(), p.dy.data(), p.type, g, p.params(Activation::kNone), want.s1.data(),
+                   want.s2.data());
+    const double n = static_cast<double>(g.reduced());
+    for (size_t c = 0; c < g.channels; ++c) {
+      const double rho = 1.0 / std::sqrt(variance[c] + 1e-3);
+      want.k[c] = static_cast<float>(gamma[c] * rho);
+      want.a[c] = static_cast<float>(want.s1[c] / n);
+      want.b[c] = static_cast<float>(rho * rho * want.s2[c] / n);
+    }
+    BackwardDataParams d;
+    d.mean_hi = p.hi.data();
+    d.mean_lo = p.lo.data();
+    d.k = want.k.data();
+    d.a = want.a.data();
+    d.b = want.b.data();
+    BackwardData(p.x.data(), p.dy.data(), want.dx.data(), p.type, g, d);
+    Result got(g.channels, p.x.size());
+    TrainingBackward(p.x.data(), p.dy.data(), got.dx.data(), p.type, g, p.hi.data(), p.lo.data(),
+                     variance.data(), gamma.data(), 1e-3, got.s1.data(), got.s2.data());
+    EXPECT_EQ(0, std::memcmp(got.s1.data(), want.s1.data(), g.channels * sizeof(double)));
+    EXPECT_EQ(0, std::memcmp(got.s2.data(), want.s2.data(), g.channels * sizeof(double)));
+    EXPECT_TRUE(got.dx == want.dx);
+  }
+  EXPECT_TRUE(ChannelResidentBackward(DType::kFloat32, Geometry::Dense(16, 16, 128 * 144)));
+}
+
+TEST(TrainingBackward, RejectsBadArgumentsBeforeWriting) {
+  const Geometry g = Geometry::Dense(4, 3, 5);
+  const Problem p(g, DType::kFloat32);
+  std::vector<uint8_t> dx(p.x.size(), 0x5A);
+  std::vector<double> variance(3, 1.0), s1(3, 9.0), s2(3, 9.0);
+  const auto call = [&](const void* out, double epsilon, double v0) {
+    variance[0] = v0;
+    TrainingBackward(p.x.data(), p.dy.data(), const_cast<void*>(out), p.type, g, p.hi.data(),
+                     p.lo.data(), variance.data(), nullptr, epsilon, s1.data(), s2.data());
+  };
+  EXPECT_THROW(call(dx.data(), 0.0, 1.0), Error);
+  EXPECT_THROW(call(dx.data(), 1e-3, -1.0), Error);
+  EXPECT_THROW(call(dx.data(), 1e-3, std::nan("")), Error);
+  EXPECT_THROW(call(nullptr, 1e-3, 1.0), Error);
+  EXPECT_THROW(call(p.dy.data() + 4, 1e-3, 1.0), Error);  // dx partly over dy
+  EXPECT_EQ(dx, std::vector<uint8_t>(p.x.size(), 0x5A));
+  EXPECT_EQ(s1, std::vector<double>(3, 9.0));
+}
 
 TEST(ChannelResidentBackward, OnlyChannelsFirstWorkingSetsBeyondTheCaches) {
   EXPECT_TRUE(ChannelResidentBackward(DType::kFloat32, Geometry::Dense(32, 16, 128 * 144)));

@@ -61,6 +61,22 @@ struct BackwardDataParams {
 BNORM_API void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geometry& g,
                             const BackwardDataParams& params, const Execution& exec = Execution());
 
+// A plain training forward's backward in one call (no renorm, no adjustment,
+// no mask): with ρ = 1/sqrt(variance + epsilon) per channel, the sums S1, S2
+// (bitwise BackwardReduce's, written to sum_dy and sum_dy_xmu), then
+// dx = γ·ρ·(dy − S1/n − (x − μ)·ρ²·S2/n) (bitwise BackwardData's with those
+// constants rounded to float). dγ = ρ·S2 and dβ = S1 follow from the sums.
+// `variance` is the forward's biased batch variance, `mean_hi`/`mean_lo` its
+// split mean; gamma may be null (1). Channels-first tensors beyond the caches
+// whose channels' x and dy fit in a core's cache are done channel by channel,
+// which reads x and dy from memory once (3 volumes of traffic, not 5). dx may
+// be dy. Throws bnorm::Error naming the argument, before writing anything.
+BNORM_API void TrainingBackward(const void* x, const void* dy, void* dx, DType type,
+                                const Geometry& g, const float* mean_hi, const float* mean_lo,
+                                const double* variance, const float* gamma, double epsilon,
+                                double* sum_dy, double* sum_dy_xmu,
+                                const Execution& exec = Execution());
+
 }  // namespace bnorm
 
 #endif  // BNORM_BACKWARD_HPP_

@@ -145,8 +145,12 @@ int Run(const Options& o) {
           r.bytes = static_cast<double>(r.volumes) * static_cast<double>(p.bytes());
           if (r.volumes != PassVolumes(pass) && target == targets.front() &&
               thread_count == o.threads.front()) {
-            notes.push_back(case_name + ": training reads x from memory once (channel by channel "
-                            "while it is cached): its traffic is counted as 2 volumes, not 3");
+            notes.push_back(case_name + ": " + r.mode + " reads " +
+                            (pass == Pass::kTraining ? "x" : "x and dy") +
+                            " from memory once (channel by channel while cached): its traffic is "
+                            "counted as " +
+                            std::to_string(r.volumes) + " volumes, not " +
+                            std::to_string(PassVolumes(pass)));
           }
           const Execution exec = threads.execution();
           const std::function<void()> kernel = [&p, exec, pass] {

@@ -9,6 +9,7 @@
 #include "bnorm/error.hpp"
 #include "bnorm/fold.hpp"
 #include "src/ops/half.h"
+#include "src/ops/resident_backward.h"
 #include "src/ops/resident_training.h"
 #include "src/plan/format.h"
 #include "tools/common/format.h"
@@ -202,6 +203,7 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool wit
   BatchMoments(x.get(), dtype, g, batch_mean.data(), batch_variance.data(), Execution());
   for (size_t ch = 0; ch < C; ++ch) {
     SplitMean(batch_mean[ch], &backward.mean_hi[ch], &backward.mean_lo[ch]);
+    backward.variance[ch] = batch_variance[ch];
     backward.rho[ch] = 1.0 / std::sqrt(batch_variance[ch] + kEpsilon);
   }
 }
@@ -210,6 +212,7 @@ int Problem::Volumes(Pass pass) const {
   // The layer takes the resident path too, but not with ghost batches.
   const bool ghosts = layer != nullptr && layer->options().virtual_batch_size.has_value();
   if (pass == Pass::kTraining && !ghosts && ChannelResident(dtype, c.geometry)) return 2;
+  if (pass == Pass::kBackward && !ghosts && ChannelResidentBackward(dtype, c.geometry)) return 3;
   return PassVolumes(pass);
 }
 
@@ -242,10 +245,12 @@ void Problem::LayerTraining(const Execution& exec) {
 }
 
 void Problem::KernelBackward(const Execution& exec) {
+  // One call: sums and dx (channel-resident where it pays), then dgamma, dbeta.
   BackwardState& v = backward;
-  const BackwardReduceParams reduce{v.mean_hi.data(), v.mean_lo.data()};
-  BackwardReduce(x.get(), dy.get(), dtype, c.geometry, reduce, v.sum_dy.data(), v.sum_dy_xmu.data(),
-                 exec);
+  TrainingBackward(x.get(), dy.get(), dx.get(), dtype, c.geometry, v.mean_hi.data(),
+                   v.mean_lo.data(), v.variance.data(), gamma.data(), kEpsilon, v.sum_dy.data(),
+                   v.sum_dy_xmu.data(), exec);
+  // The constants TrainingBackward used (the same arithmetic), for the dx check.
   const double n = static_cast<double>(c.geometry.reduced());
   for (size_t ch = 0; ch < v.rho.size(); ++ch) {
     const double rho = v.rho[ch];
@@ -255,13 +260,6 @@ void Problem::KernelBackward(const Execution& exec) {
     v.dgamma[ch] = static_cast<float>(rho * v.sum_dy_xmu[ch]);
     v.dbeta[ch] = static_cast<float>(v.sum_dy[ch]);
   }
-  BackwardDataParams data;
-  data.mean_hi = v.mean_hi.data();
-  data.mean_lo = v.mean_lo.data();
-  data.k = v.k.data();
-  data.a = v.a.data();
-  data.b = v.b.data();
-  BackwardData(x.get(), dy.get(), dx.get(), dtype, c.geometry, data, exec);
 }
 
 void Problem::LayerBackward(const Execution& exec) {

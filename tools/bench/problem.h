@@ -71,6 +71,7 @@ struct Coefficients {
 // the data pass, and the parameter gradients.
 struct BackwardState {
   std::vector<float> mean_hi, mean_lo;  // the forward's batch mean, split
+  std::vector<double> variance;         // the forward's batch variance
   std::vector<double> rho;              // 1 / sqrt(batch variance + epsilon)
   std::vector<double> sum_dy, sum_dy_xmu;
   std::vector<float> k, a, b;
@@ -78,6 +79,7 @@ struct BackwardState {
   explicit BackwardState(size_t channels)
       : mean_hi(channels),
         mean_lo(channels),
+        variance(channels),
         rho(channels),
         sum_dy(channels),
         sum_dy_xmu(channels),
@@ -110,7 +112,8 @@ struct Problem {
   Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward);
 
   // Elements of traffic per value that `pass` really moves from memory: PassVolumes, except
-  // 2 for a training forward that reads x once (channel-resident, src/ops/resident_training.h).
+  // 2 for a training forward that reads x once and 3 for a backward that reads x and dy once
+  // (channel-resident, src/ops/resident_training.h and resident_backward.h).
   int Volumes(Pass pass) const;
 
   // Bytes of x (and of y, dy, dx).
