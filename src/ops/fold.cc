@@ -22,10 +22,7 @@ void CheckInputs(const float* moving_mean, const float* moving_variance, size_t 
     throw Error(ErrorCode::kNullPointer, "moving_variance is null; expected channels values");
   }
   if (channels == 0) throw Error(ErrorCode::kInvalidArgument, "channels is 0; expected at least 1");
-  if (!(std::isfinite(epsilon) && epsilon > 0.0f)) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
-  }
+  CheckEpsilon(epsilon);
 }
 
 // Reads the `channels` variances: only after every size check, so that a wrong

@@ -12,9 +12,9 @@
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/chan_merge.h"
+#include "src/ops/runs_merge.h"
 #include "src/parallel/blocks.h"
 #include "src/parallel/partials.h"
-#include "src/ops/runs_merge.h"
 #include "src/plan/checks.h"
 
 namespace bnorm {
@@ -26,11 +26,7 @@ void BatchMoments(const float* x, const Geometry& g, double* mean, double* varia
 
 void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, double* variance,
                   const Execution& exec) {
-  if (g.reduced() == 0 || g.channels == 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "x has " + std::to_string(g.reduced()) + " values per channel and " +
-                    std::to_string(g.channels) + " channels; moments need at least one of each");
-  }
+  CheckHasValues(g, "moments need");
   CheckTensorPresent("x", x, g.elements());
   CheckAligned("x", x, type);
   CheckPerChannelPresent("mean", mean, g.channels);

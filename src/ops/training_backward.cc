@@ -39,15 +39,8 @@ void TrainingBackward(const void* x, const void* dy, void* dx, DType type, const
                       const float* mean_hi, const float* mean_lo, const double* variance,
                       const float* gamma, double epsilon, double* sum_dy, double* sum_dy_xmu,
                       const Execution& exec) {
-  if (!std::isfinite(epsilon) || !(epsilon > 0.0)) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
-  }
-  if (g.reduced() == 0 || g.channels == 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "x has " + std::to_string(g.reduced()) + " values per channel and " +
-                    std::to_string(g.channels) + " channels; the backward needs one of each");
-  }
+  CheckEpsilon(epsilon);
+  CheckHasValues(g, "the backward needs");
   CheckTensorPresent("x", x, g.elements());
   CheckTensorPresent("dy", dy, g.elements());
   CheckTensorPresent("dx", dx, g.elements());

@@ -37,15 +37,8 @@ class PlainFold : public ChannelFold {
 void TrainingNormalize(const void* x, void* y, DType type, const Geometry& g, const float* gamma,
                        const float* beta, double epsilon, double* mean, double* variance,
                        const Execution& exec) {
-  if (!std::isfinite(epsilon) || !(epsilon > 0.0)) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
-  }
-  if (g.reduced() == 0 || g.channels == 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "x has " + std::to_string(g.reduced()) + " values per channel and " +
-                    std::to_string(g.channels) + " channels; training needs at least one of each");
-  }
+  CheckEpsilon(epsilon);
+  CheckHasValues(g, "training needs");
   CheckTensorPresent("x", x, g.elements());
   CheckTensorPresent("y", y, g.elements());
   CheckAligned("x", x, type);

@@ -2,6 +2,7 @@
 // The tensor checks: element counts, byte sizes, alignment and overlap.
 #include "src/plan/checks.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -94,6 +95,22 @@ void CheckInPlaceOrDisjoint(const char* in_name, const void* in, const char* out
                 "expected %s == %s (in place) or disjoint buffers",
                 in_name, in, out_name, out, bytes, out_name, in_name);
   throw Error(ErrorCode::kInvalidArgument, text);
+}
+
+void CheckEpsilon(double epsilon) {
+  if (!(std::isfinite(epsilon) && epsilon > 0.0)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "epsilon is " + std::to_string(epsilon) + "; expected a finite value > 0");
+  }
+}
+
+void CheckHasValues(const Geometry& g, const char* who_needs) {
+  if (g.reduced() == 0 || g.channels == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "x has " + std::to_string(g.reduced()) +
+                                                 " values per channel and " +
+                                                 std::to_string(g.channels) + " channels; " +
+                                                 who_needs + " at least one of each");
+  }
 }
 
 }  // namespace bnorm

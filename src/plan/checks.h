@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "bnorm/dtype.hpp"
+#include "bnorm/geometry.hpp"
 
 namespace bnorm {
 
@@ -31,6 +32,11 @@ size_t TensorBytes(const char* name, const int64_t* dims, size_t rank, size_t el
 // A required pointer: null is kNullPointer, "name is null; expected <count> values" for a tensor
 // of `count` elements, or "... <count> per-channel values" for a per-channel array.
 void CheckTensorPresent(const char* name, const void* data, size_t count);
+// epsilon finite and > 0 (the engine calls' own epsilon arguments).
+void CheckEpsilon(double epsilon);
+// At least one value per channel and one channel, which `who_needs` ("moments
+// need", "training needs", ...) says in the message.
+void CheckHasValues(const Geometry& g, const char* who_needs);
 void CheckPerChannelPresent(const char* name, const void* data, size_t channels);
 
 // Data of `type` must sit at a multiple of its element size (kInvalidArgument).
