@@ -14,6 +14,7 @@
 #include "bnorm/error.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/backward.h"
+#include "src/ops/runs_block.h"
 #include "src/ops/runs_merge.h"
 #include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
@@ -128,13 +129,12 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
   double* part_s2 = part_s1 + C * per_channel;
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
-    const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
     const size_t slot = b.channel * per_channel + i % per_channel;
-    dispatch::BackwardReduceRuns(
-        {xb + first * size, type, b.channels, g.ChannelStride(), b.rows, b.inner_count,
-         g.RowStride()},
-        Operands(dyb, yb, first * size, p.activation, p.mean_hi + b.channel, p.mean_lo + b.channel),
-        dispatch::BackwardSums{part_s1 + slot, part_s2 + slot}, from_memory);
+    dispatch::BackwardReduceRuns(RunsBlockView(x, type, g, b),
+                                 Operands(dyb, yb, RunsBlockOffset(g, b, type), p.activation,
+                                          p.mean_hi + b.channel, p.mean_lo + b.channel),
+                                 dispatch::BackwardSums{part_s1 + slot, part_s2 + slot},
+                                 from_memory);
   });
   for (size_t c = 0; c < C; ++c) {
     SumChannelBlocks(part_s1, part_s2, per_channel, c, &sum_dy[c], &sum_dy_xmu[c]);
@@ -179,11 +179,10 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
   }
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
-    const size_t offset =
-        (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
+    const size_t offset = RunsBlockOffset(g, b, type);
     const size_t c = b.channel;
     dispatch::BackwardDataRuns(
-        {xb + offset, type, b.channels, g.ChannelStride(), b.rows, b.inner_count, g.RowStride()},
+        RunsBlockView(x, type, g, b),
         Operands(dyb, yb, offset, p.activation, p.mean_hi + c, p.mean_lo + c),
         dispatch::BackwardCoefficients{p.k + c, p.a + c, p.b + c}, out + offset, stream);
   });

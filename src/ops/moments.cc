@@ -12,6 +12,7 @@
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
 #include "dispatch/chan_merge.h"
+#include "src/ops/runs_block.h"
 #include "src/ops/runs_merge.h"
 #include "src/parallel/blocks.h"
 #include "src/parallel/partials.h"
@@ -79,11 +80,8 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   double* counts = part_m2 + C * per_channel;
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
-    const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
     const size_t slot = b.channel * per_channel + i % per_channel;
-    dispatch::MomentsRuns({bytes + first * size, type, b.channels, g.ChannelStride(), b.rows,
-                           b.inner_count, g.RowStride()},
-                          part_mean + slot, part_m2 + slot);
+    dispatch::MomentsRuns(RunsBlockView(x, type, g, b), part_mean + slot, part_m2 + slot);
   });
   // Every channel splits into blocks the same way: channel 0's give the counts.
   for (size_t k = 0; k < per_channel; ++k) {

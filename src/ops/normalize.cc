@@ -9,6 +9,7 @@
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "bnorm/targets.hpp"
+#include "src/ops/runs_block.h"
 #include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
 #include "src/plan/checks.h"
@@ -58,15 +59,12 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
   }
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
-    const size_t offset =
-        (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
+    const size_t offset = RunsBlockOffset(g, b, type);
     const size_t c = b.channel;
     const dispatch::NormalizeCoefficients k{p.mean_hi + c,
                                             p.mean_lo == nullptr ? nullptr : p.mean_lo + c,
                                             p.scale + c, p.shift + c, p.activation};
-    dispatch::NormalizeRuns(
-        {in + offset, type, b.channels, g.ChannelStride(), b.rows, b.inner_count, g.RowStride()},
-        out + offset, k, stream);
+    dispatch::NormalizeRuns(RunsBlockView(x, type, g, b), out + offset, k, stream);
   });
 }
 

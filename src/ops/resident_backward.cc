@@ -6,6 +6,7 @@
 
 #include "bnorm/targets.hpp"
 #include "dispatch/backward.h"
+#include "src/ops/runs_block.h"
 #include "src/ops/runs_merge.h"
 #include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
@@ -26,12 +27,10 @@ void ResidentBackward(const void* x, const void* dy, void* dx, DType type, const
                       const BackwardReduceParams& params, const ChannelConstants& constants,
                       double* sum_dy, double* sum_dy_xmu, float* k, float* a, float* b,
                       const Execution& exec) {
-  const char* xb = static_cast<const char*>(x);
   const char* dyb = static_cast<const char*>(dy);
   const Activation mask = params.activation;
   const char* yb = mask == Activation::kNone ? nullptr : static_cast<const char*>(params.y);
   char* out = static_cast<char*>(dx);
-  const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
   const size_t C = g.channels;
@@ -40,14 +39,8 @@ void ResidentBackward(const void* x, const void* dy, void* dx, DType type, const
   Partials partials(2 * C * per_channel);
   double* part_s1 = partials.get();
   double* part_s2 = part_s1 + C * per_channel;
-  const auto offset_of = [&](const Block& b) {
-    return (g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin) * size;
-  };
-  const auto view = [&](const Block& b) {
-    return dispatch::RunsView{xb + offset_of(b), type,   b.channels,
-                              g.ChannelStride(), b.rows, b.inner_count,
-                              g.RowStride()};
-  };
+  const auto offset_of = [&](const Block& b) { return RunsBlockOffset(g, b, type); };
+  const auto view = [&](const Block& b) { return RunsBlockView(x, type, g, b); };
   const auto operands = [&](const Block& b) {
     dispatch::BackwardOperands in;
     in.dy = dyb + offset_of(b);

@@ -7,6 +7,7 @@
 #include "bnorm/targets.hpp"
 #include "dispatch/moments.h"
 #include "dispatch/normalize.h"
+#include "src/ops/runs_block.h"
 #include "src/ops/runs_merge.h"
 #include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
@@ -25,7 +26,6 @@ void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,
                       float* scale, float* shift, const Execution& exec) {
   const char* in = static_cast<const char*>(x);
   char* out = static_cast<char*>(y);
-  const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
   const size_t C = g.channels;
@@ -38,12 +38,8 @@ void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,
   for (size_t k = 0; k < per_channel; ++k) {
     counts[k] = static_cast<double>(plan[k].rows * plan[k].inner_count);
   }
-  const auto view = [&](const Block& b) {
-    const size_t first = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
-    return dispatch::RunsView{in + first * size, type,   b.channels,
-                              g.ChannelStride(), b.rows, b.inner_count,
-                              g.RowStride()};
-  };
+  const auto view = [&](const Block& b) { return RunsBlockView(x, type, g, b); };
+
   // A unit is one channel's blocks, or one block of several whole channels.
   const size_t blocks_per_unit = per_channel;
   const size_t units = plan.size() / blocks_per_unit;
