@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The normalize pass y = act(((x - hi) - lo) * scale + shift), channels-last
-// rows and channels-first runs, written once for every Highway target.
+// The normalize pass y = act(((x - hi) - lo) * scale + shift [+ z]), channels-
+// last rows and channels-first runs, written once for every Highway target.
+// z, when given, is a residual tensor of x's layout and type added before the
+// activation (a block's "add + ReLU" in one pass instead of two).
 // Compiled once per target: included by normalize.cc through foreach_target.h,
 // hence the toggling include guard.
 //
@@ -46,31 +48,38 @@ HWY_INLINE V Activate(D d, V v) {
   return v;
 }
 
-template <Activation kAct, class D, class V = hn::Vec<D>>
-HWY_INLINE V NormalizeVector(D d, V x, V hi, V lo, V scale, V shift) {
-  return Activate<kAct>(d, hn::MulAdd(hn::Sub(hn::Sub(x, hi), lo), scale, shift));
+// What follows the affine part: the residual z (when kHasZ; z then points at
+// the value matching v, else it is never read), then the activation.
+template <Activation kAct, bool kHasZ, class D, class T, class V = hn::Vec<D>>
+HWY_INLINE V Finish(D d, T t, V v, const typename T::Raw* z) {
+  if constexpr (kHasZ) v = hn::Add(v, LoadAs(d, t, z));
+  return Activate<kAct>(d, v);
+}
+
+template <class V>
+HWY_INLINE V Affine(V x, V hi, V lo, V scale, V shift) {
+  return hn::MulAdd(hn::Sub(hn::Sub(x, hi), lo), scale, shift);
 }
 
 // Without a low mean part (inference: the moving mean is a float already).
-template <Activation kAct, class D, class V = hn::Vec<D>>
-HWY_INLINE V NormalizeVector(D d, V x, V hi, V scale, V shift) {
-  return Activate<kAct>(d, hn::MulAdd(hn::Sub(x, hi), scale, shift));
+template <class V>
+HWY_INLINE V Affine(V x, V hi, V scale, V shift) {
+  return hn::MulAdd(hn::Sub(x, hi), scale, shift);
 }
 
 // Normalizes Lanes(d) channels starting at channel c of one row.
-template <Activation kAct, bool kHasLo, class D, class T>
-HWY_INLINE void NormalizeChannels(D d, T t, const typename T::Raw* xr, typename T::Raw* yr,
-                                  size_t c, const float* HWY_RESTRICT hi,
+template <Activation kAct, bool kHasLo, bool kHasZ, class D, class T>
+HWY_INLINE void NormalizeChannels(D d, T t, const typename T::Raw* xr, const typename T::Raw* zr,
+                                  typename T::Raw* yr, size_t c, const float* HWY_RESTRICT hi,
                                   const float* HWY_RESTRICT lo, const float* HWY_RESTRICT scale,
                                   const float* HWY_RESTRICT shift, bool stream) {
   const auto v = LoadAs(d, t, xr + c);
   const auto vhi = hn::LoadU(d, hi + c);
   const auto vscale = hn::LoadU(d, scale + c);
   const auto vshift = hn::LoadU(d, shift + c);
-  StoreOut(d, t,
-           kHasLo ? NormalizeVector<kAct>(d, v, vhi, hn::LoadU(d, lo + c), vscale, vshift)
-                  : NormalizeVector<kAct>(d, v, vhi, vscale, vshift),
-           yr + c, stream);
+  const auto affine = kHasLo ? Affine(v, vhi, hn::LoadU(d, lo + c), vscale, vshift)
+                             : Affine(v, vhi, vscale, vshift);
+  StoreOut(d, t, Finish<kAct, kHasZ>(d, t, affine, zr + c), yr + c, stream);
 }
 
 // Channels-last rows that are contiguous (stride == channels, a multiple of
@@ -79,10 +88,11 @@ HWY_INLINE void NormalizeChannels(D d, T t, const typename T::Raw* xr, typename 
 // row's aligned vectors start at channel N - phase, and its last one wraps into
 // the next row, with parameter vectors built once (the phase is the same for
 // every row). Same arithmetic per value as the plain loop: the same bits.
-template <Activation kAct, bool kHasLo, class T>
-HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, typename T::Raw* y,
-                                      size_t rows, size_t channels, size_t phase,
-                                      const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
+template <Activation kAct, bool kHasLo, bool kHasZ, class T>
+HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, const typename T::Raw* z,
+                                      typename T::Raw* y, size_t rows, size_t channels,
+                                      size_t phase, const float* HWY_RESTRICT hi,
+                                      const float* HWY_RESTRICT lo,
                                       const float* HWY_RESTRICT scale,
                                       const float* HWY_RESTRICT shift) {
   const hn::ScalableTag<float> d;
@@ -100,69 +110,78 @@ HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, typename T:
   // The first row's head and the last row's tail in partial vectors (not
   // streamed); the rest in aligned vectors, each row's last one with the
   // wrapped parameters.
-  const auto partial = [&](const typename T::Raw* xr, typename T::Raw* yr, size_t first,
-                           size_t end) {
+  const auto partial = [&](size_t offset, size_t first, size_t end) {
     ForEachPartialVector(N, &first, end, [&](auto dc, size_t c) {
-      NormalizeChannels<kAct, kHasLo>(dc, t, xr, yr, c, hi, lo, scale, shift, false);
+      NormalizeChannels<kAct, kHasLo, kHasZ>(dc, t, x + offset, z + offset, y + offset, c, hi, lo,
+                                             scale, shift, false);
     });
   };
-  partial(x, y, 0, head);
+  partial(0, 0, head);
   for (size_t r = 0; r < rows; ++r) {
-    const typename T::Raw* xr = x + r * channels;
-    typename T::Raw* yr = y + r * channels;
+    const size_t offset = r * channels;
     size_t c = head;
     for (; c + N <= channels; c += N) {
-      PrefetchAhead(xr + c);
-      NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, true);
+      PrefetchAhead(x + offset + c);
+      if constexpr (kHasZ) PrefetchAhead(z + offset + c);
+      NormalizeChannels<kAct, kHasLo, kHasZ>(d, t, x + offset, z + offset, y + offset, c, hi, lo,
+                                             scale, shift, true);
     }
     if (r + 1 == rows) {
-      partial(xr, yr, c, channels);
+      partial(offset, c, channels);
     } else {
-      NormalizeChannels<kAct, kHasLo>(d, t, xr + c, yr + c, 0, wrap[0], wrap[1], wrap[2], wrap[3],
-                                      true);
+      const size_t at = offset + c;
+      NormalizeChannels<kAct, kHasLo, kHasZ>(d, t, x + at, z + at, y + at, 0, wrap[0], wrap[1],
+                                             wrap[2], wrap[3], true);
     }
   }
 }
 
 // Channels-last: `rows` rows of `channels` values, rows `stride` elements apart
-// in both x and y. x == y is allowed; any alignment.
-template <Activation kAct, bool kHasLo, class T>
-HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, typename T::Raw* y, size_t rows,
-                               size_t channels, size_t stride, const float* HWY_RESTRICT hi,
-                               const float* HWY_RESTRICT lo, const float* HWY_RESTRICT scale,
-                               const float* HWY_RESTRICT shift, bool stream) {
+// in x, z and y. x == y and z == y are allowed; any alignment.
+template <Activation kAct, bool kHasLo, bool kHasZ, class T>
+HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, const typename T::Raw* z,
+                               typename T::Raw* y, size_t rows, size_t channels, size_t stride,
+                               const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
+                               const float* HWY_RESTRICT scale, const float* HWY_RESTRICT shift,
+                               bool stream) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   if constexpr (std::is_same<T, F32>::value) {
     const size_t phase = reinterpret_cast<uintptr_t>(y) % (N * sizeof(float)) / sizeof(float);
     if (stream && phase != 0 && stride == channels && channels % N == 0) {
-      return NormalizeShiftedRowsT<kAct, kHasLo>(t, x, y, rows, channels, phase, hi, lo, scale,
-                                                 shift);
+      return NormalizeShiftedRowsT<kAct, kHasLo, kHasZ>(t, x, z, y, rows, channels, phase, hi, lo,
+                                                        scale, shift);
     }
   }
   for (size_t r = 0; r < rows; ++r) {
     const typename T::Raw* xr = x + r * stride;
+    const typename T::Raw* zr = z + r * stride;
     typename T::Raw* yr = y + r * stride;
     size_t c = 0;
     for (; c + N <= channels; c += N) {
-      if (stream) PrefetchAhead(xr + c);
-      NormalizeChannels<kAct, kHasLo>(d, t, xr, yr, c, hi, lo, scale, shift, stream);
+      if (stream) {
+        PrefetchAhead(xr + c);
+        if constexpr (kHasZ) PrefetchAhead(zr + c);
+      }
+      NormalizeChannels<kAct, kHasLo, kHasZ>(d, t, xr, zr, yr, c, hi, lo, scale, shift, stream);
     }
     // Remaining channels in partial vectors (never streamed: a partial store
     // must not become a full-width one): nothing outside the row is touched.
     ForEachPartialVector(N, &c, channels, [&](auto dc, size_t first) {
-      NormalizeChannels<kAct, kHasLo>(dc, t, xr, yr, first, hi, lo, scale, shift, false);
+      NormalizeChannels<kAct, kHasLo, kHasZ>(dc, t, xr, zr, yr, first, hi, lo, scale, shift,
+                                             false);
     });
   }
 }
 
 // Channels-first: `runs` runs of `len` values of one channel, runs `stride`
-// elements apart. x == y is allowed; any alignment. With `ahead`, one cache
-// line of the next block is prefetched per two vectors.
-template <Activation kAct, class T>
-HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y, size_t runs,
-                               size_t len, size_t stride, float hi, float lo, float scale,
-                               float shift, bool stream, LineCursor* ahead) {
+// elements apart in x, z and y. x == y and z == y are allowed; any alignment.
+// With `ahead`, one cache line of the next block is prefetched per two vectors.
+template <Activation kAct, bool kHasZ, class T>
+HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::Raw* z,
+                               typename T::Raw* y, size_t runs, size_t len, size_t stride, float hi,
+                               float lo, float scale, float shift, bool stream,
+                               LineCursor* ahead) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
@@ -172,32 +191,33 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, typename T::Raw* y
   const auto scale1 = hn::Set(d1, scale), shift1 = hn::Set(d1, shift);
   for (size_t run = 0; run < runs; ++run) {
     const typename T::Raw* xr = x + run * stride;
+    const typename T::Raw* zr = z + run * stride;
     typename T::Raw* yr = y + run * stride;
     size_t i = 0;
     // Streaming needs aligned vectors: reach the alignment lane by lane.
     for (; stream && i < len &&
            reinterpret_cast<uintptr_t>(yr + i) % (N * sizeof(typename T::Raw)) != 0;
          ++i) {
-      StoreAs(d1, t, NormalizeVector<kAct>(d1, LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1),
-              yr + i);
+      const auto v = Affine(LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1);
+      StoreAs(d1, t, Finish<kAct, kHasZ>(d1, t, v, zr + i), yr + i);
     }
     // Two vectors per iteration: two independent chains per loop trip.
     for (; i + 2 * N <= len; i += 2 * N) {
       if (ahead != nullptr) ahead->Next();
-      const auto v0 = LoadAs(d, t, xr + i);
-      const auto v1 = LoadAs(d, t, xr + i + N);
-      StoreOut(d, t, NormalizeVector<kAct>(d, v0, vhi, vlo, vscale, vshift), yr + i, stream);
-      StoreOut(d, t, NormalizeVector<kAct>(d, v1, vhi, vlo, vscale, vshift), yr + i + N, stream);
+      const auto v0 = Affine(LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift);
+      const auto v1 = Affine(LoadAs(d, t, xr + i + N), vhi, vlo, vscale, vshift);
+      StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v0, zr + i), yr + i, stream);
+      StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v1, zr + i + N), yr + i + N, stream);
     }
     for (; i + N <= len; i += N) {
-      StoreOut(d, t, NormalizeVector<kAct>(d, LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift),
-               yr + i, stream);
+      const auto v = Affine(LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift);
+      StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v, zr + i), yr + i, stream);
     }
     // The run's tail (e.g. 4 of 14x14 = 196) in partial vectors.
     ForEachPartialVector(N, &i, len, [&](auto dc, size_t first) {
-      const auto v = NormalizeVector<kAct>(dc, LoadAs(dc, t, xr + first), hn::Set(dc, hi),
-                                           hn::Set(dc, lo), hn::Set(dc, scale), hn::Set(dc, shift));
-      StoreAs(dc, t, v, yr + first);
+      const auto v = Affine(LoadAs(dc, t, xr + first), hn::Set(dc, hi), hn::Set(dc, lo),
+                            hn::Set(dc, scale), hn::Set(dc, shift));
+      StoreAs(dc, t, Finish<kAct, kHasZ>(dc, t, v, zr + first), yr + first);
     });
   }
 }
@@ -220,6 +240,17 @@ HWY_INLINE void WithTypeAndActivation(DType type, Activation act, const F& f) {
 template <size_t kIndex>
 constexpr Activation ActivationOf(hwy::SizeTag<kIndex>) {
   return static_cast<Activation>(kIndex);
+}
+
+// Calls f(std::bool_constant) for a runtime flag, so a loop is compiled with
+// and without an optional operand.
+template <class F>
+HWY_INLINE void WithFlag(bool flag, const F& f) {
+  if (flag) {
+    f(std::true_type());
+  } else {
+    f(std::false_type());
+  }
 }
 
 }  // namespace HWY_NAMESPACE

@@ -23,11 +23,12 @@ namespace HWY_NAMESPACE {
 // Entry points, one per target: element type and activation are chosen once
 // per block, not per vector. Streamed stores are flushed before returning, so
 // the block is visible to whoever reads it next.
-HWY_NOINLINE void NormalizeRows(const dispatch::RowsView& x, void* y,
+HWY_NOINLINE void NormalizeRows(const dispatch::RowsView& x, const void* z, void* y,
                                 const dispatch::NormalizeCoefficients& k, bool stream) {
   HWY_DASSERT(x.x != nullptr && y != nullptr);
   HWY_DASSERT(reinterpret_cast<uintptr_t>(x.x) % SizeOf(x.type) == 0);
   HWY_DASSERT(reinterpret_cast<uintptr_t>(y) % SizeOf(x.type) == 0);
+  HWY_DASSERT(reinterpret_cast<uintptr_t>(z) % SizeOf(x.type) == 0);
   HWY_DASSERT(k.hi != nullptr && k.scale != nullptr && k.shift != nullptr);
   HWY_DASSERT(x.rows >= 1 && x.channels >= 1);
   WithTypeAndActivation(x.type, k.act, [&](auto tag, auto act_tag) {
@@ -35,23 +36,25 @@ HWY_NOINLINE void NormalizeRows(const dispatch::RowsView& x, void* y,
     constexpr Activation kAct = ActivationOf(decltype(act_tag)());
     const Raw* in = static_cast<const Raw*>(x.x);
     Raw* out = static_cast<Raw*>(y);
-    if (k.lo == nullptr) {
-      NormalizeRowsT<kAct, false>(tag, in, out, x.rows, x.channels, x.stride, k.hi, k.lo, k.scale,
-                                  k.shift, stream);
-    } else {
-      NormalizeRowsT<kAct, true>(tag, in, out, x.rows, x.channels, x.stride, k.hi, k.lo, k.scale,
-                                 k.shift, stream);
-    }
+    WithFlag(k.lo != nullptr, [&](auto has_lo) {
+      WithFlag(z != nullptr, [&](auto has_z) {
+        // Without a residual z is never read: x stands in for it.
+        const Raw* add = has_z ? static_cast<const Raw*>(z) : in;
+        NormalizeRowsT<kAct, decltype(has_lo)::value, decltype(has_z)::value>(
+            tag, in, add, out, x.rows, x.channels, x.stride, k.hi, k.lo, k.scale, k.shift, stream);
+      });
+    });
   });
   if (stream) hwy::FlushStream();
 }
 
-HWY_NOINLINE void NormalizeRuns(const dispatch::RunsView& x, void* y,
+HWY_NOINLINE void NormalizeRuns(const dispatch::RunsView& x, const void* z, void* y,
                                 const dispatch::NormalizeCoefficients& k, bool stream,
                                 const dispatch::RunsView* next) {
   HWY_DASSERT(x.x != nullptr && y != nullptr);
   HWY_DASSERT(reinterpret_cast<uintptr_t>(x.x) % SizeOf(x.type) == 0);
   HWY_DASSERT(reinterpret_cast<uintptr_t>(y) % SizeOf(x.type) == 0);
+  HWY_DASSERT(reinterpret_cast<uintptr_t>(z) % SizeOf(x.type) == 0);
   HWY_DASSERT(k.hi != nullptr && k.scale != nullptr && k.shift != nullptr);
   HWY_DASSERT(x.channels >= 1 && x.runs >= 1 && x.len >= 1);
   const size_t size = SizeOf(x.type);
@@ -62,13 +65,18 @@ HWY_NOINLINE void NormalizeRuns(const dispatch::RunsView& x, void* y,
   LineCursor* cursor = next == nullptr ? nullptr : &ahead;
   WithTypeAndActivation(x.type, k.act, [&](auto tag, auto act_tag) {
     using Raw = typename decltype(tag)::Raw;
-    for (size_t c = 0; c < x.channels; ++c) {
-      const size_t offset = c * x.channel_stride;
-      NormalizeRunsT<ActivationOf(decltype(act_tag)())>(
-          tag, static_cast<const Raw*>(x.x) + offset, static_cast<Raw*>(y) + offset, x.runs, x.len,
-          x.stride, k.hi[c], k.lo == nullptr ? 0.0f : k.lo[c], k.scale[c], k.shift[c], stream,
-          cursor);
-    }
+    const Raw* in = static_cast<const Raw*>(x.x);
+    Raw* out = static_cast<Raw*>(y);
+    WithFlag(z != nullptr, [&](auto has_z) {
+      // Without a residual z is never read: x stands in for it.
+      const Raw* add = has_z ? static_cast<const Raw*>(z) : in;
+      for (size_t c = 0; c < x.channels; ++c) {
+        const size_t offset = c * x.channel_stride;
+        NormalizeRunsT<ActivationOf(decltype(act_tag)()), decltype(has_z)::value>(
+            tag, in + offset, add + offset, out + offset, x.runs, x.len, x.stride, k.hi[c],
+            k.lo == nullptr ? 0.0f : k.lo[c], k.scale[c], k.shift[c], stream, cursor);
+      }
+    });
   });
   if (stream) hwy::FlushStream();
 }
@@ -84,13 +92,14 @@ namespace dispatch {
 HWY_EXPORT(NormalizeRows);
 HWY_EXPORT(NormalizeRuns);
 
-void NormalizeRows(const RowsView& x, void* y, const NormalizeCoefficients& k, bool stream) {
-  HWY_DYNAMIC_DISPATCH(NormalizeRows)(x, y, k, stream);
+void NormalizeRows(const RowsView& x, const void* z, void* y, const NormalizeCoefficients& k,
+                   bool stream) {
+  HWY_DYNAMIC_DISPATCH(NormalizeRows)(x, z, y, k, stream);
 }
 
-void NormalizeRuns(const RunsView& x, void* y, const NormalizeCoefficients& k, bool stream,
-                   const RunsView* next) {
-  HWY_DYNAMIC_DISPATCH(NormalizeRuns)(x, y, k, stream, next);
+void NormalizeRuns(const RunsView& x, const void* z, void* y, const NormalizeCoefficients& k,
+                   bool stream, const RunsView* next) {
+  HWY_DYNAMIC_DISPATCH(NormalizeRuns)(x, z, y, k, stream, next);
 }
 
 }  // namespace dispatch

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The normalize kernels: y = act(((x - hi) - lo) * scale + shift) per channel
-// over one block, dispatched to the best compiled target (normalize.cc).
+// The normalize kernels: y = act(((x - hi) - lo) * scale + shift [+ z]) per
+// channel over one block, dispatched to the best compiled target (normalize.cc).
 #ifndef BNORM_DISPATCH_NORMALIZE_H_
 #define BNORM_DISPATCH_NORMALIZE_H_
 
@@ -22,19 +22,22 @@ struct NormalizeCoefficients {
   Activation act = Activation::kNone;
 };
 
-// y has x's layout and element type; y == x is allowed, any alignment.
+// y has x's layout and element type; y == x is allowed, any alignment. z, when
+// not null, is a residual of x's layout and type (the block's start, same
+// strides as x), added before the activation; z == y is allowed.
 // With `stream`, whole vectors of y use non-temporal stores where aligned (for
 // contiguous float32 rows whose channel count is a multiple of the vector
 // width, the vectors are shifted to y's alignment).
 
 // Channels-last: x.rows >= 1, x.channels >= 1.
-void NormalizeRows(const RowsView& x, void* y, const NormalizeCoefficients& k, bool stream);
+void NormalizeRows(const RowsView& x, const void* z, void* y, const NormalizeCoefficients& k,
+                   bool stream);
 
 // Channels-first: x.channels, x.runs and x.len >= 1. With `next`, the block
 // processed after this one is prefetched into L2 meanwhile (for a pass whose
 // x is already cached: the channel-resident training).
-void NormalizeRuns(const RunsView& x, void* y, const NormalizeCoefficients& k, bool stream,
-                   const RunsView* next = nullptr);
+void NormalizeRuns(const RunsView& x, const void* z, void* y, const NormalizeCoefficients& k,
+                   bool stream, const RunsView* next = nullptr);
 
 }  // namespace dispatch
 }  // namespace bnorm

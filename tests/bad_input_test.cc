@@ -326,6 +326,45 @@ TEST_F(BadInput, PartiallyOverlappingInputAndOutput) {
   EXPECT_NO_THROW(Normalize(buffer.data(), buffer.data() + 12, g, p));
 }
 
+// The residual of a fused add may be y itself (y += bn(x)) or any other
+// buffer; overlapping y partially would read sums already written. A residual
+// not aligned to its element is rejected like x and y.
+TEST_F(BadInput, ResidualOverlappingTheOutputOrMisaligned) {
+  const Geometry g = Geometry::Dense(4, 3, 1);
+  const std::vector<float> hi(3, 0.0f), scale(3, 2.0f), shift(3, 1.0f);
+  std::vector<float> x = Ramp(12), buffer = Ramp(24);
+  NormalizeParams p;
+  p.mean_hi = hi.data();
+  p.scale = scale.data();
+  p.shift = shift.data();
+  Snapshot s;
+  s.Add(buffer, "the shared buffer");
+  NormalizeParams ahead = p;
+  ahead.residual = buffer.data() + 1;
+  EXPECT_REJECTED(s, Names({"residual", "overlap"}), Normalize(x.data(), buffer.data(), g, ahead));
+  NormalizeParams behind = p;
+  behind.residual = buffer.data();
+  EXPECT_REJECTED(s, Names({"residual", "overlap"}),
+                  Normalize(x.data(), buffer.data() + 11, g, behind));
+  // In place and disjoint are fine.
+  ++g_cases;
+  NormalizeParams same = p;
+  same.residual = buffer.data();
+  EXPECT_NO_THROW(Normalize(x.data(), buffer.data(), g, same));
+  NormalizeParams apart = p;
+  apart.residual = buffer.data() + 12;
+  EXPECT_NO_THROW(Normalize(x.data(), buffer.data(), g, apart));
+
+  std::vector<float> y(12, 9.0f);
+  std::vector<char> bytes(64);
+  NormalizeParams odd = p;
+  odd.residual = bytes.data() + 1;
+  Snapshot sy;
+  sy.Add(y, "y");
+  EXPECT_REJECTED_IN_CHILD(sy, Names({"residual", "aligned"}),
+                           Normalize(x.data(), y.data(), g, odd));
+}
+
 // ---------------------------------------------------------------------------
 // State setters and getters.
 

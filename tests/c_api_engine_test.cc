@@ -174,6 +174,76 @@ TEST(CApi, NormalizeEqualsTheCppNormalizeBitwise) {
   }
 }
 
+// bnorm_normalize_add is the C++ Normalize with NormalizeParams::residual,
+// and with the residual in y (y += bn(x)) the same bytes.
+TEST(CApi, NormalizeAddEqualsTheCppNormalizeWithResidualBitwise) {
+  for (const Tensor& t : kTensors) {
+    const Geometry g = PlanGeometry(t.shape, t.axes);
+    const size_t n = Count(t.shape);
+    const std::vector<float> mean = Uniform(g.channels, -3.0, 3.0, 41),
+                             scale = Uniform(g.channels, -3.0, 3.0, 42),
+                             shift = Uniform(g.channels, -3.0, 3.0, 43);
+    for (bnorm_dtype dtype : {BNORM_DTYPE_F32, BNORM_DTYPE_F16, BNORM_DTYPE_BF16}) {
+      const size_t size = dtype == BNORM_DTYPE_F32 ? 4 : 2;
+      const auto bytes_of = [&](const std::vector<float>& values) {
+        std::vector<uint8_t> b(n * size);
+        if (dtype == BNORM_DTYPE_F32) {
+          std::memcpy(b.data(), values.data(), b.size());
+        } else {
+          std::memcpy(b.data(), ToBits(values, dtype).data(), b.size());
+        }
+        return b;
+      };
+      const std::vector<uint8_t> x = bytes_of(Uniform(n, -10.0, 10.0, 44));
+      const std::vector<uint8_t> z = bytes_of(Uniform(n, -4.0, 4.0, 45));
+      std::vector<uint8_t> y(n * size), cpp_y(n * size);
+      ASSERT_EQ(bnorm_normalize_add(x.data(), z.data(), y.data(), dtype, t.shape.data(),
+                                    t.shape.size(), t.axes.data(), t.axes.size(), mean.data(),
+                                    scale.data(), shift.data(), g.channels, BNORM_ACTIVATION_RELU),
+                BNORM_STATUS_OK)
+          << bnorm_last_error();
+      NormalizeParams p;
+      p.mean_hi = mean.data();
+      p.scale = scale.data();
+      p.shift = shift.data();
+      p.activation = Activation::kRelu;
+      p.residual = z.data();
+      Normalize(x.data(), cpp_y.data(), ToCpp(dtype), g, p);
+      EXPECT_TRUE(SameBits(y, cpp_y)) << dtype;
+      std::vector<uint8_t> accumulate = z;
+      ASSERT_EQ(
+          bnorm_normalize_add(x.data(), accumulate.data(), accumulate.data(), dtype, t.shape.data(),
+                              t.shape.size(), t.axes.data(), t.axes.size(), mean.data(),
+                              scale.data(), shift.data(), g.channels, BNORM_ACTIVATION_RELU),
+          BNORM_STATUS_OK);
+      EXPECT_TRUE(SameBits(accumulate, cpp_y)) << dtype;
+    }
+  }
+}
+
+TEST(CApi, NormalizeAddRejectsABadResidualAndWritesNothing) {
+  const int64_t shape[] = {4, 3};
+  const int axis = -1;
+  const std::vector<float> x = Uniform(12, -3.0, 3.0, 46);
+  const std::vector<float> mean(3, 0.5f), scale(3, 2.0f), shift(3, 1.0f);
+  std::vector<float> buffer(24, -7.0f);
+  const auto before = buffer;
+  const float *m = mean.data(), *s = scale.data(), *t = shift.data();
+  EXPECT_STATUS(BNORM_STATUS_NULL_POINTER,
+                bnorm_normalize_add(x.data(), nullptr, buffer.data(), BNORM_DTYPE_F32, shape, 2,
+                                    &axis, 1, m, s, t, 3, BNORM_ACTIVATION_NONE),
+                "residual is null");
+  EXPECT_STATUS(BNORM_STATUS_INVALID_ARGUMENT,
+                bnorm_normalize_add(x.data(), buffer.data() + 2, buffer.data(), BNORM_DTYPE_F32,
+                                    shape, 2, &axis, 1, m, s, t, 3, BNORM_ACTIVATION_NONE),
+                "residual");
+  EXPECT_STATUS(BNORM_STATUS_NULL_POINTER,
+                bnorm_normalize_add(x.data(), buffer.data() + 12, nullptr, BNORM_DTYPE_F32, shape,
+                                    2, &axis, 1, m, s, t, 3, BNORM_ACTIVATION_NONE),
+                "y is null");
+  EXPECT_TRUE(SameBits(buffer, before));
+}
+
 TEST(CApi, NormalizeOfAnEmptyTensorWritesNothing) {
   const int64_t shape[] = {0, kHuge, kHuge};  // empty, however large the rest
   const int axis = -1;

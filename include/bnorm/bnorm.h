@@ -276,6 +276,16 @@ BNORM_API bnorm_status bnorm_normalize(const void* x, void* y, bnorm_dtype dtype
                                        const float* shift, size_t channels,
                                        bnorm_activation activation);
 
+/* bnorm_normalize with a residual: y = activation((x - mean) * scale + shift + residual),
+ * residual a tensor of x's dtype and shape added before the activation, in float32
+ * math (a network's "batch norm, add, ReLU" as one pass over memory). residual may
+ * equal y (y += ...) or x; any other overlap with y is an error. Allocates nothing. */
+BNORM_API bnorm_status bnorm_normalize_add(const void* x, const void* residual, void* y,
+                                           bnorm_dtype dtype, const int64_t* shape, size_t rank,
+                                           const int* axes, size_t num_axes, const float* mean,
+                                           const float* scale, const float* shift,
+                                           size_t channels, bnorm_activation activation);
+
 /* Folds a frozen batch norm into the convolution or dense layer that feeds it,
  * in double: afterwards conv'(x) == bn(conv(x)) up to rounding. weights has
  * weight_shape (rank 2..BNORM_MAX_RANK) with its output channels (= channels)

@@ -395,13 +395,18 @@ bnorm_status bnorm_fold(const float* gamma, const float* beta, const float* movi
   });
 }
 
-bnorm_status bnorm_normalize(const void* x, void* y, bnorm_dtype dtype, const int64_t* shape,
-                             size_t rank, const int* axes, size_t num_axes, const float* mean,
-                             const float* scale, const float* shift, size_t channels,
-                             bnorm_activation activation) {
-  static constexpr char kFunction[] = "bnorm_normalize";
-  return Guard(kFunction, [&] {
+namespace {
+
+// bnorm_normalize and bnorm_normalize_add: one call, without or with the residual.
+bnorm_status NormalizeCall(const char* function, bool with_residual, const void* x,
+                           const void* residual, void* y, bnorm_dtype dtype, const int64_t* shape,
+                           size_t rank, const int* axes, size_t num_axes, const float* mean,
+                           const float* scale, const float* shift, size_t channels,
+                           bnorm_activation activation) {
+  return Guard(function, [&] {
+    const char* kFunction = function;
     BNORM_REQUIRE(x);
+    if (with_residual) BNORM_REQUIRE(residual);
     BNORM_REQUIRE(y);
     BNORM_REQUIRE(mean);
     BNORM_REQUIRE(scale);
@@ -417,9 +422,28 @@ bnorm_status bnorm_normalize(const void* x, void* y, bnorm_dtype dtype, const in
     params.mean_hi = mean;
     params.scale = scale;
     params.shift = shift;
+    params.residual = residual;
     bnorm::Normalize(x, y, type, g, params, Exec());
     return BNORM_STATUS_OK;
   });
+}
+
+}  // namespace
+
+bnorm_status bnorm_normalize(const void* x, void* y, bnorm_dtype dtype, const int64_t* shape,
+                             size_t rank, const int* axes, size_t num_axes, const float* mean,
+                             const float* scale, const float* shift, size_t channels,
+                             bnorm_activation activation) {
+  return NormalizeCall("bnorm_normalize", false, x, nullptr, y, dtype, shape, rank, axes, num_axes,
+                       mean, scale, shift, channels, activation);
+}
+
+bnorm_status bnorm_normalize_add(const void* x, const void* residual, void* y, bnorm_dtype dtype,
+                                 const int64_t* shape, size_t rank, const int* axes,
+                                 size_t num_axes, const float* mean, const float* scale,
+                                 const float* shift, size_t channels, bnorm_activation activation) {
+  return NormalizeCall("bnorm_normalize_add", true, x, residual, y, dtype, shape, rank, axes,
+                       num_axes, mean, scale, shift, channels, activation);
 }
 
 bnorm_status bnorm_fold_into_weights(float* weights, const int64_t* weight_shape, size_t rank,

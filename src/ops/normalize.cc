@@ -28,6 +28,10 @@ void CheckArguments(const void* x, const void* y, DType type, const Geometry& g,
   CheckAligned("x", x, type);
   CheckAligned("y", y, type);
   CheckInPlaceOrDisjoint(x, y, g.Extent() * SizeOf(type));
+  if (p.residual != nullptr) {
+    CheckAligned("residual", p.residual, type);
+    CheckInPlaceOrDisjoint("residual", p.residual, "y", y, g.Extent() * SizeOf(type));
+  }
 }
 
 }  // namespace
@@ -46,14 +50,17 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
   const BlockPlan plan(g);
-  const bool stream = ExceedsCaches(type, g);
+  // x and y, and the residual: the tensors the pass streams through.
+  const bool stream = ExceedsCaches(type, g, p.residual == nullptr ? 2 : 3);
+  const char* add = static_cast<const char*>(p.residual);
+  const auto residual_at = [add](size_t offset) { return add == nullptr ? nullptr : add + offset; };
   if (g.channels_last()) {
     const dispatch::NormalizeCoefficients k{p.mean_hi, p.mean_lo, p.scale, p.shift, p.activation};
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       const size_t offset = g.RowOffset(b.row) * size;
-      dispatch::NormalizeRows({in + offset, type, b.rows, g.channels, g.RowStride()}, out + offset,
-                              k, stream);
+      dispatch::NormalizeRows({in + offset, type, b.rows, g.channels, g.RowStride()},
+                              residual_at(offset), out + offset, k, stream);
     });
     return;
   }
@@ -64,7 +71,8 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
     const dispatch::NormalizeCoefficients k{p.mean_hi + c,
                                             p.mean_lo == nullptr ? nullptr : p.mean_lo + c,
                                             p.scale + c, p.shift + c, p.activation};
-    dispatch::NormalizeRuns(RunsBlockView(x, type, g, b), out + offset, k, stream);
+    dispatch::NormalizeRuns(RunsBlockView(x, type, g, b), residual_at(offset), out + offset, k,
+                            stream);
   });
 }
 

@@ -67,8 +67,8 @@ void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,
                                                          Activation::kNone};
       const dispatch::RunsView next =
           u + 1 < units ? view(plan[first_block + blocks_per_unit + k]) : dispatch::RunsView{};
-      dispatch::NormalizeRuns(v, out + (static_cast<const char*>(v.x) - in), coefficients,
-                              /*stream=*/true, next.x != nullptr ? &next : nullptr);
+      dispatch::NormalizeRuns(v, /*z=*/nullptr, out + (static_cast<const char*>(v.x) - in),
+                              coefficients, /*stream=*/true, next.x != nullptr ? &next : nullptr);
     }
   });
 }
