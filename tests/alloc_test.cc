@@ -187,17 +187,27 @@ TEST(Allocations, CApiNormalizeAllocatesNothing) {
       const std::vector<float> coefficients =
           test::Uniform(3 * static_cast<size_t>(channels), -4.0, 4.0, 6);
       const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 7);
+      const std::vector<float> residual = test::Uniform(Count(c.shape), -4.0, 4.0, 8);
       std::vector<float> y(x.size());
+      const float* mean = coefficients.data();
+      const float* scale = mean + channels;
+      const float* shift = scale + channels;
+      const size_t C = static_cast<size_t>(channels);
       for (bnorm_dtype dtype : {BNORM_DTYPE_F32, BNORM_DTYPE_F16}) {
-        bnorm_status status = BNORM_STATUS_OK;
+        bnorm_status status = BNORM_STATUS_OK, add_status = BNORM_STATUS_OK;
         const size_t allocations = AllocationsPerCalls([&] {
           status = bnorm_normalize(x.data(), y.data(), dtype, c.shape.data(), c.shape.size(),
-                                   &c.axis, 1, coefficients.data(), coefficients.data() + channels,
-                                   coefficients.data() + 2 * channels,
-                                   static_cast<size_t>(channels), BNORM_ACTIVATION_RELU);
+                                   &c.axis, 1, mean, scale, shift, C, BNORM_ACTIVATION_RELU);
+        });
+        const size_t add_allocations = AllocationsPerCalls([&] {
+          add_status = bnorm_normalize_add(x.data(), residual.data(), y.data(), dtype,
+                                           c.shape.data(), c.shape.size(), &c.axis, 1, mean, scale,
+                                           shift, C, BNORM_ACTIVATION_RELU);
         });
         EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
+        EXPECT_EQ(add_status, BNORM_STATUS_OK) << bnorm_last_error();
         EXPECT_EQ(allocations, 0u) << "threads " << threads << ", axis " << c.axis;
+        EXPECT_EQ(add_allocations, 0u) << "residual, threads " << threads << ", axis " << c.axis;
       }
     }
   }

@@ -97,7 +97,8 @@ void CaseRunner::Run(size_t target_index, const std::string& target) {
                   target + ": forced, but the kernels dispatch to " + active);
   }
   CheckMoments(target_index, target);
-  CheckNormalize(target_index, target);
+  CheckNormalize(target_index, target, kNormalize);
+  CheckNormalize(target_index, target, kNormalizeAdd);
   CheckBackwardReduce(target_index, target);
   CheckBackwardData(target_index, target);
 }
@@ -158,10 +159,15 @@ void CaseRunner::CheckMoments(size_t t, const std::string& target) {
   }
 }
 
-void CaseRunner::CheckNormalize(size_t t, const std::string& target) {
-  Row& row = report_->At(t, kNormalize, c_.shape.layout);
+void CaseRunner::CheckNormalize(size_t t, const std::string& target, Kernel kernel) {
+  Row& row = report_->At(t, kernel, c_.shape.layout);
   ++row.cases;
-  const NormalizeParams params{hi_.data(), lo_.data(), scale_.data(), shift_.data()};
+  // The residual is the backward's random dy: a tensor of x's shape at x's offset.
+  const bool add = kernel == kNormalizeAdd;
+  const NormalizeParams params{hi_.data(),    lo_.data(),        scale_.data(),
+                               shift_.data(), Activation::kNone, add ? dy_ : nullptr};
+  const auto ref = [&](size_t i) { return add ? ref_y_[i] + dy_[i] : ref_y_[i]; };
+  const std::string what = kKernelNames[kernel];
   const Buffer serial(GuardedSize());
   const Buffer parallel(GuardedSize());
   float* y = FillGuarded(serial);
@@ -169,23 +175,23 @@ void CaseRunner::CheckNormalize(size_t t, const std::string& target) {
   Normalize(x_, y, c_.g, params, Execution::Serial());
   Normalize(x_, y_p, c_.g, params, Execution::Parallel());
 
-  CheckGuards(serial, &row, target, "normalize", "1 thread");
-  CheckGuards(parallel, &row, target, "normalize", "all threads");
+  CheckGuards(serial, &row, target, what.c_str(), "1 thread");
+  CheckGuards(parallel, &row, target, what.c_str(), "all threads");
   if (std::memcmp(y, y_p, n_ * sizeof(float)) != 0) {
     row.bitwise_equal = false;
     size_t i = 0;
     while (i + 1 < n_ && std::memcmp(&y[i], &y_p[i], sizeof(float)) == 0) {
       ++i;
     }
-    report_->Fail(&row, target + " normalize " + c_.name +
+    report_->Fail(&row, target + " " + what + " " + c_.name +
                             ": 1 thread and all threads differ (element " + std::to_string(i) +
                             ": " + Format(y[i]) + " vs " + Format(y_p[i]) + ")");
   }
   double worst = -1.0;
   size_t worst_index = 0;
   for (size_t i = 0; i < n_; ++i) {
-    const double abs = AbsError(y[i], ref_y_[i]);
-    row.max_rel = std::max(row.max_rel, abs / std::max(std::fabs(ref_y_[i]), 1.0));
+    const double abs = AbsError(y[i], ref(i));
+    row.max_rel = std::max(row.max_rel, abs / std::max(std::fabs(ref(i)), 1.0));
     if (abs > worst) {
       worst = abs;
       worst_index = i;
@@ -194,9 +200,9 @@ void CaseRunner::CheckNormalize(size_t t, const std::string& target) {
   row.max_abs = std::max(row.max_abs, worst);
   if (!(worst <= kOutputTolerance)) {
     const size_t i = worst_index;
-    report_->Fail(&row, target + " normalize " + c_.name + ": element " + std::to_string(i) +
+    report_->Fail(&row, target + " " + what + " " + c_.name + ": element " + std::to_string(i) +
                             " (channel " + std::to_string((i / c_.g.inner) % C_) + "): y " +
-                            Format(y[i]) + ", ref " + Format(ref_y_[i]) + ", abs err " +
+                            Format(y[i]) + ", ref " + Format(ref(i)) + ", abs err " +
                             Format(worst));
   }
 }

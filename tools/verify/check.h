@@ -45,7 +45,8 @@ class CaseRunner {
 
  private:
   void CheckMoments(size_t t, const std::string& target);
-  void CheckNormalize(size_t t, const std::string& target);
+  // kNormalize, or kNormalizeAdd with dy as the residual.
+  void CheckNormalize(size_t t, const std::string& target, Kernel kernel);
   // check_backward.cc: S1, S2 and dx against the float64 reference.
   void PrepareBackward(uint64_t seed);
   void CheckBackwardReduce(size_t t, const std::string& target);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// bnorm-verify: runs every kernel (BatchMoments, Normalize, BackwardReduce, BackwardData) on every SIMD
+// bnorm-verify: runs every kernel (BatchMoments, Normalize without and with a residual,
+// BackwardReduce, BackwardData) on every SIMD
 // target this CPU supports, on one thread and on all threads, against the
 // float64 reference over a fixed matrix of shapes, layouts and value
 // distributions (matrix.h). Prints one row per target x kernel x layout and exits non-zero
@@ -37,8 +38,9 @@ struct Flags {
 std::optional<Flags> ParseFlags(int argc, char** argv, int* exit_status) {
   Flags flags;
   CLI::App app(
-      "Runs bnorm::BatchMoments, bnorm::Normalize, bnorm::BackwardReduce and\n"
-      "bnorm::BackwardData on every supported SIMD target, serial and parallel,\n"
+      "Runs bnorm::BatchMoments, bnorm::Normalize (without and with a residual),\n"
+      "bnorm::BackwardReduce and bnorm::BackwardData on every supported SIMD target,\n"
+      "serial and parallel,\n"
       "against the float64 reference over a fixed\n"
       "matrix of shapes, layouts and value distributions.",
       "bnorm-verify");

@@ -13,10 +13,17 @@ namespace verify {
 
 enum Layout { kChannelsLast = 0, kChannelsFirst = 1 };
 inline const char* const kLayoutNames[] = {"channels-last", "channels-first"};
-enum Kernel { kMoments = 0, kNormalize = 1, kBackwardReduce = 2, kBackwardData = 3 };
-inline constexpr int kKernelCount = 4;
+enum Kernel {
+  kMoments = 0,
+  kNormalize = 1,
+  kNormalizeAdd = 2,  // Normalize with a residual (NormalizeParams::residual)
+  kBackwardReduce = 3,
+  kBackwardData = 4
+};
+inline constexpr int kKernelCount = 5;
 inline constexpr int kLayoutCount = 2;
-inline const char* const kKernelNames[] = {"moments", "normalize", "bwd-reduce", "bwd-data"};
+inline const char* const kKernelNames[] = {"moments", "normalize", "norm-add", "bwd-reduce",
+                                           "bwd-data"};
 
 struct Shape {
   Layout layout;

@@ -45,6 +45,7 @@ void Report::Print(size_t cases, double seconds) const {
       "ref var = 0)\n"
       "normalize: abs = max |y - ref| (limit %.0e); rel = max |y - ref| / "
       "max(|ref|, 1)\n"
+      "norm-add:  the same, for y = normalize + z with a residual z\n"
       "bwd-reduce: abs = max |S - ref| of S1 = sum dy, S2 = sum dy (x - mean);\n"
       "           rel = |S - ref| / sum |term| (limit %.0e)\n"
       "bwd-data:  abs = max |dx - ref|; rel = |dx - ref| / the channel's max |ref dx|\n"
