@@ -9,9 +9,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "bnorm/batch_norm.hpp"
@@ -264,6 +266,62 @@ TEST(ResidentTrainingLayer, MatchesTheKerasOracle) {
       EXPECT_NEAR(serial.moving_mean()[c], state.moving_mean[c], 1e-3) << c;
       EXPECT_NEAR(serial.moving_variance()[c], state.moving_variance[c], 1e-6) << c;
     }
+  }
+}
+
+// Ghost batches take the resident path ghost by ghost (without renorm):
+// ghost i of a batch split by virtual_batch_size is normalized with its own
+// statistics, so its samples come out bitwise as a layer without ghost
+// batches gives them for those samples alone; the moving statistics follow
+// the Keras oracle; 1 thread and all give the same bits.
+TEST(ResidentTrainingLayer, EachGhostBatchIsNormalizedAsItsOwnBatch) {
+  if (!test::kHeavyTests)
+    GTEST_SKIP() << "a tensor beyond the caches: heavy tests are off in this build";
+  constexpr int64_t kBatch = 8, kChannels = 8, kH = 256, kW = 288, kVirtual = 2;
+  constexpr size_t kGhosts = kBatch / kVirtual, kSample = kChannels * kH * kW;
+  const std::vector<int64_t> shape = {kBatch, kChannels, kH, kW};  // NCHW, 18.9 MB
+  const Geometry g = Geometry::Dense(kBatch, kChannels, kH * kW);
+  // One ghost: samples i, i + 4 (GhostView's strided rows).
+  Geometry view = g;
+  view.outer = kVirtual;
+  view.row_stride = kGhosts * kSample;
+  view.group_rows = kVirtual;
+  view.group_stride = kVirtual * view.row_stride;
+  ASSERT_TRUE(ChannelResident(DType::kFloat32, g, view));
+  const std::vector<float> x = test::Normal(g.elements(), 1e4, 1e-2, 12);
+  Options o;
+  o.axis = {1};
+  o.virtual_batch_size = kVirtual;
+  BatchNorm serial(o), parallel(o);
+  std::vector<float> y(g.elements()), y_p(g.elements());
+  serial.Forward(x.data(), y.data(), shape, true, Execution::Serial());
+  parallel.Forward(x.data(), y_p.data(), shape, true, Execution::Parallel());
+  ASSERT_TRUE(y == y_p);
+  EXPECT_EQ(serial.moving_mean(), parallel.moving_mean());
+  EXPECT_EQ(serial.moving_variance(), parallel.moving_variance());
+
+  Options plain;
+  plain.axis = {1};
+  for (size_t i = 0; i < kGhosts; ++i) {
+    SCOPED_TRACE("ghost " + std::to_string(i));
+    std::vector<float> xi(kVirtual * kSample), yi(xi.size());
+    for (size_t s = 0; s < kVirtual; ++s) {
+      std::copy_n(x.begin() + (i + s * kGhosts) * kSample, kSample, xi.begin() + s * kSample);
+    }
+    BatchNorm alone(plain);
+    alone.Forward(xi.data(), yi.data(), {kVirtual, kChannels, kH, kW}, true);
+    for (size_t s = 0; s < kVirtual; ++s) {
+      ASSERT_EQ(0, std::memcmp(yi.data() + s * kSample, y.data() + (i + s * kGhosts) * kSample,
+                               kSample * sizeof(float)))
+          << "sample " << i + s * kGhosts;
+    }
+  }
+  keras_reference::State state = keras_reference::Initial(o, kChannels);
+  std::vector<double> expected(g.elements());
+  keras_reference::Forward(o, shape, x.data(), /*training=*/true, &state, expected.data());
+  for (size_t c = 0; c < kChannels; ++c) {
+    EXPECT_NEAR(serial.moving_mean()[c], state.moving_mean[c], 1e-3) << c;
+    EXPECT_NEAR(serial.moving_variance()[c], state.moving_variance[c], 1e-6) << c;
   }
 }
 

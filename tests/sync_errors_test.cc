@@ -8,6 +8,7 @@
 
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -158,6 +159,38 @@ TEST(SynchronizedAgreement, LocalForwardErrorOnOneRank) {
       },
       ErrorCode::kNullPointer,
       "synchronized BatchNorm: rank 2 failed: x is null for a shape of 8 elements");
+}
+
+// The adjustment is a user callback: asked for before the ranks agree, so
+// one that throws (any exception) on one rank fails every rank alike.
+TEST(SynchronizedAgreement, AnAdjustmentThatThrowsOnOneRank) {
+  ExpectSameErrorEverywhere(
+      3,
+      [](int r, const std::shared_ptr<Communicator>& comm) {
+        Options o = Synchronized();
+        o.adjustment = [r](const std::vector<int64_t>&, float*, float*) {
+          if (r == 1) throw std::runtime_error("no adjustment for this shape");
+        };
+        BatchNorm layer(o);
+        layer.set_communicator(comm);
+        Train(&layer, 2, 3, 1);
+      },
+      ErrorCode::kInvalidArgument,
+      "synchronized BatchNorm: rank 1 failed: the adjustment threw: no adjustment for this "
+      "shape");
+  ExpectSameErrorEverywhere(
+      2,
+      [](int r, const std::shared_ptr<Communicator>& comm) {
+        Options o = Synchronized();
+        o.adjustment = [r](const std::vector<int64_t>&, float*, float*) {
+          if (r == 0) throw Error(ErrorCode::kShapeMismatch, "adjustment: rank 0 refuses");
+        };
+        BatchNorm layer(o);
+        layer.set_communicator(comm);
+        Train(&layer, 2, 3, 1);
+      },
+      ErrorCode::kShapeMismatch,
+      "synchronized BatchNorm: rank 0 failed: adjustment: rank 0 refuses");
 }
 
 TEST(SynchronizedAgreement, LocalErrorsOfSeveralRanks) {

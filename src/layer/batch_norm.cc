@@ -7,9 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bnorm/error.hpp"
@@ -114,9 +116,10 @@ void BatchNorm::State::CallSynchronized(BatchNorm* layer, const void* x, void* y
   CallHeader header = MakeHeader(CallKind::kForward, layer->collective_calls_++, options);
   std::shared_ptr<State> state;
   size_t total = 0;
-  // The checks of Call, and the ghost count, whose error travels in the
-  // header: a rank that threw before the exchange would leave the others
-  // waiting in it.
+  AdjustmentTerms adjustment;
+  // The checks of Call, the ghost count and the adjustment (a user callback),
+  // whose error travels in the header: a rank that threw before the exchange
+  // would leave the others waiting in it.
   try {
     state = layer->state_ ? layer->state_ : Create(options, shape);
     total = state->CheckInput(shape);
@@ -126,13 +129,20 @@ void BatchNorm::State::CallSynchronized(BatchNorm* layer, const void* x, void* y
       header.groups = GhostCount(options, static_cast<size_t>(shape[0]));
       header.count = total / (state->channels * header.groups);
     }
+    try {
+      adjustment = Adjust(options, shape, state->channels);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("the adjustment threw: ") + e.what());
+    }
   } catch (const Error& e) {
     RecordError(e, &header);
   }
   const Agreement agreed = Agree(comm, header);
   layer->state_ = state;
   State& s = *state;
-  const Peers peers{&comm, agreed.groups, agreed.count};
+  const Peers peers{&comm, agreed.groups, agreed.count, std::move(adjustment)};
   if (total != 0) {
     s.RunInLayout(options, x, y, type, shape, total, true, exec, &peers);
   } else {

@@ -72,12 +72,19 @@ struct Saved {
   void Resize(size_t groups);
 };
 
+// Keras' adjustment(shape): per-channel scale and bias (1 and 0 without one).
+struct AdjustmentTerms {
+  std::vector<float> scale, bias;
+};
+AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C);
+
 // The ranks of a synchronized call and the ghost batches they agreed on
 // (src/sync/agreement.h); a rank whose batch is empty takes the others'.
 struct Peers {
   Communicator* comm = nullptr;
   size_t groups = 0;
-  uint64_t count = 0;  // the values per group over every rank
+  uint64_t count = 0;          // the values per group over every rank
+  AdjustmentTerms adjustment;  // this rank's, asked for before the agreement
 };
 
 // The ghost batches of a batch of `batch` samples: batch / virtual_batch_size

@@ -31,11 +31,6 @@ struct RenormCorrection {
   std::vector<double> r, d, stddev;
 };
 
-// Keras' adjustment(shape): per-channel scale and bias (1 and 0 without one).
-struct AdjustmentTerms {
-  std::vector<float> scale, bias;
-};
-
 // The normalize coefficients per (ghost, channel): the mean as a float pair,
 // the scale and the shift.
 struct Coefficients {
@@ -86,14 +81,6 @@ Moments AverageOverGhosts(const Moments& ghost, size_t ghosts, size_t C) {
     }
   }
   return batch;
-}
-
-AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C) {
-  AdjustmentTerms adjustment{std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f)};
-  if (options.adjustment) {
-    options.adjustment(shape, adjustment.scale.data(), adjustment.bias.data());
-  }
-  return adjustment;
 }
 
 // Renorm's r and d of one channel, from its batch statistics and the renorm
@@ -154,7 +141,8 @@ Coefficients FoldCoefficients(const Moments& ghost, const RenormCorrection& rc,
 }
 
 // The same fold for ResidentTraining, channel by channel as each channel's
-// statistics arrive (one group per channel: no ghost batches).
+// statistics arrive (one ghost's: renorm's r and d then come from the batch
+// statistics only without ghost batches).
 class LayerFold : public ChannelFold {
  public:
   LayerFold(const Options& options, const AdjustmentTerms& adjustment,
@@ -280,6 +268,14 @@ size_t GhostCount(const Options& options, size_t batch) {
   return batch / v;
 }
 
+AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C) {
+  AdjustmentTerms adjustment{std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f)};
+  if (options.adjustment) {
+    options.adjustment(shape, adjustment.scale.data(), adjustment.bias.data());
+  }
+  return adjustment;
+}
+
 void BatchNorm::State::Train(const Options& options, const void* x, void* y, DType type,
                              const std::vector<int64_t>& shape, const Geometry& g,
                              const Execution& exec, const Peers* peers) {
@@ -294,18 +290,29 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
   const Geometry view = empty ? g : GhostView(g, batch, ghosts, &sample_elements);
   const size_t sample_bytes = sample_elements * SizeOf(type);
 
-  const AdjustmentTerms adjustment = Adjust(options, shape, channels);
+  // A synchronized call asked for the adjustment before the ranks agreed, so
+  // that an adjustment that throws fails every rank alike.
+  const AdjustmentTerms adjustment =
+      peers != nullptr ? peers->adjustment : Adjust(options, shape, channels);
   Moments ghost;
   Coefficients k;
-  if (peers == nullptr && ghosts == 1 && ChannelResident(type, g)) {
-    // Statistics and normalize channel by channel: x is read from memory once.
-    // (Synchronized statistics need every rank's before any normalize.)
-    ghost = Moments{std::vector<double>(channels), std::vector<double>(channels)};
-    k = Coefficients{std::vector<float>(channels), std::vector<float>(channels),
-                     std::vector<float>(channels), std::vector<float>(channels)};
+  // Statistics and normalize channel by channel (per ghost): x is read from
+  // memory once. Not when synchronized (every rank's statistics come before
+  // any normalize), nor for renorm over ghosts (its r and d need every
+  // ghost's statistics).
+  if (peers == nullptr && (ghosts == 1 || !options.renorm) && !empty &&
+      ChannelResident(type, g, view)) {
+    const size_t groups = ghosts * channels;
+    ghost = Moments{std::vector<double>(groups), std::vector<double>(groups)};
+    k = Coefficients{std::vector<float>(groups), std::vector<float>(groups),
+                     std::vector<float>(groups), std::vector<float>(groups)};
     const LayerFold fold(options, adjustment, renorm_mean, renorm_stddev, gamma, beta, epsilon);
-    ResidentTraining(in, out, type, g, fold, ghost.mean.data(), ghost.variance.data(), k.hi.data(),
-                     k.lo.data(), k.scale.data(), k.shift.data(), exec);
+    ForEachBlock(ghosts, g.elements(), exec, [&](size_t i) {
+      const size_t at = i * channels;
+      ResidentTraining(in + i * sample_bytes, out + i * sample_bytes, type, view, fold,
+                       &ghost.mean[at], &ghost.variance[at], &k.hi[at], &k.lo[at], &k.scale[at],
+                       &k.shift[at], exec);
+    });
   } else if (empty) {
     ghost = Moments{std::vector<double>(ghosts * channels), std::vector<double>(ghosts * channels)};
   } else {

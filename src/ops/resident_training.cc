@@ -16,9 +16,11 @@
 
 namespace bnorm {
 
-bool ChannelResident(DType type, const Geometry& g) {
-  if (g.channels_last() || g.elements() == 0 || !ExceedsCaches(type, g)) return false;
-  return g.reduced() * SizeOf(type) <= ResidentChannelBytes();
+bool ChannelResident(DType type, const Geometry& g) { return ChannelResident(type, g, g); }
+
+bool ChannelResident(DType type, const Geometry& g, const Geometry& group) {
+  if (group.channels_last() || group.elements() == 0 || !ExceedsCaches(type, g)) return false;
+  return group.reduced() * SizeOf(type) <= ResidentChannelBytes();
 }
 
 void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,

@@ -19,6 +19,9 @@ namespace bnorm {
 // small enough to stay cached between its statistics and its normalize (in
 // L2, or in the core's share of the last-level cache).
 bool ChannelResident(DType type, const Geometry& g);
+// The same for one group of g (a ghost batch's view of it): g beyond the
+// caches, and one channel of the group small enough to stay cached.
+bool ChannelResident(DType type, const Geometry& g, const Geometry& group);
 
 // The per-channel coefficients of a training forward, y = ((x - hi) - lo) *
 // scale + shift, from the channel's batch mean and biased variance. Called
