@@ -18,11 +18,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "bnorm/dtype.hpp"
 #include "dispatch/gradient-inl.h"
 #include "dispatch/convert-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/prefetch-inl.h"
+#include "dispatch/shifted_rows-inl.h"
 #include "dispatch/streaming-inl.h"
 #include "hwy/highway.h"
 
@@ -70,6 +73,19 @@ HWY_INLINE void DataRowsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
                           const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, bool stream) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
+  if constexpr (std::is_same<T, F32>::value) {
+    // A misaligned dx of contiguous rows streams in vectors shifted to its alignment.
+    const size_t phase = VectorPhase(dx);
+    if (UseShiftedRows(stream, phase, channels, stride)) {
+      const float* const params[5] = {hi, lo, k, a, b};
+      return ForEachShiftedVector(
+          rows, channels, phase, params,
+          [&](auto dc, size_t r, size_t c, const float* const* p, bool streamed) {
+            if (streamed) PrefetchInputs<kMask>(x, dy, y, r + c);
+            DataChannels<kMask>(dc, t, x, dy, y, dx, r, c, p[0], p[1], p[2], p[3], p[4], streamed);
+          });
+    }
+  }
   for (size_t row = 0; row < rows; ++row) {
     const size_t r = row * stride;
     size_t c = 0;

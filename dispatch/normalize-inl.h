@@ -26,6 +26,7 @@
 #include "dispatch/convert-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/prefetch-inl.h"
+#include "dispatch/shifted_rows-inl.h"
 #include "dispatch/streaming-inl.h"
 #include "hwy/highway.h"
 
@@ -82,60 +83,6 @@ HWY_INLINE void NormalizeChannels(D d, T t, const typename T::Raw* xr, const typ
   StoreOut(d, t, Finish<kAct, kHasZ>(d, t, affine, zr + c), yr + c, stream);
 }
 
-// Channels-last rows that are contiguous (stride == channels, a multiple of
-// Lanes(d)) but whose y starts `phase` lanes past a vector boundary: streaming
-// needs aligned stores, so the vectors are shifted by `phase` lanes. Each
-// row's aligned vectors start at channel N - phase, and its last one wraps into
-// the next row, with parameter vectors built once (the phase is the same for
-// every row). Same arithmetic per value as the plain loop: the same bits.
-template <Activation kAct, bool kHasLo, bool kHasZ, class T>
-HWY_INLINE void NormalizeShiftedRowsT(T t, const typename T::Raw* x, const typename T::Raw* z,
-                                      typename T::Raw* y, size_t rows, size_t channels,
-                                      size_t phase, const float* HWY_RESTRICT hi,
-                                      const float* HWY_RESTRICT lo,
-                                      const float* HWY_RESTRICT scale,
-                                      const float* HWY_RESTRICT shift) {
-  const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
-  const size_t head = N - phase;  // channels before a row's first aligned vector
-  // Parameters of the wrapping vector: channels C - phase .. C - 1, 0 .. head - 1.
-  HWY_ALIGN float wrap[4][hn::MaxLanes(d)];
-  for (size_t i = 0; i < N; ++i) {
-    const size_t c = (channels - phase + i) % channels;
-    wrap[0][i] = hi[c];
-    wrap[1][i] = kHasLo ? lo[c] : 0.0f;
-    wrap[2][i] = scale[c];
-    wrap[3][i] = shift[c];
-  }
-  // The first row's head and the last row's tail in partial vectors (not
-  // streamed); the rest in aligned vectors, each row's last one with the
-  // wrapped parameters.
-  const auto partial = [&](size_t offset, size_t first, size_t end) {
-    ForEachPartialVector(N, &first, end, [&](auto dc, size_t c) {
-      NormalizeChannels<kAct, kHasLo, kHasZ>(dc, t, x + offset, z + offset, y + offset, c, hi, lo,
-                                             scale, shift, false);
-    });
-  };
-  partial(0, 0, head);
-  for (size_t r = 0; r < rows; ++r) {
-    const size_t offset = r * channels;
-    size_t c = head;
-    for (; c + N <= channels; c += N) {
-      PrefetchAhead(x + offset + c);
-      if constexpr (kHasZ) PrefetchAhead(z + offset + c);
-      NormalizeChannels<kAct, kHasLo, kHasZ>(d, t, x + offset, z + offset, y + offset, c, hi, lo,
-                                             scale, shift, true);
-    }
-    if (r + 1 == rows) {
-      partial(offset, c, channels);
-    } else {
-      const size_t at = offset + c;
-      NormalizeChannels<kAct, kHasLo, kHasZ>(d, t, x + at, z + at, y + at, 0, wrap[0], wrap[1],
-                                             wrap[2], wrap[3], true);
-    }
-  }
-}
-
 // Channels-last: `rows` rows of `channels` values, rows `stride` elements apart
 // in x, z and y. x == y and z == y are allowed; any alignment.
 template <Activation kAct, bool kHasLo, bool kHasZ, class T>
@@ -147,10 +94,20 @@ HWY_INLINE void NormalizeRowsT(T t, const typename T::Raw* x, const typename T::
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   if constexpr (std::is_same<T, F32>::value) {
-    const size_t phase = reinterpret_cast<uintptr_t>(y) % (N * sizeof(float)) / sizeof(float);
-    if (stream && phase != 0 && stride == channels && channels % N == 0) {
-      return NormalizeShiftedRowsT<kAct, kHasLo, kHasZ>(t, x, z, y, rows, channels, phase, hi, lo,
-                                                        scale, shift);
+    // A misaligned y of contiguous rows streams in vectors shifted to its alignment.
+    const size_t phase = VectorPhase(y);
+    if (UseShiftedRows(stream, phase, channels, stride)) {
+      const float* const params[4] = {hi, lo, scale, shift};
+      return ForEachShiftedVector(
+          rows, channels, phase, params,
+          [&](auto dc, size_t row, size_t c, const float* const* p, bool streamed) {
+            if (streamed) {
+              PrefetchAhead(x + row + c);
+              if constexpr (kHasZ) PrefetchAhead(z + row + c);
+            }
+            NormalizeChannels<kAct, kHasLo, kHasZ>(dc, t, x + row, z + row, y + row, c, p[0], p[1],
+                                                   p[2], p[3], streamed);
+          });
     }
   }
   for (size_t r = 0; r < rows; ++r) {
