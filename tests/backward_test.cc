@@ -222,7 +222,9 @@ TEST_P(BackwardTest, StreamedOutputsMatchReference) {
 // reach the alignment lane by lane. Nothing outside dx is written.
 TEST_P(BackwardTest, StreamedDxIsBitwiseTheCachedDxAtAnyAlignment) {
   constexpr size_t kSlices = 8;
-  for (const auto& [channels, inner] : {std::pair<size_t, size_t>{64, 1}, {100, 1}, {16, 1001}}) {
+  std::vector<std::pair<size_t, size_t>> shapes = {{64, 1}, {100, 1}, {16, 1001}};
+  if (!kHeavyTests) shapes.resize(1);  // emulators: the shifted rows alone
+  for (const auto& [channels, inner] : shapes) {
     const size_t rows = StreamingSliceRows(channels * inner * sizeof(float));
     Case c;
     c.g = Geometry::Dense(kSlices * rows, channels, inner);
