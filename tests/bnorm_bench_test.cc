@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 // bnorm-bench end to end: tiny cases (well under a second each) in every dtype
 // and layout with --json, every mode (the backward's 5-volume traffic), the layer
-// flags, the oneDNN peer when built with it, and bad flags, which must exit 2 with
-// one line naming the flag before anything is timed.
+// flags, the oneDNN peer when built with it, the cache sweep (its list of cases, its
+// JSON keys, tools/plot-cache-sweep.py over them), and bad flags, which must exit 2
+// with one line naming the flag before anything is timed.
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,14 +35,18 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Runs bnorm-bench with `args` (through the emulator in cross builds).
-Result RunBench(const std::string& args) {
+// A fresh directory for one test's files.
+std::string MakeTempDir() {
   std::string dir = ::testing::TempDir() + "/bnorm_bench_test.XXXXXX";
   EXPECT_NE(mkdtemp(&dir[0]), nullptr);
+  return dir;
+}
+
+// Runs a shell command, its output captured.
+Result RunCommand(const std::string& command_line) {
+  const std::string dir = MakeTempDir();
   const std::string out_path = dir + "/stdout.txt", err_path = dir + "/stderr.txt";
-  const std::string command = std::string(BNORM_TEST_LAUNCHER) + "'" + BNORM_TOOLS_DIR +
-                              "/bnorm-bench' " + args + " > '" + out_path + "' 2> '" + err_path +
-                              "'";
+  const std::string command = command_line + " > '" + out_path + "' 2> '" + err_path + "'";
   const int status = std::system(command.c_str());
   Result result;
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
@@ -47,6 +57,14 @@ Result RunBench(const std::string& args) {
   rmdir(dir.c_str());
   return result;
 }
+
+// Runs bnorm-bench with `args` (through the emulator in cross builds).
+Result RunBench(const std::string& args) {
+  return RunCommand(std::string(BNORM_TEST_LAUNCHER) + "'" + BNORM_TOOLS_DIR + "/bnorm-bench' " +
+                    args);
+}
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // The objects of bnorm-bench's JSON array (an empty list if stdout is not one).
 std::vector<nlohmann::json> JsonRows(const std::string& out) {
@@ -236,6 +254,210 @@ TEST(BnormBench, UnknownModeIsRejected) {
 
 TEST(BnormBench, UnknownDtypeIsRejected) {
   ExpectUsageError("--shape 4,8,5,5 --dtype f8", "--dtype", "expected f32, bf16 or f16");
+}
+
+TEST(BnormBench, UnknownSweepIsRejected) {
+  ExpectUsageError("--sweep everything", "--sweep", "unknown sweep 'everything'; expected cache");
+}
+
+TEST(BnormBench, SweepMaxMustKeepASize) {
+  ExpectUsageError("--sweep cache --sweep-max 1K", "--sweep-max",
+                   "keeps none of the sweep's sizes");
+}
+
+// One line of a --list-cases shapes file.
+struct ListedCase {
+  std::string shape, layout, label;
+  int64_t values = 1;
+  int64_t channels = 0;
+  int64_t working_set = 0, target = 0;  // a sweep's, from the comment
+};
+
+// The cases of a --list-cases output ("N,C,H,W layout  # label: working set W B (target T B)").
+std::vector<ListedCase> ListedCases(const std::string& out) {
+  static const std::regex line_pattern(
+      R"(^(\S+)\s+(\S+)\s*(?:# (.+): working set (\d+) B \(target (\d+) B\))?\s*$)");
+  std::vector<ListedCase> cases;
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::smatch m;
+    EXPECT_TRUE(std::regex_match(line, m, line_pattern)) << line;
+    if (m.empty()) continue;
+    ListedCase c;
+    c.shape = m[1].str();
+    c.layout = m[2].str();
+    c.label = m[3].str();
+    if (m[4].matched) c.working_set = std::stoll(m[4].str());
+    if (m[5].matched) c.target = std::stoll(m[5].str());
+    std::istringstream sizes(c.shape);
+    std::string size;
+    for (int axis = 0; std::getline(sizes, size, ','); ++axis) {
+      c.values *= std::stoll(size);
+      if (axis == 1) c.channels = std::stoll(size);
+    }
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+TEST(BnormBench, CacheSweepListsGrowingSizesNearTheirTargets) {
+  for (const char* dtype : {"f32", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const int64_t value_bytes = std::string(dtype) == "f32" ? 4 : 2;
+    const Result r = RunBench(std::string("--sweep cache --list-cases --dtype ") + dtype);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::vector<ListedCase> cases = ListedCases(r.out);
+    // 1/4 L2 .. 8 LLC: ten sizes unless some coincide, each C in both layouts.
+    ASSERT_GE(cases.size(), 6u * 6u) << r.out;
+    ASSERT_EQ(cases.size() % 6, 0u) << r.out;
+    EXPECT_NE(cases.front().label.find("1/4 L2"), std::string::npos) << r.out;
+    EXPECT_NE(cases.back().label.find("8 LLC"), std::string::npos) << r.out;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const ListedCase& c = cases[i];
+      SCOPED_TRACE(c.shape + " " + c.layout + " " + c.label);
+      EXPECT_EQ(std::count(c.shape.begin(), c.shape.end(), ','), 3);
+      EXPECT_EQ(c.layout, i % 2 == 0 ? "nhwc" : "nchw");
+      const int64_t channels[] = {64, 256, 2048};
+      EXPECT_EQ(c.channels, channels[i / 2 % 3]);
+      EXPECT_EQ(c.working_set, 2 * value_bytes * c.values);
+      EXPECT_NEAR(static_cast<double>(c.working_set), static_cast<double>(c.target),
+                  0.1 * static_cast<double>(c.target));
+      if (i % 6 != 0) {
+        EXPECT_EQ(c.target, cases[i - 1].target);
+        EXPECT_EQ(c.label, cases[i - 1].label);
+      } else if (i != 0) {
+        EXPECT_GT(c.target, cases[i - 1].target);
+      }
+    }
+  }
+}
+
+// The list is a shapes file: bnorm-bench (and pytorch-bench.py) read it back.
+TEST(BnormBench, ListedCasesReadBackAsAShapesFile) {
+  const Result listed = RunBench("--sweep cache --list-cases");
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const std::string dir = MakeTempDir();
+  const std::string path = dir + "/sweep.txt";
+  WriteFile(path, listed.out);
+  const Result again = RunBench("--shapes-file '" + path + "' --list-cases");
+  std::remove(path.c_str());
+  rmdir(dir.c_str());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const std::vector<ListedCase> a = ListedCases(listed.out), b = ListedCases(again.out);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].shape, b[i].shape);
+    EXPECT_EQ(a[i].layout, b[i].layout);
+  }
+}
+
+TEST(BnormBench, ResNet50BatchOneShapesFileHoldsBothLayouts) {
+  const Result r = RunBench(std::string("--shapes-file '") + BNORM_SOURCE_DIR +
+                            "/tools/shapes-resnet50-n1.txt' --list-cases");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<ListedCase> cases = ListedCases(r.out);
+  ASSERT_EQ(cases.size(), 26u) << r.out;
+  std::set<std::string> shapes;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(cases[i].shape.rfind("1,", 0), 0u) << cases[i].shape;
+    EXPECT_EQ(cases[i].layout, i % 2 == 0 ? "nhwc" : "nchw");
+    if (i % 2 == 1) {
+      EXPECT_EQ(cases[i].shape, cases[i - 1].shape);
+    }
+    shapes.insert(cases[i].shape);
+  }
+  EXPECT_EQ(shapes.size(), 13u);
+  EXPECT_EQ(shapes.count("1,64,8,8"), 1u);
+}
+
+TEST(BnormBench, SubMillisecondRowsPrintMicroseconds) {
+  const Result r = RunBench("--shape 4,8,5,5 --mode inference --threads 1 --repeat 1 --min-time 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(4x8x5x5 +nhwc +inference .* [0-9.e+]+ us )")))
+      << r.out;
+}
+
+// Runs tools/plot-cache-sweep.py with `args` under Debian's python3.
+Result RunPlot(const std::string& args) {
+  return RunCommand(std::string("/usr/bin/python3 '") + BNORM_SOURCE_DIR +
+                    "/tools/plot-cache-sweep.py' " + args);
+}
+
+bool HaveMatplotlib() {
+  return RunCommand("/usr/bin/python3 -c 'import matplotlib'").exit_code == 0;
+}
+
+// The sweep's two smallest sizes, run for real (tiny), then plotted with a PyTorch file made of
+// the same cases.
+TEST(BnormBench, CacheSweepRowsRecordTheirSizeAndPlot) {
+  const std::vector<ListedCase> listed = ListedCases(RunBench("--sweep cache --list-cases").out);
+  ASSERT_GE(listed.size(), 12u);
+  const int64_t second = listed[6].target;
+  const Result r = RunBench("--sweep cache --sweep-max " + std::to_string(second) +
+                            " --mode inference --threads 1 --repeat 1 --min-time 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
+  const std::vector<nlohmann::json> rows = JsonRows(r.out);
+  ASSERT_EQ(rows.size(), 12u) << r.out;
+  nlohmann::json torch = nlohmann::json::array();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const nlohmann::json& row = rows[i];
+    SCOPED_TRACE(row.dump());
+    EXPECT_EQ(Field(row, "sweep"), "cache");
+    EXPECT_EQ(Field(row, "size_label"), listed[i].label);
+    EXPECT_EQ(Field(row, "target_working_set_bytes"), listed[i].target);
+    EXPECT_EQ(Number(row, "working_set_bytes"), 8 * Number(row, "elements"));
+    EXPECT_EQ(Field(row, "working_set_bytes"), listed[i].working_set);
+    EXPECT_GT(Number(row, "l2_bytes"), 0.0);
+    EXPECT_GE(Number(row, "llc_bytes"), Number(row, "l2_bytes"));
+    torch.push_back({{"shape", row["shape"]},
+                     {"layout", row["layout"]},
+                     {"mode", row["mode"]},
+                     {"dtype", "f32"},
+                     {"threads", row["threads"]},
+                     {"seconds", 2.0 * Number(row, "seconds")}});
+  }
+  if (!HaveMatplotlib()) GTEST_SKIP() << "/usr/bin/python3 has no matplotlib (python3-matplotlib)";
+  const std::string dir = MakeTempDir();
+  const std::string bnorm_json = dir + "/sweep.json", torch_json = dir + "/torch.json",
+                    png = dir + "/sweep.png";
+  WriteFile(bnorm_json, r.out);
+  WriteFile(torch_json, torch.dump());
+  const Result plot =
+      RunPlot("'" + bnorm_json + "' --pytorch '" + torch_json + "' -o '" + png + "'");
+  EXPECT_EQ(plot.exit_code, 0) << plot.err;
+  EXPECT_EQ(plot.err.find("no PyTorch lines"), std::string::npos) << plot.err;
+  EXPECT_EQ(ReadFile(png).substr(0, 8), "\x89PNG\r\n\x1a\n");
+  for (const std::string& path : {bnorm_json, torch_json, png}) std::remove(path.c_str());
+  rmdir(dir.c_str());
+}
+
+// A missing or garbled JSON file is one line that names it, exit status 1, and no image (the
+// script reads its input before it imports matplotlib).
+TEST(BnormBench, PlotRejectsMissingAndGarbledJson) {
+  const std::string dir = MakeTempDir();
+  const std::string garbled = dir + "/garbled.json", other = dir + "/other.json",
+                    png = dir + "/out.png";
+  WriteFile(garbled, "[{\"shape\": [1, 2");
+  WriteFile(other, "[{\"shape\": [4, 8], \"mode\": \"inference\"}]");
+  struct Case {
+    std::string file, message;
+  };
+  for (const Case& c : {Case{dir + "/missing.json", "cannot read"}, Case{garbled, "is not JSON"},
+                        Case{other, "holds no rows of bnorm-bench --sweep cache"}}) {
+    SCOPED_TRACE(c.file);
+    const Result r = RunPlot("'" + c.file + "' -o '" + png + "'");
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("plot-cache-sweep.py: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.file), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  }
+  EXPECT_FALSE(std::ifstream(png).good());
+  for (const std::string& path : {garbled, other}) std::remove(path.c_str());
+  rmdir(dir.c_str());
 }
 
 }  // namespace

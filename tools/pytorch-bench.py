@@ -18,6 +18,12 @@ With --bnorm-json FILE (the output of `bnorm-bench --json`) each row also shows
 bnorm's time and the ratio pytorch_seconds / bnorm_seconds (> 1: bnorm is
 faster).
 
+bnorm-bench's generated cases run here through their list: `bnorm-bench
+--sweep cache --list-cases > sweep.txt`, then `--shapes-file sweep.txt` (the
+sweep's sizes are in bnorm-bench's --dtype; PyTorch runs them in float32, so
+list them with the default f32 to compare). tools/plot-cache-sweep.py reads
+this script's --json beside bnorm-bench's.
+
 PyTorch is optional: Debian's python3-torch (1.13) is enough. Without it this
 script says so and exits with status 1.
 """
@@ -118,7 +124,8 @@ def parse_args(argv):
     parser.add_argument("--shape", type=parse_shape, action="append", default=[],
                         help="logical N,C,... shape; repeatable (default 32,256,56,56)")
     parser.add_argument("--shapes-file", action="append", default=[],
-                        help="one shape per line, optionally followed by nhwc or nchw")
+                        help="one shape per line, optionally followed by nhwc or nchw, e.g. "
+                        "the output of bnorm-bench --sweep cache --list-cases")
     parser.add_argument("--layout", choices=("nhwc", "nchw"), default="nhwc",
                         help="nhwc: channels_last memory format (default); nchw: contiguous")
     parser.add_argument("--mode", choices=("inference", "training", "both", "backward", "all"),

@@ -25,6 +25,7 @@
 #include "tools/bench/report.h"
 #include "tools/bench/roof.h"
 #include "tools/bench/settings.h"
+#include "tools/bench/sweep.h"
 #include "tools/bench/synchronized.h"
 #include "tools/bench/threads.h"
 #include "tools/bench/timing.h"
@@ -279,6 +280,10 @@ int main(int argc, char** argv) {
     const std::optional<bnorm::bench::Options> options =
         bnorm::bench::ParseOptions(argc, argv, &exit_status);
     if (!options) return exit_status;
+    if (options->list_cases) {
+      bnorm::bench::PrintShapesFile(options->cases, options->dtype, bnorm::MachineCaches());
+      return 0;
+    }
     if (options->synchronized) return bnorm::bench::RunSynchronized(*options, &argc, &argv);
     return bnorm::bench::Run(*options);
   } catch (const bnorm::bench::UsageError& e) {

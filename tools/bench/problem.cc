@@ -69,6 +69,7 @@ Case MakeCase(const CaseSpec& spec) {
   Case c;
   c.shape = spec.shape;
   c.layout = spec.layout;
+  c.sweep = spec.sweep;
   const size_t rank = spec.shape.size();
   if (spec.layout == Layout::kAxis) {
     c.memory_shape = spec.shape;

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,7 @@ struct Case {
   std::vector<int> axes;              // feature axes of memory_shape
   std::string label;                  // nhwc, nchw, nc, axis=1,2
   Geometry geometry;
+  std::optional<SweepPoint> sweep;  // a case of --sweep
 };
 
 // The case of a spec; a UsageError naming the spec's origin when bnorm cannot plan it.

@@ -12,6 +12,7 @@
 
 #include "bnorm/targets.hpp"
 #include "nlohmann/json.hpp"
+#include "tools/bench/sweep.h"
 #include "tools/common/format.h"
 #include "tools/common/parse.h"
 
@@ -68,26 +69,36 @@ void PrintTableIntro(const Options& o, bool layer_training) {
 }
 
 void PrintTableHeader(bool compare) {
-  std::printf("%-18s %-8s %-9s %3s %-8s %10s %21s %8s %7s %7s %6s %8s", "shape", "layout", "mode",
-              "thr", "target", "median ms", "p10..p90 ms", "Gelem/s", "GB/s", "roof", "%roof",
-              "x ref");
-  if (compare) std::printf(" %10s %8s", "oneDNN ms", "oneDNN/bn");
+  std::printf("%-18s %-8s %-9s %3s %-8s %10s %24s %8s %7s %7s %6s %8s", "shape", "layout", "mode",
+              "thr", "target", "median", "p10..p90", "Gelem/s", "GB/s", "roof", "%roof", "x ref");
+  if (compare) std::printf(" %10s %8s", "oneDNN", "oneDNN/bn");
   std::printf("\n");
 }
 
 void PrintTableRow(const Row& r, bool compare) {
-  char spread[48];
-  std::snprintf(spread, sizeof(spread), "%.4g..%.4g", r.stats.p10 * 1e3, r.stats.p90 * 1e3);
+  // A batch-1 call takes microseconds, its fixed cost a fraction of one: in ms with four
+  // significant digits these would read 0.0002345, so rows below 1 ms print in us.
+  const bool micro = r.stats.median < 1e-3;
+  const double scale = micro ? 1e6 : 1e3;
+  const char* unit = micro ? "us" : "ms";
+  const auto time = [&](double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.4g %s", seconds * scale, unit);
+    return std::string(text);
+  };
+  char spread[64];
+  std::snprintf(spread, sizeof(spread), "%.4g..%.4g %s", r.stats.p10 * scale, r.stats.p90 * scale,
+                unit);
   char speedup[24] = "-";
   if (r.reference_seconds) {
     std::snprintf(speedup, sizeof(speedup), "%.1fx", *r.reference_seconds / r.stats.median);
   }
-  std::printf("%-18s %-8s %-9s %3d %-8s %10.4g %21s %8.3f %7.2f %7.2f %5.1f%% %8s",
+  std::printf("%-18s %-8s %-9s %3d %-8s %10s %24s %8.3f %7.2f %7.2f %5.1f%% %8s",
               cli::FormatShape(r.c->shape).c_str(), r.c->label.c_str(), r.mode.c_str(), r.threads,
-              r.target.c_str(), r.stats.median * 1e3, spread, r.gelems(), r.gbps(), r.roof.gbps,
-              r.pct_roof(), speedup);
+              r.target.c_str(), time(r.stats.median).c_str(), spread, r.gelems(), r.gbps(),
+              r.roof.gbps, r.pct_roof(), speedup);
   if (compare && r.onednn_seconds) {
-    std::printf(" %10.4g %8.2f", *r.onednn_seconds * 1e3, *r.onednn_seconds / r.stats.median);
+    std::printf(" %10s %8.2f", time(*r.onednn_seconds).c_str(), *r.onednn_seconds / r.stats.median);
   }
   std::printf("\n");
   std::fflush(stdout);
@@ -128,6 +139,15 @@ void PrintJson(const std::vector<Row>& rows, const Options& o) {
         {"speedup_vs_reference", Rounded(ratio(r.reference_seconds, r.stats.median))},
         {"max_abs_diff_vs_reference", Rounded(r.reference_max_abs_diff)},
     };
+    if (r.c->sweep) {
+      const SweepPoint& point = *r.c->sweep;
+      row["sweep"] = point.sweep;
+      row["size_label"] = point.label;
+      row["working_set_bytes"] = WorkingSetBytes(r.c->shape, o.dtype);
+      row["target_working_set_bytes"] = point.target_bytes;
+      row["l2_bytes"] = point.l2_bytes;
+      row["llc_bytes"] = point.llc_bytes;
+    }
     if (o.compare_onednn) {
       row["onednn_seconds"] = Rounded(r.onednn_seconds);
       row["speedup_vs_onednn"] = Rounded(ratio(r.onednn_seconds, r.stats.median));

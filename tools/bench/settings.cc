@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "src/plan/caches.h"
+#include "tools/bench/sweep.h"
 #include "tools/common/cli.h"
 #include "tools/common/parse.h"
 
@@ -28,7 +30,15 @@ bytes), backward reads x and dy twice and writes dx (5 elements: 20 or 10
 bytes). The roof is the copy bandwidth of the same buffers with the same
 threads (x's bytes read, as many written): the faster of a memcpy and a
 streaming-store copy. The copies, bnorm and oneDNN are timed in turns, call
-after call, so that all see the same machine.)";
+after call, so that all see the same machine. Times below 1 ms print in us.
+
+The cache sweep and PyTorch on the same cases (tools/pytorch-bench.py takes
+the list as its --shapes-file; tools/plot-cache-sweep.py draws % of roof
+against working set from both JSON outputs):
+  bnorm-bench --sweep cache --list-cases > sweep.txt
+  bnorm-bench --sweep cache --compare onednn --json > sweep.json
+  tools/pytorch-bench.py --shapes-file sweep.txt --json > sweep-torch.json
+  tools/plot-cache-sweep.py sweep.json --pytorch sweep-torch.json -o sweep.png)";
 
 Layout ParseLayout(const std::string& text) {
   return cli::ParseChoice<Layout>(
@@ -45,6 +55,21 @@ Mode ParseMode(const std::string& text) {
                                  {"backward", Mode::kBackward},
                                  {"all", Mode::kAll}},
                                 "inference, training, both, backward or all");
+}
+
+// The only sweep is the cache sweep (tools/bench/sweep.h).
+bool ParseSweep(const std::string& text) {
+  return cli::ParseChoice<bool>(text, "sweep", {{"cache", true}}, "cache");
+}
+
+// A working-set bound of the sweep: bytes, or with a K, M or G suffix (KiB, MiB, GiB).
+size_t ParseBytes(const std::string& text) {
+  const size_t bytes = ParseCacheSize(text);
+  if (bytes == 0) {
+    throw std::invalid_argument("'" + text +
+                                "' is not a size; expected bytes >= 1 (e.g. 1048576, 512K or 2M)");
+  }
+  return bytes;
 }
 
 // The only peer is oneDNN, and only when bnorm-bench was built with it.
@@ -110,6 +135,8 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
   std::optional<Layout> layout;
   std::optional<std::vector<int>> axes;
   Mode mode = Mode::kBoth;
+  bool sweep_cache = false;
+  std::optional<size_t> sweep_max;
 
   CLI::App app(kDescription, "bnorm-bench");
   cli::Configure(&app, "usage: bnorm-bench [flags]", 25);
@@ -140,6 +167,32 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
                  "shape; cannot be combined with --layout")
       ->excludes(layout_flag)
       ->option_text("A")
+      ->group(cases);
+  CLI::Option* sweep_flag = cli::AddParsed(&app, "--sweep", &sweep_cache, ParseSweep,
+                                           "cache: working sets (x and y; the backward's dy\n"
+                                           "and dx come on top) of 1/4, 1/2, 1, 2 x the core's\n"
+                                           "L2 and 1/4, 1/2, 1, 2, 4, 8 x its last-level cache\n"
+                                           "(sysfs; coinciding sizes once), each for C = 64, 256,\n"
+                                           "2048 in nhwc and nchw, the --dtype's bytes. Shape\n"
+                                           "N,C,H,W: N = ceil(values per channel / 56x56), each\n"
+                                           "sample's values a near-square H x W (H <= W), within\n"
+                                           "10 % of the target. Added after the cases of --shape\n"
+                                           "and --shapes-file (--layout and --axis apply to\n"
+                                           "those only); JSON rows gain sweep, size_label,\n"
+                                           "working_set_bytes, target_working_set_bytes,\n"
+                                           "l2_bytes and llc_bytes")
+                                ->option_text("cache")
+                                ->group(cases);
+  cli::AddParsed(&app, "--sweep-max", &sweep_max, ParseBytes,
+                 "only the sweep's sizes up to B bytes of working set\n"
+                 "(K, M, G: KiB, MiB, GiB), for a quick look")
+      ->needs(sweep_flag)
+      ->option_text("B")
+      ->group(cases);
+  app.add_flag("--list-cases", o.list_cases,
+               "print the cases as a shapes file (one line each, a\n"
+               "sweep's size in a comment) and time nothing: the\n"
+               "--shapes-file of bnorm-bench and tools/pytorch-bench.py")
       ->group(cases);
 
   const std::string what = "What runs";
@@ -246,13 +299,23 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
   const Layout case_layout = axes ? Layout::kAxis : layout.value_or(Layout::kNhwc);
   const std::vector<int> case_axes = axes.value_or(std::vector<int>{});
   for (const std::vector<int64_t>& shape : shapes) {
-    o.cases.push_back(CaseSpec{"--shape", shape, case_layout, case_axes});
+    o.cases.push_back(CaseSpec{"--shape", shape, case_layout, case_axes, std::nullopt});
   }
   for (const std::string& path : shape_files) {
     for (CaseSpec& spec : ReadShapesFile(path, case_layout, case_axes)) o.cases.push_back(spec);
   }
+  if (sweep_cache) {
+    const std::vector<CaseSpec> sweep = CacheSweep(MachineCaches(), o.dtype, sweep_max.value_or(0));
+    if (sweep.empty()) {
+      Fail("--sweep-max",
+           std::to_string(*sweep_max) + " B keeps none of the sweep's sizes (the smallest is " +
+               std::to_string(CacheSweep(MachineCaches(), o.dtype, 0).front().sweep->target_bytes) +
+               " B)");
+    }
+    o.cases.insert(o.cases.end(), sweep.begin(), sweep.end());
+  }
   if (o.cases.empty())
-    o.cases.push_back(CaseSpec{"--shape", {32, 256, 56, 56}, case_layout, case_axes});
+    o.cases.push_back(CaseSpec{"--shape", {32, 256, 56, 56}, case_layout, case_axes, std::nullopt});
   if (o.threads.empty()) o.threads.push_back(std::max(1, tbb::this_task_arena::max_concurrency()));
   return o;
 }

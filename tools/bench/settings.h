@@ -4,6 +4,7 @@
 #ifndef BNORM_TOOLS_BENCH_SETTINGS_H_
 #define BNORM_TOOLS_BENCH_SETTINGS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -28,12 +29,23 @@ class UsageError : public std::runtime_error {
 // a memory-order shape.
 enum class Layout { kNhwc, kNchw, kAxis };
 
+// Where a case of a sweep (--sweep, tools/bench/sweep.h) sits: the working set it was shaped
+// for, as a fraction or multiple of one of this machine's caches.
+struct SweepPoint {
+  std::string sweep;        // "cache"
+  std::string label;        // "1/4 L2", "8 LLC"; "1 L2 = 1/4 LLC" where two coincide
+  size_t target_bytes = 0;  // the working set aimed at
+  size_t l2_bytes = 0;
+  size_t llc_bytes = 0;
+};
+
 // One case as given.
 struct CaseSpec {
   std::string origin;  // the flag or file line it came from, for errors
   std::vector<int64_t> shape;
   Layout layout = Layout::kNhwc;
-  std::vector<int> axes;  // kAxis only
+  std::vector<int> axes;            // kAxis only
+  std::optional<SweepPoint> sweep;  // cases of --sweep only
 };
 
 struct Options {
@@ -51,6 +63,7 @@ struct Options {
   bool json = false;
   bool compare_onednn = false;
   bool synchronized = false;  // the synchronized training step (tools/bench/synchronized.h)
+  bool list_cases = false;    // print the cases as a shapes file instead of timing them
 };
 
 // The options of the command line, or the exit status when there is nothing to run (0 after
