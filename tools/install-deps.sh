@@ -11,13 +11,14 @@
 # Optional benchmark peer: oneDNN (libdnnl-dev) with ocl-icd-opencl-dev, which Debian's
 # dnnl-config.cmake requires (find_package(OpenCL REQUIRED)) but lists only as a Recommends.
 # Optional peer of the Python tests and tools/python-bench.py: PyTorch (python3-torch).
+# Optional plotter of tools/plot-cache-sweep.py (and its test): matplotlib (python3-matplotlib).
 # BNORM_EXTRA_PACKAGES adds more names (space-separated).
 set -euo pipefail
 
 required=(g++ cmake make pkg-config libhwy-dev libtbb-dev libgtest-dev libgmock-dev
           libbenchmark-dev libcli11-dev nlohmann-json3-dev openmpi-bin libopenmpi-dev
           pybind11-dev python3-dev python3-numpy python3-pytest)
-optional=(libdnnl-dev ocl-icd-opencl-dev python3-torch)
+optional=(libdnnl-dev ocl-icd-opencl-dev python3-torch python3-matplotlib)
 
 missing=()
 for p in "${required[@]}" "${optional[@]}" ${BNORM_EXTRA_PACKAGES:-}; do
