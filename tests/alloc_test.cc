@@ -5,7 +5,9 @@
 // bnorm_normalize and bnorm_layer_forward, and BatchNorm::Forward in inference
 // once the layer is built and has run once. Nor do the backward's engine calls
 // (bnorm_backward_data always, bnorm_backward_reduce and BatchNorm::Backward
-// on cache-resident tensors). This binary replaces the global
+// on cache-resident tensors). The one-call training operations allocate only
+// their per-channel coefficients on cache-resident tensors, as bnorm.h says.
+// This binary replaces the global
 // operator new with a counting one (every thread, oneTBB's workers included).
 #include <gtest/gtest.h>
 
@@ -305,6 +307,44 @@ TEST(Allocations, CApiBackwardPassesAllocateNothing) {
                 }),
                 0u)
           << "threads " << threads << ", axis " << c.axis;
+      EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
+    }
+  }
+  ASSERT_EQ(bnorm_set_max_threads(0), BNORM_STATUS_OK);
+}
+
+// bnorm_training_normalize and bnorm_training_backward allocate their
+// per-channel float coefficients (4 and 3 arrays) per call and, on tensors the
+// caches hold, nothing else: not per block, per thread or per value.
+TEST(Allocations, CApiTrainingCallsAllocateOnlyTheirCoefficients) {
+  for (int threads : {0, 1, 2}) {
+    ASSERT_EQ(bnorm_set_max_threads(threads), BNORM_STATUS_OK);
+    for (const Case& c : kCases) {
+      const size_t channels = static_cast<size_t>(c.shape[c.axis < 0 ? c.shape.size() - 1 : 1]);
+      const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 13),
+                               gamma = test::Uniform(channels, 0.5, 2.0, 14);
+      std::vector<float> y(x.size()), hi(channels), lo(channels);
+      std::vector<double> mean(channels), variance(channels), s1(channels), s2(channels);
+      bnorm_status status = BNORM_STATUS_OK;
+      const auto forward = [&] {
+        status = bnorm_training_normalize(x.data(), y.data(), BNORM_DTYPE_F32, c.shape.data(),
+                                          c.shape.size(), &c.axis, 1, gamma.data(), nullptr, 1e-3,
+                                          mean.data(), variance.data(), channels);
+      };
+      EXPECT_LE(AllocationsPerCalls(forward, 1), 4u)
+          << "threads " << threads << ", " << Count(c.shape) << " values, axis " << c.axis;
+      EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
+      for (size_t ch = 0; ch < channels; ++ch) SplitMean(mean[ch], &hi[ch], &lo[ch]);
+      EXPECT_LE(AllocationsPerCalls(
+                    [&] {
+                      status = bnorm_training_backward(
+                          x.data(), x.data(), y.data(), BNORM_DTYPE_F32, c.shape.data(),
+                          c.shape.size(), &c.axis, 1, hi.data(), lo.data(), variance.data(),
+                          gamma.data(), 1e-3, s1.data(), s2.data(), channels);
+                    },
+                    1),
+                3u)
+          << "threads " << threads << ", " << Count(c.shape) << " values, axis " << c.axis;
       EXPECT_EQ(status, BNORM_STATUS_OK) << bnorm_last_error();
     }
   }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* bnorm's C ABI (C99): Keras' BatchNormalization layer behind an opaque
  * handle, and the low-level calls of engines (moments, fold, normalize,
- * folding into weights; the backward reduce and data passes), a thin layer
- * over the C++ API (bnorm/batch_norm.hpp, kernels.hpp, fold.hpp, backward.hpp,
- * targets.hpp).
+ * folding into weights; the backward reduce and data passes; a training
+ * forward and backward in one call each), a thin layer over the C++ API
+ * (bnorm/batch_norm.hpp, kernels.hpp, fold.hpp, backward.hpp, targets.hpp).
  *
  * Every function that can fail returns a bnorm_status. Nothing is thrown
  * across the ABI and nothing crashes on a bad argument: null pointers, ranks
@@ -329,6 +329,50 @@ BNORM_API bnorm_status bnorm_backward_data(const void* x, const void* dy, const 
                                            const float* mean_lo, const float* k, const float* a,
                                            const float* b, size_t channels,
                                            bnorm_activation activation);
+
+/* A training step's forward and backward, each as one call over the axes rule
+ * above (no fused activation, renorm or ghost batches: those are the layer's).
+ * Both need at least one value per channel and one channel; epsilon is finite
+ * and > 0, in double as the C++ calls take it. Channels-first tensors too
+ * large to stay cached whose channel (the backward: a channel of x and of dy)
+ * fits in what a core has cached are done channel by channel, so each input
+ * is read from memory once. Each allocates its per-channel float coefficients
+ * on every call (4 arrays of `channels` floats for the forward, 3 for the
+ * backward), and its per-block partial sums (two doubles per channel and
+ * block) when they exceed 16 KiB: tensors beyond the caches, or over 1024
+ * channels. */
+
+/* The batch mean and biased variance of x per channel (bitwise bnorm_moments'),
+ * then y = (x - mean) * scale + shift in float32 math as bnorm_normalize's, with
+ * scale = gamma / sqrt(variance + epsilon) computed in double and rounded to
+ * float, shift = beta, and the mean split into mean_hi + mean_lo as above.
+ * gamma and beta may be null (1 and 0). y may equal x; any other overlap is an
+ * error. x is read from memory once on the channel-by-channel path, twice
+ * otherwise. */
+BNORM_API bnorm_status bnorm_training_normalize(const void* x, void* y, bnorm_dtype dtype,
+                                                const int64_t* shape, size_t rank,
+                                                const int* axes, size_t num_axes,
+                                                const float* gamma, const float* beta,
+                                                double epsilon, double* mean, double* variance,
+                                                size_t channels);
+
+/* The backward of bnorm_training_normalize for the loss gradient dy: with
+ * ρ = 1/sqrt(variance + epsilon) and n the values per channel, sum_dy = Σdy and
+ * sum_dy_xmu = Σdy·(x - mean) (bitwise bnorm_backward_reduce's), then
+ * dx = γ·ρ·(dy - sum_dy/n - (x - mean)·ρ²·sum_dy_xmu/n) (bitwise
+ * bnorm_backward_data's with k, a, b computed in double and rounded to float).
+ * The parameter gradients follow from the sums: dγ = ρ·sum_dy_xmu, dβ = sum_dy.
+ * mean_hi/mean_lo is the forward's batch mean split as above, variance its
+ * biased batch variance (every value >= 0); gamma may be null (1). dx may equal
+ * dy or x; any other overlap is an error. x and dy are read from memory once on
+ * the channel-by-channel path, twice otherwise. */
+BNORM_API bnorm_status bnorm_training_backward(const void* x, const void* dy, void* dx,
+                                               bnorm_dtype dtype, const int64_t* shape,
+                                               size_t rank, const int* axes, size_t num_axes,
+                                               const float* mean_hi, const float* mean_lo,
+                                               const double* variance, const float* gamma,
+                                               double epsilon, double* sum_dy,
+                                               double* sum_dy_xmu, size_t channels);
 
 /* ---- SIMD targets ------------------------------------------------------- */
 

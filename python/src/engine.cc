@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The engine functions: bnorm.moments, fold, normalize, fold_into_weights and the target
-// registry, over include/bnorm/{kernels,fold,geometry,targets}.hpp. Arrays are read as
+// The engine functions: bnorm.moments, fold, normalize, training_normalize,
+// training_backward, fold_into_weights and the target registry, over
+// include/bnorm/{kernels,backward,fold,geometry,targets}.hpp. Arrays are read as
 // arrays.h says; the GIL is released while a kernel runs.
 #include "engine.h"
 
@@ -8,11 +9,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "args.h"
 #include "arrays.h"
+#include "bnorm/backward.hpp"
 #include "bnorm/fold.hpp"
 #include "bnorm/geometry.hpp"
 #include "bnorm/kernels.hpp"
@@ -84,6 +88,54 @@ bool PartlyOverlap(const void* a, const void* b, size_t bytes) {
   return p != q && p < q + bytes && q < p + bytes;
 }
 
+// A mean of the parameter shape as hi + lo floats: a float64 mean (bnorm.moments') is split,
+// so that x - mean stays exact when |mean| >> std (bnorm/kernels.hpp, SplitMean); any other
+// is read as float32 with lo = 0. Returns whether it was split.
+bool ReadMean(py::handle mean_value, const std::vector<int64_t>& shape, std::vector<float>* hi,
+              std::vector<float>* lo) {
+  const bool split = py::isinstance<py::array>(mean_value) &&
+                     py::reinterpret_borrow<py::array>(mean_value).dtype().kind() == 'f' &&
+                     py::reinterpret_borrow<py::array>(mean_value).dtype().itemsize() == 8;
+  if (split) {
+    const std::vector<double> mean = ReadParameterDouble(mean_value, "mean", shape);
+    hi->resize(mean.size());
+    lo->resize(mean.size());
+    for (size_t c = 0; c < mean.size(); ++c) SplitMean(mean[c], &(*hi)[c], &(*lo)[c]);
+  } else {
+    *hi = ReadParameter(mean_value, "mean", shape);
+    lo->assign(hi->size(), 0.0f);
+  }
+  return split;
+}
+
+// The result array: a new one like x, or `out`, which may be each of `inputs` itself but
+// overlap none of them otherwise.
+py::array Output(py::handle out, const Tensor& x,
+                 std::initializer_list<std::pair<const char*, const Tensor*>> inputs) {
+  if (out.is_none()) return NewArray(x.element, x.shape);
+  CheckOutput(out, "out", x.element, x.shape);
+  py::array y = py::reinterpret_borrow<py::array>(out);
+  for (const auto& [name, in] : inputs) {
+    if (PartlyOverlap(in->data(), y.data(), static_cast<size_t>(x.array.nbytes()))) {
+      const std::string n = name;
+      ThrowValue("out overlaps " + n + " without being " + n + "; expected " + n +
+                 " itself (in place) or separate memory");
+    }
+  }
+  return y;
+}
+
+// gamma / beta as float32 of the parameter shape, or nothing for None.
+std::vector<float> ReadOptionalParameter(py::handle value, const char* name,
+                                         const std::vector<int64_t>& shape) {
+  if (value.is_none()) return {};
+  return ReadParameter(value, name, shape);
+}
+
+const float* DataOrNull(const std::vector<float>& v, py::handle value) {
+  return value.is_none() ? nullptr : v.data();
+}
+
 py::object NormalizeFn(py::handle x_value, py::handle mean_value, py::handle scale_value,
                        py::handle shift_value, py::handle axis, py::handle activation,
                        py::handle out) {
@@ -91,20 +143,8 @@ py::object NormalizeFn(py::handle x_value, py::handle mean_value, py::handle sca
   const std::vector<int> axes = ReadAxes(axis, "axis");
   const Geometry g = PlanGeometry(x.shape, axes);
   const std::vector<int64_t> shape = ParameterShape(x.shape, axes);
-  // A float64 mean (bnorm.moments') is split into hi + lo floats, so that x - mean stays exact
-  // when |mean| >> std (bnorm/kernels.hpp, SplitMean).
   std::vector<float> mean_hi, mean_lo;
-  const bool split = py::isinstance<py::array>(mean_value) &&
-                     py::reinterpret_borrow<py::array>(mean_value).dtype().kind() == 'f' &&
-                     py::reinterpret_borrow<py::array>(mean_value).dtype().itemsize() == 8;
-  if (split) {
-    const std::vector<double> mean = ReadParameterDouble(mean_value, "mean", shape);
-    mean_hi.resize(mean.size());
-    mean_lo.resize(mean.size());
-    for (size_t c = 0; c < mean.size(); ++c) SplitMean(mean[c], &mean_hi[c], &mean_lo[c]);
-  } else {
-    mean_hi = ReadParameter(mean_value, "mean", shape);
-  }
+  const bool split = ReadMean(mean_value, shape, &mean_hi, &mean_lo);
   const std::vector<float> scale = ReadParameter(scale_value, "scale", shape);
   const std::vector<float> shift = ReadParameter(shift_value, "shift", shape);
   NormalizeParams params;
@@ -114,16 +154,7 @@ py::object NormalizeFn(py::handle x_value, py::handle mean_value, py::handle sca
   params.shift = shift.data();
   params.activation = ReadActivation(activation);
 
-  py::array y;
-  if (out.is_none()) {
-    y = NewArray(x.element, x.shape);
-  } else {
-    CheckOutput(out, "out", x.element, x.shape);
-    y = py::reinterpret_borrow<py::array>(out);
-    if (PartlyOverlap(x.data(), y.data(), static_cast<size_t>(x.array.nbytes()))) {
-      ThrowValue("out overlaps x without being x; expected x itself (in place) or separate memory");
-    }
-  }
+  py::array y = Output(out, x, {{"x", &x}});
   {
     const auto threads = CurrentThreads();
     void* data = y.mutable_data();
@@ -131,6 +162,62 @@ py::object NormalizeFn(py::handle x_value, py::handle mean_value, py::handle sca
     Normalize(x.data(), data, x.type, g, params, threads->exec);
   }
   return std::move(y);
+}
+
+py::tuple TrainingNormalizeFn(py::handle x_value, py::handle gamma_value, py::handle beta_value,
+                              py::handle epsilon, py::handle axis, py::handle out) {
+  const Tensor x = ReadTensor(x_value, "x");
+  const std::vector<int> axes = ReadAxes(axis, "axis");
+  const Geometry g = PlanGeometry(x.shape, axes);
+  const std::vector<int64_t> shape = ParameterShape(x.shape, axes);
+  const std::vector<float> gamma = ReadOptionalParameter(gamma_value, "gamma", shape);
+  const std::vector<float> beta = ReadOptionalParameter(beta_value, "beta", shape);
+  const double eps = ReadNumber(epsilon, "epsilon");
+  py::array y = Output(out, x, {{"x", &x}});
+  std::vector<double> mean(g.channels), variance(g.channels);
+  {
+    const auto threads = CurrentThreads();
+    void* data = y.mutable_data();
+    py::gil_scoped_release release;
+    TrainingNormalize(x.data(), data, x.type, g, DataOrNull(gamma, gamma_value),
+                      DataOrNull(beta, beta_value), eps, mean.data(), variance.data(),
+                      threads->exec);
+  }
+  return py::make_tuple(std::move(y), ToArray(mean, shape), ToArray(variance, shape));
+}
+
+py::tuple TrainingBackwardFn(py::handle x_value, py::handle dy_value, py::handle mean_value,
+                             py::handle variance_value, py::handle gamma_value, py::handle epsilon,
+                             py::handle axis, py::handle out) {
+  const Tensor x = ReadTensor(x_value, "x");
+  const Tensor dy = ReadTensor(dy_value, "dy");
+  if (dy.type != x.type) {
+    ThrowType(std::string("dy is ") + Name(dy.type) + "; expected " + Name(x.type) +
+              ", the dtype of x (float64 and integers count as float32)");
+  }
+  if (dy.shape != x.shape) {
+    ThrowValue("dy has shape " + ShapeText(dy.shape) + "; expected " + ShapeText(x.shape) +
+               ", the shape of x");
+  }
+  const std::vector<int> axes = ReadAxes(axis, "axis");
+  const Geometry g = PlanGeometry(x.shape, axes);
+  const std::vector<int64_t> shape = ParameterShape(x.shape, axes);
+  std::vector<float> mean_hi, mean_lo;
+  ReadMean(mean_value, shape, &mean_hi, &mean_lo);
+  const std::vector<double> variance = ReadParameterDouble(variance_value, "variance", shape);
+  const std::vector<float> gamma = ReadOptionalParameter(gamma_value, "gamma", shape);
+  const double eps = ReadNumber(epsilon, "epsilon");
+  py::array dx = Output(out, x, {{"x", &x}, {"dy", &dy}});
+  std::vector<double> sum_dy(g.channels), sum_dy_xmu(g.channels);
+  {
+    const auto threads = CurrentThreads();
+    void* data = dx.mutable_data();
+    py::gil_scoped_release release;
+    TrainingBackward(x.data(), dy.data(), data, x.type, g, mean_hi.data(), mean_lo.data(),
+                     variance.data(), DataOrNull(gamma, gamma_value), eps, sum_dy.data(),
+                     sum_dy_xmu.data(), threads->exec);
+  }
+  return py::make_tuple(std::move(dx), ToArray(sum_dy, shape), ToArray(sum_dy_xmu, shape));
 }
 
 void FoldIntoWeightsFn(py::handle weights_value, py::handle bias_value, py::handle gamma,
@@ -182,6 +269,26 @@ y = (x - moving_mean) * scale + shift (bnorm.normalize). gamma or beta may be No
 activation is None, 'relu' or 'relu6'. A float64 mean (bnorm.moments') keeps its digits: it is
 split into two floats. out= writes into a C-contiguous array of x's dtype and shape, which may
 be x itself (in place); otherwise a new array is returned.)doc");
+  m.def("training_normalize", &TrainingNormalizeFn, py::arg("x"), py::arg("gamma") = py::none(),
+        py::arg("beta") = py::none(), py::arg("epsilon") = 1e-3, py::arg("axis") = -1,
+        py::arg("out") = py::none(),
+        R"doc(A training forward in one call: (y, mean, variance) with the float64 batch mean and
+biased variance of x per channel of `axis` (bitwise bnorm.moments') and
+y = (x - mean) * gamma / sqrt(variance + epsilon) + beta in x's dtype. gamma and beta may be
+None (1 and 0). Channels-first tensors beyond the caches whose channel fits in a core's cache
+are done channel by channel, reading x from memory once. out= writes y into a C-contiguous
+array of x's dtype and shape, which may be x itself (in place).)doc");
+  m.def("training_backward", &TrainingBackwardFn, py::arg("x"), py::arg("dy"), py::arg("mean"),
+        py::arg("variance"), py::arg("gamma") = py::none(), py::arg("epsilon") = 1e-3,
+        py::arg("axis") = -1, py::arg("out") = py::none(),
+        R"doc(The backward of bnorm.training_normalize in one call: (dx, sum_dy, sum_dy_xmu) for
+the loss gradient dy (x's dtype and shape), from the forward's mean (float64 keeps its digits)
+and variance. With rho = 1 / sqrt(variance + epsilon) and n the values per channel:
+sum_dy = sum(dy), sum_dy_xmu = sum(dy * (x - mean)) per channel (float64), and
+dx = gamma * rho * (dy - sum_dy / n - (x - mean) * rho**2 * sum_dy_xmu / n). The parameter
+gradients are d_gamma = rho * sum_dy_xmu and d_beta = sum_dy. gamma may be None (1).
+Channels-first tensors beyond the caches are done channel by channel where a channel of x and
+dy fits in a core's cache, reading each from memory once. out= may be dy or x itself.)doc");
   m.def("fold_into_weights", &FoldIntoWeightsFn, py::arg("weights"), py::arg("bias"),
         py::arg("gamma"), py::arg("beta"), py::arg("moving_mean"), py::arg("moving_variance"),
         py::arg("epsilon") = 1e-3, py::arg("layout") = "output_first",

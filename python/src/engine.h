@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The engine functions of the module (bnorm.moments, fold, normalize, fold_into_weights,
-// targets, force_target).
+// The engine functions of the module (bnorm.moments, fold, normalize, training_normalize,
+// training_backward, fold_into_weights, targets, force_target).
 #ifndef BNORM_PYTHON_ENGINE_H_
 #define BNORM_PYTHON_ENGINE_H_
 
