@@ -138,7 +138,7 @@ const float* DataOrNull(const std::vector<float>& v, py::handle value) {
 
 py::object NormalizeFn(py::handle x_value, py::handle mean_value, py::handle scale_value,
                        py::handle shift_value, py::handle axis, py::handle activation,
-                       py::handle out) {
+                       py::handle out, py::handle residual_value) {
   const Tensor x = ReadTensor(x_value, "x");
   const std::vector<int> axes = ReadAxes(axis, "axis");
   const Geometry g = PlanGeometry(x.shape, axes);
@@ -153,8 +153,22 @@ py::object NormalizeFn(py::handle x_value, py::handle mean_value, py::handle sca
   params.scale = scale.data();
   params.shift = shift.data();
   params.activation = ReadActivation(activation);
+  Tensor residual;
+  if (!residual_value.is_none()) {
+    residual = ReadTensor(residual_value, "residual");
+    if (residual.element != x.element) {
+      const auto name = [](const Tensor& t) { return py::str(t.array.dtype()).cast<std::string>(); };
+      ThrowType("residual has dtype " + name(residual) + "; expected x's " + name(x));
+    }
+    if (residual.shape != x.shape) {
+      ThrowValue("residual has shape " + ShapeText(residual.shape) + "; expected x's shape " +
+                 ShapeText(x.shape));
+    }
+    params.residual = residual.data();
+  }
 
-  py::array y = Output(out, x, {{"x", &x}});
+  py::array y = residual_value.is_none() ? Output(out, x, {{"x", &x}})
+                                         : Output(out, x, {{"x", &x}, {"residual", &residual}});
   {
     const auto threads = CurrentThreads();
     void* data = y.mutable_data();
@@ -264,11 +278,13 @@ scale = gamma / sqrt(moving_variance + epsilon) and shift = beta, computed in do
 y = (x - moving_mean) * scale + shift (bnorm.normalize). gamma or beta may be None.)doc");
   m.def("normalize", &NormalizeFn, py::arg("x"), py::arg("mean"), py::arg("scale"),
         py::arg("shift"), py::arg("axis") = -1, py::arg("activation") = py::none(),
-        py::arg("out") = py::none(),
-        R"doc(y = activation((x - mean) * scale + shift) per channel of `axis`, in x's dtype.
-activation is None, 'relu' or 'relu6'. A float64 mean (bnorm.moments') keeps its digits: it is
-split into two floats. out= writes into a C-contiguous array of x's dtype and shape, which may
-be x itself (in place); otherwise a new array is returned.)doc");
+        py::arg("out") = py::none(), py::arg("residual") = py::none(),
+        R"doc(y = activation((x - mean) * scale + shift [+ residual]) per channel of `axis`, in
+x's dtype. activation is None, 'relu' or 'relu6'. A float64 mean (bnorm.moments') keeps its
+digits: it is split into two floats. residual, an array of x's dtype and shape, is added before
+the activation in the same pass (a block's "batch norm, add, ReLU"). out= writes into a
+C-contiguous array of x's dtype and shape, which may be x or residual itself (in place);
+otherwise a new array is returned.)doc");
   m.def("training_normalize", &TrainingNormalizeFn, py::arg("x"), py::arg("gamma") = py::none(),
         py::arg("beta") = py::none(), py::arg("epsilon") = 1e-3, py::arg("axis") = -1,
         py::arg("out") = py::none(),

@@ -67,6 +67,41 @@ def test_normalize_in_place_and_into_out():
     np.testing.assert_array_equal(x, expected)
 
 
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_normalize_adds_a_residual_before_the_activation(axis):
+    x = data((4, 6, 5, 7), spread=3.0, center=1.0)
+    z = data((4, 6, 5, 7), spread=2.0, center=-0.5)
+    channels = x.shape[axis]
+    mean = np.linspace(0.5, 1.5, channels).astype(np.float32)
+    scale, shift = np.full(channels, 1.25), np.full(channels, -0.25)
+    y = bnorm.normalize(x, mean, scale, shift, axis=axis, activation="relu", residual=z)
+    at = [1] * 4
+    at[axis] = channels
+    affine = (x.astype(np.float64) - mean.reshape(at)) * 1.25 - 0.25
+    assert_close(y, np.maximum(affine + z, 0.0))
+    # Bitwise normalize, then a float32 add and the ReLU.
+    y0 = bnorm.normalize(x, mean, scale, shift, axis=axis)
+    np.testing.assert_array_equal(y, np.maximum(y0 + z, np.float32(0)))
+
+
+def test_normalize_residual_in_place_and_its_errors():
+    x, z = data((8, 3)), data((8, 3), center=2.0)
+    mean, scale, shift = np.zeros(3, np.float32), np.ones(3), np.zeros(3)
+    expected = bnorm.normalize(x, mean, scale, shift, residual=z)
+    accumulate = z.copy()
+    assert bnorm.normalize(x, mean, scale, shift, residual=accumulate, out=accumulate) is accumulate
+    np.testing.assert_array_equal(accumulate, expected)
+    with pytest.raises(ValueError, match="residual has shape"):
+        bnorm.normalize(x, mean, scale, shift, residual=data((3, 8)))
+    with pytest.raises(TypeError, match="residual has dtype float16; expected x's float32"):
+        bnorm.normalize(x, mean, scale, shift, residual=z.astype(np.float16))
+    out = np.zeros(30, np.float32)
+    with pytest.raises(ValueError, match="out overlaps residual"):
+        bnorm.normalize(x, mean, scale, shift, residual=out[:24].reshape(8, 3),
+                        out=out[3:27].reshape(8, 3))
+    np.testing.assert_array_equal(out, np.zeros(30, np.float32))
+
+
 def test_normalize_keeps_the_digits_of_a_float64_mean():
     x = data((32, 2), center=1e4, spread=1e-2)
     mean, variance = bnorm.moments(x)
