@@ -108,20 +108,21 @@ HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
                           size_t len, size_t stride, float hi, float lo, float k, float a, float b,
                           bool stream) {
   const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   const auto vhi = hn::Set(d, hi), vlo = hn::Set(d, lo);
   const auto vk = hn::Set(d, k), va = hn::Set(d, a), vb = hn::Set(d, b);
+  // Lanes before and after the whole vectors of a run, in partial vectors.
+  const auto partial = [&](auto dc, size_t at) {
+    StoreAs(dc, t,
+            DataVector<kMask>(dc, t, x, dy, y, at, hn::Set(dc, hi), hn::Set(dc, lo),
+                              hn::Set(dc, k), hn::Set(dc, a), hn::Set(dc, b)),
+            dx + at);
+  };
   for (size_t run = 0; run < runs; ++run) {
     size_t i = run * stride;
     const size_t end = i + len;
-    // Streaming needs aligned vectors: reach the alignment lane by lane.
-    for (; stream && i < end && reinterpret_cast<uintptr_t>(dx + i) % (N * sizeof(Raw)) != 0; ++i) {
-      StoreAs(d1, t,
-              DataVector<kMask>(d1, t, x, dy, y, i, hn::Set(d1, hi), hn::Set(d1, lo),
-                                hn::Set(d1, k), hn::Set(d1, a), hn::Set(d1, b)),
-              dx + i);
-    }
+    // Runs of 14x14 or 7x7 values start off the vector boundary: reach dx's.
+    ForEachAlignmentVector(N, VectorPhase(dx + i), &i, end, partial);
     // Two vectors per iteration: two independent chains per loop trip.
     for (; i + 2 * N <= end; i += 2 * N) {
       if (stream) PrefetchInputs<kMask>(x, dy, y, i);
@@ -133,15 +134,8 @@ HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
     for (; i + N <= end; i += N) {
       StoreOut(d, t, DataVector<kMask>(d, t, x, dy, y, i, vhi, vlo, vk, va, vb), dx + i, stream);
     }
-    // The run's tail (e.g. 4 of 14x14 = 196) in partial vectors.
-    size_t c = i - run * stride;
-    ForEachPartialVector(N, &c, len, [&](auto dc, size_t first) {
-      const size_t at = run * stride + first;
-      StoreAs(dc, t,
-              DataVector<kMask>(dc, t, x, dy, y, at, hn::Set(dc, hi), hn::Set(dc, lo),
-                                hn::Set(dc, k), hn::Set(dc, a), hn::Set(dc, b)),
-              dx + at);
-    });
+    // The run's tail in partial vectors.
+    ForEachPartialVector(N, &i, end, partial);
   }
 }
 

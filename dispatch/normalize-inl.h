@@ -140,24 +140,22 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::
                                float lo, float scale, float shift, bool stream,
                                LineCursor* ahead) {
   const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   const auto vhi = hn::Set(d, hi), vlo = hn::Set(d, lo);
   const auto vscale = hn::Set(d, scale), vshift = hn::Set(d, shift);
-  const auto hi1 = hn::Set(d1, hi), lo1 = hn::Set(d1, lo);
-  const auto scale1 = hn::Set(d1, scale), shift1 = hn::Set(d1, shift);
   for (size_t run = 0; run < runs; ++run) {
     const typename T::Raw* xr = x + run * stride;
     const typename T::Raw* zr = z + run * stride;
     typename T::Raw* yr = y + run * stride;
+    // Lanes before and after the whole vectors, in partial vectors.
+    const auto partial = [&](auto dc, size_t first) {
+      const auto v = Affine(LoadAs(dc, t, xr + first), hn::Set(dc, hi), hn::Set(dc, lo),
+                            hn::Set(dc, scale), hn::Set(dc, shift));
+      StoreAs(dc, t, Finish<kAct, kHasZ>(dc, t, v, zr + first), yr + first);
+    };
     size_t i = 0;
-    // Streaming needs aligned vectors: reach the alignment lane by lane.
-    for (; stream && i < len &&
-           reinterpret_cast<uintptr_t>(yr + i) % (N * sizeof(typename T::Raw)) != 0;
-         ++i) {
-      const auto v = Affine(LoadAs(d1, t, xr + i), hi1, lo1, scale1, shift1);
-      StoreAs(d1, t, Finish<kAct, kHasZ>(d1, t, v, zr + i), yr + i);
-    }
+    // Runs of 14x14 or 7x7 values start off the vector boundary: reach y's.
+    ForEachAlignmentVector(N, VectorPhase(yr), &i, len, partial);
     // Two vectors per iteration: two independent chains per loop trip.
     for (; i + 2 * N <= len; i += 2 * N) {
       if (ahead != nullptr) ahead->Next();
@@ -170,12 +168,8 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::
       const auto v = Affine(LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift);
       StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v, zr + i), yr + i, stream);
     }
-    // The run's tail (e.g. 4 of 14x14 = 196) in partial vectors.
-    ForEachPartialVector(N, &i, len, [&](auto dc, size_t first) {
-      const auto v = Affine(LoadAs(dc, t, xr + first), hn::Set(dc, hi), hn::Set(dc, lo),
-                            hn::Set(dc, scale), hn::Set(dc, shift));
-      StoreAs(dc, t, Finish<kAct, kHasZ>(dc, t, v, zr + first), yr + first);
-    });
+    // The run's tail in partial vectors.
+    ForEachPartialVector(N, &i, len, partial);
   }
 }
 

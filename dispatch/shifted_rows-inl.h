@@ -28,13 +28,6 @@ namespace bnorm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// The lanes past a vector boundary at which `out` starts.
-template <class Raw>
-HWY_INLINE size_t VectorPhase(const Raw* out) {
-  const size_t N = hn::Lanes(hn::ScalableTag<float>());
-  return reinterpret_cast<uintptr_t>(out) % (N * sizeof(Raw)) / sizeof(Raw);
-}
-
 // Whether ForEachShiftedVector applies: streamed, misaligned, and contiguous
 // rows of whole vectors.
 HWY_INLINE bool UseShiftedRows(bool stream, size_t phase, size_t channels, size_t stride) {

@@ -164,9 +164,9 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
   char* out = static_cast<char*>(dx);
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
-  const BlockPlan plan(g);
   const bool stream = ExceedsCaches(type, g, /*tensors=*/3);
   if (g.channels_last()) {
+    const BlockPlan plan(g);
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
       const size_t offset = g.RowOffset(b.row) * size;
@@ -177,6 +177,7 @@ void BackwardData(const void* x, const void* dy, void* dx, DType type, const Geo
     });
     return;
   }
+  const ElementwisePlan plan(g);
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
     const size_t offset = RunsBlockOffset(g, b, type);

@@ -49,12 +49,12 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
   char* out = static_cast<char*>(y);
   const size_t size = SizeOf(type);
   ApplyTargetFromEnvironment();
-  const BlockPlan plan(g);
   // x and y, and the residual: the tensors the pass streams through.
   const bool stream = ExceedsCaches(type, g, p.residual == nullptr ? 2 : 3);
   const char* add = static_cast<const char*>(p.residual);
   const auto residual_at = [add](size_t offset) { return add == nullptr ? nullptr : add + offset; };
   if (g.channels_last()) {
+    const BlockPlan plan(g);
     const dispatch::NormalizeCoefficients k{p.mean_hi, p.mean_lo, p.scale, p.shift, p.activation};
     ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
       const Block b = plan[i];
@@ -64,6 +64,7 @@ void Normalize(const void* x, void* y, DType type, const Geometry& g, const Norm
     });
     return;
   }
+  const ElementwisePlan plan(g);
   ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
     const Block b = plan[i];
     const size_t offset = RunsBlockOffset(g, b, type);

@@ -84,4 +84,39 @@ Block BlockPlan::operator[](size_t index) const {
   return b;
 }
 
+ElementwisePlan::ElementwisePlan(const Geometry& g) : g_(g) {
+  if (g.elements() == 0) return;
+  const size_t groups = g.outer / g.group_rows;
+  const size_t row = g.row_elements();
+  if (row <= kBlockElements) {
+    rows_per_block_ = kBlockElements / row;
+    channels_per_block_ = g.channels;
+  } else if (g.inner <= kBlockElements) {
+    channels_per_block_ = kBlockElements / g.inner;
+    chunks_per_row_ = CeilDiv(g.channels, channels_per_block_);
+  } else {
+    chunks_per_row_ = g.channels;
+    pieces_per_run_ = CeilDiv(g.inner, kBlockElements);
+  }
+  blocks_per_group_ = CeilDiv(g.group_rows, rows_per_block_);
+  count_ = groups * blocks_per_group_ * chunks_per_row_ * pieces_per_run_;
+}
+
+Block ElementwisePlan::operator[](size_t index) const {
+  Block b;
+  const size_t piece = index % pieces_per_run_;
+  size_t rest = index / pieces_per_run_;
+  const size_t chunk = rest % chunks_per_row_;
+  rest /= chunks_per_row_;
+  const size_t group = rest / blocks_per_group_;
+  const size_t first = rest % blocks_per_group_ * rows_per_block_;
+  b.row = group * g_.group_rows + first;
+  b.rows = std::min(rows_per_block_, g_.group_rows - first);
+  b.channel = chunk * channels_per_block_;
+  b.channels = std::min(channels_per_block_, g_.channels - b.channel);
+  b.inner_begin = piece * kBlockElements;
+  b.inner_count = std::min(kBlockElements, g_.inner - b.inner_begin);
+  return b;
+}
+
 }  // namespace bnorm

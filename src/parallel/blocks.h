@@ -48,6 +48,33 @@ class BlockPlan {
   size_t count_ = 0;
 };
 
+// Blocks for a channels-first pass that reduces nothing (normalize, the
+// backward's data pass), in memory order: rows [row, row + rows) x channels
+// [channel, channel + channels) x inner values, about as many values as a
+// BlockPlan block. A BlockPlan takes a channel across every row, which for
+// an [N, C, H, W] tensor means N runs a row stride apart over the whole
+// tensor: a 4 KiB page and a prefetch stream per run, more pages than the
+// TLB holds, 1.7x the time of the same pass in memory order (64x256x14x14
+// normalize, one core). Rows wider than a block split into channel ranges,
+// channels wider than a block into inner pieces; a block never spans two
+// row groups (the kernels' runs are one row stride apart).
+class ElementwisePlan {
+ public:
+  explicit ElementwisePlan(const Geometry& g);
+
+  size_t size() const { return count_; }
+  Block operator[](size_t index) const;
+
+ private:
+  Geometry g_;
+  size_t rows_per_block_ = 1;
+  size_t blocks_per_group_ = 1;
+  size_t channels_per_block_ = 1;
+  size_t chunks_per_row_ = 1;  // channel ranges of a row
+  size_t pieces_per_run_ = 1;  // inner pieces of a channel
+  size_t count_ = 0;
+};
+
 // Runs body(block_index) for every index in [0, count): on the calling thread
 // for kSerial or when the work is small (`elements` below the threshold where
 // waking threads costs more than it saves), otherwise with oneTBB.
