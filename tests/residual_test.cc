@@ -70,6 +70,8 @@ std::vector<Geometry> TailCases() {
 TEST_P(Residual, MatchesReference) {
   uint32_t seed = kSeed;
   for (const Distribution& dist : kDistributions) {
+    // Emulators (heavy tests off): the hardest distribution alone.
+    if (!kHeavyTests && &dist != &kDistributions[2]) continue;
     for (const Geometry& g : SizeCases()) {
       SCOPED_TRACE(Describe(g) + ", " + dist.name);
       const std::vector<float> x = Normal(g.elements(), dist, ++seed);
@@ -206,7 +208,11 @@ void CheckStreamedMatchesCached(size_t channels, size_t inner) {
 
 TEST_P(Residual, StreamedChannelsLastMatchesCached) { CheckStreamedMatchesCached(96, 1); }
 
-TEST_P(Residual, StreamedChannelsFirstMatchesCached) { CheckStreamedMatchesCached(64, 1001); }
+TEST_P(Residual, StreamedChannelsFirstMatchesCached) {
+  // Emulators: streamed runs are streaming_test's, the residual's load is the channels-last one's.
+  if (!kHeavyTests) GTEST_SKIP() << "a tensor beyond the caches: heavy tests are off in this build";
+  CheckStreamedMatchesCached(64, 1001);
+}
 
 // A channel slice of an NHWC buffer: the residual has the view's strides, and
 // its elements outside the view (NaN here) are never read.
