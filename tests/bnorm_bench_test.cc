@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // bnorm-bench end to end: tiny cases (well under a second each) in every dtype
 // and layout with --json, every mode (the backward's 5-volume traffic), the layer
-// flags, the residual add (--residual), the oneDNN peer when built with it, the cache sweep (its
-// list of cases, its JSON keys, tools/plot-cache-sweep.py over them), and bad flags, which must
-// exit 2 with one line naming the flag before anything is timed.
+// flags, the residual add (--residual, and tools/pytorch-bench.py's), the oneDNN peer when
+// built with it, the cache sweep (its list of cases, its JSON keys, tools/plot-cache-sweep.py
+// over them), and bad flags, which must exit 2 with one line naming the flag before anything is
+// timed.
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -288,6 +289,45 @@ TEST(BnormBench, OneDnnResidualIsNormThenBinaryAdd) {
     EXPECT_GT(Number(rows[0], "onednn_seconds"), 0.0) << rows[0];
     EXPECT_TRUE(Field(rows[0], "onednn_max_abs_diff").is_number()) << rows[0];
   }
+}
+
+// tools/pytorch-bench.py --residual times batch_norm, add_ and relu_ with 3 volumes of traffic,
+// and --bnorm-json pairs its residual rows with bnorm-bench --residual's only.
+TEST(BnormBench, PyTorchResidualRowsPairWithResidualRows) {
+  if (RunCommand("/usr/bin/python3 -c 'import torch'").exit_code != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 has no torch (python3-torch)";
+  }
+  const Result bench = RunBench(std::string(kTiny) + "--mode both --residual");
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  const std::vector<nlohmann::json> bnorm_rows = JsonRows(bench.out);
+  ASSERT_EQ(bnorm_rows.size(), 2u) << bench.out;
+  const std::string dir = MakeTempDir();
+  const std::string bnorm_json = dir + "/bnorm.json";
+  WriteFile(bnorm_json, bench.out);
+  const std::string torch = std::string("/usr/bin/python3 '") + BNORM_SOURCE_DIR +
+                            "/tools/pytorch-bench.py' --shape 4,8,5,5 --threads 1 --repeat 1 "
+                            "--min-time 0 --json --bnorm-json '" +
+                            bnorm_json + "' ";
+  const Result r = RunCommand(torch + "--mode both --residual");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<nlohmann::json> rows = JsonRows(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(Field(rows[0], "mode"), "inference");
+  EXPECT_EQ(Field(rows[0], "residual"), true);
+  EXPECT_NEAR(Volumes(rows[0], 4.0), 3.0, 1e-6) << rows[0];
+  EXPECT_EQ(Field(rows[0], "bnorm_seconds"), Field(bnorm_rows[0], "seconds"));
+  EXPECT_EQ(Field(rows[1], "mode"), "training");
+  EXPECT_EQ(Field(rows[1], "residual"), false);
+  EXPECT_EQ(Field(rows[1], "bnorm_seconds"), Field(bnorm_rows[1], "seconds"));
+  // A plain inference row has no residual bnorm row to pair with.
+  const Result plain = RunCommand(torch + "--mode inference");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const std::vector<nlohmann::json> plain_rows = JsonRows(plain.out);
+  ASSERT_EQ(plain_rows.size(), 1u) << plain.out;
+  EXPECT_FALSE(plain_rows[0].contains("residual")) << plain_rows[0];
+  EXPECT_EQ(Field(plain_rows[0], "bnorm_seconds"), nullptr) << plain_rows[0];
+  std::remove(bnorm_json.c_str());
+  rmdir(dir.c_str());
 }
 
 // Exit status 2, one line on stderr that names the flag and says what it expects,
