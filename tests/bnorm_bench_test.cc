@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // bnorm-bench end to end: tiny cases (well under a second each) in every dtype
 // and layout with --json, every mode (the backward's 5-volume traffic), the layer
-// flags, the oneDNN peer when built with it, the cache sweep (its list of cases, its
-// JSON keys, tools/plot-cache-sweep.py over them), and bad flags, which must exit 2
-// with one line naming the flag before anything is timed.
+// flags, the residual add (--residual, and tools/pytorch-bench.py's), the oneDNN peer when
+// built with it, the cache sweep (its list of cases, its JSON keys, tools/plot-cache-sweep.py
+// over them), and bad flags, which must exit 2 with one line naming the flag before anything is
+// timed.
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -224,6 +225,111 @@ TEST(BnormBench, OneDnnComparesTheBackward) {
   }
 }
 
+// --residual: the inference adds z and a ReLU in its one pass, 3 volumes of traffic (x and z
+// read, y written), checked against the reference with z; the training rows stay as they are.
+TEST(BnormBench, ResidualInferenceReadsZAndCountsThreeVolumes) {
+  for (const char* dtype : {"f32", "bf16", "f16"}) {
+    for (const char* layout : {"nhwc", "nchw"}) {
+      SCOPED_TRACE(std::string(dtype) + " " + layout);
+      const Result r = RunBench(std::string(kTiny) + "--mode inference --residual --dtype " +
+                                dtype + " --layout " + layout);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
+      const std::vector<nlohmann::json> rows = JsonRows(r.out);
+      ASSERT_EQ(rows.size(), 1u) << r.out;
+      const nlohmann::json& row = rows[0];
+      EXPECT_EQ(Field(row, "mode"), "inference");
+      EXPECT_EQ(Field(row, "residual"), true);
+      EXPECT_EQ(Field(row, "traffic_volumes"), 3);
+      EXPECT_NEAR(Volumes(row, std::string(dtype) == "f32" ? 4.0 : 2.0), 3.0, 1e-3) << row;
+      EXPECT_GT(Number(row, "pct_roof"), 0.0) << row;
+      EXPECT_GT(Number(row, "reference_seconds"), 0.0) << row;
+      // y was checked against relu(reference + z): no WARNING above, and the difference is
+      // recorded.
+      EXPECT_TRUE(Field(row, "max_abs_diff_vs_reference").is_number()) << row;
+    }
+  }
+}
+
+TEST(BnormBench, ResidualLeavesTrainingRowsAsTheyAre) {
+  const Result r = RunBench(std::string(kTiny) + "--mode both --residual");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
+  const std::vector<nlohmann::json> rows = JsonRows(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(Field(rows[0], "residual"), true);
+  EXPECT_EQ(Field(rows[0], "traffic_volumes"), 3);
+  EXPECT_EQ(Field(rows[1], "mode"), "training");
+  EXPECT_EQ(Field(rows[1], "residual"), false);
+  EXPECT_EQ(Field(rows[1], "traffic_volumes"), 3);
+  // Without the flag the rows have no residual key at all.
+  const Result plain = RunBench(std::string(kTiny) + "--mode inference");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const std::vector<nlohmann::json> plain_rows = JsonRows(plain.out);
+  ASSERT_EQ(plain_rows.size(), 1u) << plain.out;
+  EXPECT_FALSE(plain_rows[0].contains("residual")) << plain_rows[0];
+  EXPECT_EQ(Field(plain_rows[0], "traffic_volumes"), 2);
+}
+
+// oneDNN's residual peer (no fused norm + add in 2.6): batch_normalization, then a binary add
+// with a ReLU post-op, whose output must agree with bnorm's.
+TEST(BnormBench, OneDnnResidualIsNormThenBinaryAdd) {
+  for (const char* layout : {"nhwc", "nchw"}) {
+    SCOPED_TRACE(layout);
+    const Result r = RunBench(std::string(kTiny) + "--mode inference --residual --layout " +
+                              layout + " --compare onednn");
+    if (r.exit_code == 2 && r.err.find("oneDNN was not found") != std::string::npos) {
+      GTEST_SKIP() << "bnorm-bench was built without oneDNN";
+    }
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
+    const std::vector<nlohmann::json> rows = JsonRows(r.out);
+    ASSERT_EQ(rows.size(), 1u) << r.out;
+    EXPECT_EQ(Field(rows[0], "residual"), true);
+    EXPECT_GT(Number(rows[0], "onednn_seconds"), 0.0) << rows[0];
+    EXPECT_TRUE(Field(rows[0], "onednn_max_abs_diff").is_number()) << rows[0];
+  }
+}
+
+// tools/pytorch-bench.py --residual times batch_norm, add_ and relu_ with 3 volumes of traffic,
+// and --bnorm-json pairs its residual rows with bnorm-bench --residual's only.
+TEST(BnormBench, PyTorchResidualRowsPairWithResidualRows) {
+  if (RunCommand("/usr/bin/python3 -c 'import torch'").exit_code != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 has no torch (python3-torch)";
+  }
+  const Result bench = RunBench(std::string(kTiny) + "--mode both --residual");
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  const std::vector<nlohmann::json> bnorm_rows = JsonRows(bench.out);
+  ASSERT_EQ(bnorm_rows.size(), 2u) << bench.out;
+  const std::string dir = MakeTempDir();
+  const std::string bnorm_json = dir + "/bnorm.json";
+  WriteFile(bnorm_json, bench.out);
+  const std::string torch = std::string("/usr/bin/python3 '") + BNORM_SOURCE_DIR +
+                            "/tools/pytorch-bench.py' --shape 4,8,5,5 --threads 1 --repeat 1 "
+                            "--min-time 0 --json --bnorm-json '" +
+                            bnorm_json + "' ";
+  const Result r = RunCommand(torch + "--mode both --residual");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<nlohmann::json> rows = JsonRows(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(Field(rows[0], "mode"), "inference");
+  EXPECT_EQ(Field(rows[0], "residual"), true);
+  EXPECT_NEAR(Volumes(rows[0], 4.0), 3.0, 1e-6) << rows[0];
+  EXPECT_EQ(Field(rows[0], "bnorm_seconds"), Field(bnorm_rows[0], "seconds"));
+  EXPECT_EQ(Field(rows[1], "mode"), "training");
+  EXPECT_EQ(Field(rows[1], "residual"), false);
+  EXPECT_EQ(Field(rows[1], "bnorm_seconds"), Field(bnorm_rows[1], "seconds"));
+  // A plain inference row has no residual bnorm row to pair with.
+  const Result plain = RunCommand(torch + "--mode inference");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const std::vector<nlohmann::json> plain_rows = JsonRows(plain.out);
+  ASSERT_EQ(plain_rows.size(), 1u) << plain.out;
+  EXPECT_FALSE(plain_rows[0].contains("residual")) << plain_rows[0];
+  EXPECT_EQ(Field(plain_rows[0], "bnorm_seconds"), nullptr) << plain_rows[0];
+  std::remove(bnorm_json.c_str());
+  rmdir(dir.c_str());
+}
+
 // Exit status 2, one line on stderr that names the flag and says what it expects,
 // and no table: the check comes before any timing.
 void ExpectUsageError(const std::string& args, const std::string& flag,
@@ -263,6 +369,17 @@ TEST(BnormBench, UnknownSweepIsRejected) {
 TEST(BnormBench, SweepMaxMustKeepASize) {
   ExpectUsageError("--sweep cache --sweep-max 1K", "--sweep-max",
                    "keeps none of the sweep's sizes");
+}
+
+// z is an input of the inference pass: modes without one, and the synchronized training step,
+// have nothing for it to add to.
+TEST(BnormBench, ResidualNeedsAnInferencePass) {
+  ExpectUsageError("--shape 4,8,5,5 --residual --mode backward", "--residual",
+                   "--mode backward does not run; expected --mode inference, both or all");
+  ExpectUsageError("--shape 4,8,5,5 --residual --mode training", "--residual",
+                   "--mode training does not run; expected --mode inference, both or all");
+  ExpectUsageError("--shape 4,8,5,5 --residual --synchronized", "--residual",
+                   "--synchronized times a training step only");
 }
 
 // One line of a --list-cases shapes file.

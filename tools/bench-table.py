@@ -4,7 +4,7 @@
 
 Reads any number of `bnorm-bench --json` files (--bnorm) and of
 `pytorch-bench.py --json` files (--pytorch), matches rows by shape, layout,
-mode and threads, and prints one table per mode with, for each number, the
+mode, threads and residual (--residual rows pair only with each other), and prints one table per mode with, for each number, the
 median over the runs that have it, plus the spread of bnorm's % of roof
 (min..max over runs):
 
@@ -29,7 +29,9 @@ def load(paths):
 
 
 def key(row):
-    return (tuple(row["shape"]), row["layout"], row["mode"], row["threads"])
+    # "residual" is there only in --residual runs.
+    return (tuple(row["shape"]), row["layout"], row["mode"], row["threads"],
+            row.get("residual", False))
 
 
 def median(values):
@@ -64,11 +66,14 @@ def main():
     for row in load(args.pytorch):
         torch.setdefault(key(row), []).append(row["seconds"])
 
-    for mode, traffic in (("inference", "2"), ("training", "3"), ("backward", "5")):
-        keys = [k for k in order if k[2] == mode]
+    for mode, residual, title, traffic in (
+            ("inference", False, "Inference", "2"),
+            ("inference", True, "Inference with a residual, relu(bn(x) + z)", "3"),
+            ("training", False, "Training", "3"), ("backward", False, "Backward", "5")):
+        keys = [k for k in order if k[2] == mode and k[4] == residual]
         if not keys:
             continue
-        print(f"### {mode.capitalize()} ({traffic} x bytes of x per value)\n")
+        print(f"### {title} ({traffic} x bytes of x per value)\n")
         print("| shape (N,C,H,W) | layout | threads | bnorm ms | GB/s | roof GB/s | % roof "
               "(min..max) | oneDNN / bnorm | PyTorch / bnorm | × reference |")
         print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")

@@ -14,9 +14,18 @@ torch.ops.aten.native_batch_norm_backward (dx, dweight and dbias) with the
 save_mean and save_invstd of one torch.ops.aten.native_batch_norm training
 call made at set-up, and dy seeded random data in x's memory format.
 
+With --residual (bnorm-bench --residual's peer) the inference is what an
+engine runs for "batch norm, add, ReLU" without a fused kernel:
+torch.nn.functional.batch_norm, then add_(z) and relu_() in place on its
+output, z seeded random data in x's memory format; its traffic is counted as
+bnorm-bench counts it, x and z read and y written (12 bytes/value). Training
+and backward rows are unchanged. Every row then carries residual (true on
+the inference rows).
+
 With --bnorm-json FILE (the output of `bnorm-bench --json`) each row also shows
 bnorm's time and the ratio pytorch_seconds / bnorm_seconds (> 1: bnorm is
-faster).
+faster); rows match on shape, layout, mode, threads and residual, so a
+residual row pairs only with bnorm-bench --residual's.
 
 bnorm-bench's generated cases run here through their list: `bnorm-bench
 --sweep cache --list-cases > sweep.txt`, then `--shapes-file sweep.txt` (the
@@ -132,6 +141,10 @@ def parse_args(argv):
                         default="both",
                         help="both: inference and training (default); all: inference, training "
                         "and backward")
+    parser.add_argument("--residual", action="store_true",
+                        help="inference adds a residual: batch_norm, then add_(z) and relu_() "
+                        "in place on its output (12 bytes/value); training and backward "
+                        "unchanged")
     parser.add_argument("--threads", type=parse_threads, default=None,
                         help="N or a list N,M (default: all cores)")
     parser.add_argument("--repeat", type=positive_int, default=20,
@@ -158,6 +171,9 @@ def parse_args(argv):
         args.threads = [len(os.sched_getaffinity(0))]
     args.modes = {"both": ["inference", "training"],
                   "all": ["inference", "training", "backward"]}.get(args.mode, [args.mode])
+    if args.residual and "inference" not in args.modes:
+        parser.error(f"argument --residual: adds z to the inference pass, which --mode "
+                     f"{args.mode} does not run; expected --mode inference, both or all")
 
     args.bnorm = {}
     if args.bnorm_json:
@@ -166,9 +182,15 @@ def parse_args(argv):
         except (OSError, ValueError) as e:
             parser.error(f"argument --bnorm-json: cannot read '{args.bnorm_json}': {e}")
         for row in rows:
-            key = (tuple(row["shape"]), row["layout"], row["mode"], row["threads"])
-            args.bnorm.setdefault(key, row["seconds"])
+            args.bnorm.setdefault(row_key(row), row["seconds"])
     return args
+
+
+def row_key(row):
+    """What pairs a row of this script with one of bnorm-bench: the case, the mode, the
+    threads and whether its inference added a residual (a key absent before --residual)."""
+    return (tuple(row["shape"]), row["layout"], row["mode"], row["threads"],
+            row.get("residual", False))
 
 
 def import_torch():
@@ -231,7 +253,14 @@ def make_backward(torch, x, params):
     return call
 
 
+def make_residual(torch, x):
+    """z of an inference with a residual: seeded random data with x's strides."""
+    generator = torch.Generator().manual_seed(x.numel() * 1000033 + x.shape[1])
+    return torch.empty_strided(x.size(), x.stride()).uniform_(-1.0, 1.0, generator=generator)
+
+
 TRAFFIC = {"inference": 8.0, "training": 12.0, "backward": 20.0}  # bytes per value
+RESIDUAL_TRAFFIC = 12.0  # x and z read, y written
 
 
 def measure(call, repeat, min_time):
@@ -267,7 +296,9 @@ def run(args):
         if args.bnorm:
             header += f" {'bnorm ms':>10} {'torch/bn':>8}"
         print(f"pytorch-bench: torch {torch.__version__}, "
-              f"{torch.backends.mkldnn.is_available() and 'mkldnn' or 'no mkldnn'}, float32")
+              f"{torch.backends.mkldnn.is_available() and 'mkldnn' or 'no mkldnn'}, float32"
+              + (", inference: batch_norm, add_(z), relu_() (12 B/value)" if args.residual
+                 else ""))
         print(header)
     started = time.perf_counter()
     total = len(args.cases) * len(args.threads)
@@ -277,6 +308,7 @@ def run(args):
             x, params = make_input(torch, shape, layout)
             elements = x.numel()
             label = layout_label(shape, layout)
+            z = make_residual(torch, x) if args.residual else None
             for threads in args.threads:
                 done += 1
                 if time.perf_counter() - started > 2.0:
@@ -284,8 +316,17 @@ def run(args):
                           f"{label}, {threads} thread(s)", file=sys.stderr)
                 torch.set_num_threads(threads)
                 for mode in args.modes:
+                    residual = args.residual and mode == "inference"
                     if mode == "backward":
                         call = make_backward(torch, x, params)
+                    elif residual:
+                        running_mean = params["running_mean"]
+                        running_var = params["running_var"]
+
+                        def call():
+                            y = F.batch_norm(x, running_mean, running_var, params["weight"],
+                                             params["bias"], training=False, eps=EPSILON)
+                            y.add_(z).relu_()
                     else:
                         training = mode == "training"
                         running_mean = params["running_mean"].clone()
@@ -297,14 +338,16 @@ def run(args):
                                          momentum=1.0 - KERAS_MOMENTUM, eps=EPSILON)
 
                     stats = measure(call, args.repeat, args.min_time)
-                    traffic = TRAFFIC[mode] * elements
+                    traffic = (RESIDUAL_TRAFFIC if residual else TRAFFIC[mode]) * elements
                     row = {
                         "shape": list(shape), "layout": label, "mode": mode, "dtype": "f32",
                         "threads": threads, "framework": "pytorch",
                         "framework_version": torch.__version__, "elements": elements,
                         **stats, "gbps": traffic / stats["seconds"] * 1e-9,
                     }
-                    bnorm_seconds = args.bnorm.get((tuple(shape), label, mode, threads))
+                    if args.residual:
+                        row["residual"] = residual
+                    bnorm_seconds = args.bnorm.get(row_key(row))
                     if args.bnorm:
                         row["bnorm_seconds"] = bnorm_seconds
                         row["speedup_of_bnorm"] = (stats["seconds"] / bnorm_seconds

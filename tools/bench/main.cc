@@ -62,9 +62,10 @@ int Run(const Options& o) {
   const double memory_bytes =
       static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
   const size_t value_bytes = SizeOf(o.dtype);
-  // x and y, and with the backward dy and dx.
-  const size_t volumes = o.backward ? 4 : 2;
-  const char* buffers = o.backward ? "x, y, dy and dx" : "x and y";
+  // x and y, with the backward dy and dx, with a residual z.
+  const size_t volumes = (o.backward ? 4 : 2) + (o.residual ? 1 : 0);
+  const char* buffers = o.residual ? (o.backward ? "x, y, z, dy and dx" : "x, y and z")
+                                   : (o.backward ? "x, y, dy and dx" : "x and y");
   for (const CaseSpec& spec : o.cases) {
     cases.push_back(MakeCase(spec));
     // The buffers must fit in memory with room to spare, or the timings measure paging.
@@ -101,7 +102,8 @@ int Run(const Options& o) {
     const std::string case_name = cli::FormatShape(c.shape) + " " + c.label;
     std::unique_ptr<Problem> problem;
     try {
-      problem = std::make_unique<Problem>(c, o.dtype, layers[case_index].get(), o.backward);
+      problem =
+          std::make_unique<Problem>(c, o.dtype, layers[case_index].get(), o.backward, o.residual);
     } catch (const std::bad_alloc&) {
       throw std::runtime_error(
           "cannot allocate the buffers of shape " + FormatList(c.shape) + " (" +
@@ -144,7 +146,9 @@ int Run(const Options& o) {
           r.target = ActiveTarget();
           r.volumes = p.Volumes(pass);
           r.bytes = static_cast<double>(r.volumes) * static_cast<double>(p.bytes());
-          if (r.volumes != PassVolumes(pass) && target == targets.front() &&
+          r.residual = pass == Pass::kInference && p.z != nullptr;
+          // The residual's third volume is the pass's own, not a saving to note.
+          if (!r.residual && r.volumes != PassVolumes(pass) && target == targets.front() &&
               thread_count == o.threads.front()) {
             notes.push_back(case_name + ": " + r.mode + " reads " +
                             (pass == Pass::kTraining ? "x" : "x and dy") +
@@ -181,11 +185,12 @@ int Run(const Options& o) {
               calls.push_back([&] { (*onednn)(); });
             } catch (const dnnl::error&) {
               onednn_lacks[m] = true;
-              notes.push_back(case_name + ": oneDNN " + std::to_string(DNNL_VERSION_MAJOR) + "." +
-                              std::to_string(DNNL_VERSION_MINOR) + "." +
-                              std::to_string(DNNL_VERSION_PATCH) + " has no " +
-                              cli::ShortName(o.dtype) + " " + r.mode +
-                              " batch_normalization on this CPU: not compared");
+              notes.push_back(
+                  case_name + ": oneDNN " + std::to_string(DNNL_VERSION_MAJOR) + "." +
+                  std::to_string(DNNL_VERSION_MINOR) + "." + std::to_string(DNNL_VERSION_PATCH) +
+                  " has no " + cli::ShortName(o.dtype) + " " + r.mode +
+                  (r.residual ? " batch_normalization and binary add" : " batch_normalization") +
+                  " on this CPU: not compared");
             }
           }
 #else
@@ -260,6 +265,11 @@ int Run(const Options& o) {
           "\noneDNN/bn: oneDNN seconds / bnorm seconds (> 1: bnorm is faster); "
           "oneDNN %d.%d.%d on the same buffers and thread count\n",
           DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH);
+      if (o.residual) {
+        std::printf(
+            "oneDNN inference rows: batch_normalization, then a binary add of z with a ReLU "
+            "post-op in place on y (no fused norm + add in this oneDNN)\n");
+      }
     }
 #endif
     if (!notes.empty()) std::printf("\n");

@@ -107,6 +107,22 @@ OneDnnBatchNorm::OneDnnBatchNorm(Problem& p, Pass pass, int threads)
                   dnnl::memory(pd.workspace_desc(), engine_, workspace_.data()));
   }
   primitive_ = dnnl::batch_normalization_forward(pd);
+  if (inference && p.z != nullptr) {
+    // y = relu(y + z) in place: src0 and dst are the same memory, as an engine runs it.
+    dnnl::post_ops relu;
+    relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(relu);
+    const dnnl::binary::desc add_desc(dnnl::algorithm::binary_add, data, data, data);
+    const dnnl::binary::primitive_desc add_pd(add_desc, attr, engine_);
+    const dnnl::memory& y = args_.at(DNNL_ARG_DST);
+    residual_args_ = {
+        {DNNL_ARG_SRC_0, y},
+        {DNNL_ARG_SRC_1, dnnl::memory(data, engine_, p.z.get())},
+        {DNNL_ARG_DST, y},
+    };
+    residual_ = dnnl::binary(add_pd);
+  }
   if (pass != Pass::kBackward) return;
 
   // The training forward the backward differentiates: its batch mean and

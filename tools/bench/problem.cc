@@ -144,7 +144,8 @@ float ElementAt(DType dtype, const uint8_t* data, size_t k) {
   return dtype == DType::kFloat16 ? HalfToFloat(bits) : BFloat16ToFloat(bits);
 }
 
-Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward)
+Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward,
+                 bool with_residual)
     : c(cs),
       dtype(type),
       elements(cs.geometry.elements()),
@@ -152,6 +153,7 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool wit
       y(testing::AllocateAligned(bytes())),
       dy(with_backward ? testing::AllocateAligned(bytes()) : nullptr),
       dx(with_backward ? testing::AllocateAligned(bytes()) : nullptr),
+      z(with_residual ? testing::AllocateAligned(bytes()) : nullptr),
       layer(training_layer),
       inference(cs.geometry.channels),
       batch_mean(cs.geometry.channels),
@@ -185,6 +187,15 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool wit
        inference.scale.data(), inference.shift.data());
   train_moving_mean = moving_mean;
   train_moving_variance = moving_variance;
+  if (with_residual) {
+    // z of its own seed (x's data stays the same with and without it), centred on 0 like the
+    // normalized x it is added to, so that the ReLU clamps a good share of the values.
+    testing::Random z_random(elements * 1000033 + C);
+    ChunkedWriter writer(dtype, z.get());
+    for (size_t k = 0; k < elements; ++k) {
+      writer.Push(static_cast<float>(z_random.Uniform(-1.0, 1.0)));
+    }
+  }
   if (!with_backward) return;
 
   // dy of its own seed, so that x's data is the same with and without the backward.
@@ -210,6 +221,7 @@ Problem::Problem(const Case& cs, DType type, BatchNorm* training_layer, bool wit
 }
 
 int Problem::Volumes(Pass pass) const {
+  if (pass == Pass::kInference && z != nullptr) return 3;
   // The layer takes the resident path too, but not with ghost batches.
   const bool ghosts = layer != nullptr && layer->options().virtual_batch_size.has_value();
   if (pass == Pass::kTraining && !ghosts && ChannelResident(dtype, c.geometry)) return 2;
@@ -218,8 +230,12 @@ int Problem::Volumes(Pass pass) const {
 }
 
 void Problem::Inference(const Execution& exec) {
-  const NormalizeParams params{moving_mean.data(), nullptr, inference.scale.data(),
-                               inference.shift.data()};
+  NormalizeParams params{moving_mean.data(), nullptr, inference.scale.data(),
+                         inference.shift.data()};
+  if (z != nullptr) {
+    params.activation = Activation::kRelu;
+    params.residual = z.get();
+  }
   Normalize(x.get(), y.get(), dtype, c.geometry, params, exec);
 }
 

@@ -32,7 +32,7 @@ constexpr Pass kPasses[] = {Pass::kInference, Pass::kTraining, Pass::kBackward};
 // "inference", "training", "backward": the mode of the JSON rows.
 const char* PassName(Pass pass);
 // Elements of minimum traffic per value: x read, y written; x read twice, y written; x and dy
-// read twice, dx written.
+// read twice, dx written. An inference with a residual reads z too (Problem::Volumes).
 int PassVolumes(Pass pass);
 
 // A case: a shape and how its channels lie in memory.
@@ -99,6 +99,9 @@ struct Problem {
   testing::AlignedBuffer x, y;
   // With the backward only (empty otherwise): seeded dy and bnorm's dx.
   testing::AlignedBuffer dy, dx;
+  // With --residual only (empty otherwise): the seeded residual z that inference adds before
+  // its ReLU, allocated as y is.
+  testing::AlignedBuffer z;
   // The whole Keras layer that training runs with ghost batches or renorm; null
   // otherwise (training is then the kernels an engine calls).
   BatchNorm* layer;
@@ -110,18 +113,22 @@ struct Problem {
   BackwardState backward;
 
   // Seeded data: channels with their own mean and spread, like activations after a conv. With
-  // `with_backward`, also dy and dx, and the one training forward the backward differentiates.
-  Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward);
+  // `with_backward`, also dy and dx, and the one training forward the backward differentiates;
+  // with `with_residual`, z.
+  Problem(const Case& cs, DType type, BatchNorm* training_layer, bool with_backward,
+          bool with_residual);
 
   // Elements of traffic per value that `pass` really moves from memory: PassVolumes, except
-  // 2 for a training forward that reads x once and 3 for a backward that reads x and dy once
-  // (channel-resident, src/ops/resident_training.h and resident_backward.h).
+  // 3 for an inference that adds z, 2 for a training forward that reads x once and 3 for a
+  // backward that reads x and dy once (channel-resident, src/ops/resident_training.h and
+  // resident_backward.h).
   int Volumes(Pass pass) const;
 
   // Bytes of x (and of y, dy, dx).
   size_t bytes() const { return elements * SizeOf(dtype); }
 
-  // What an inference engine calls per layer.
+  // What an inference engine calls per layer: Normalize with the folded moving statistics, and
+  // with z, y = relu(bn(x) + z) in the same pass.
   void Inference(const Execution& exec);
   // The training forward: the layer's, or the kernels'.
   void Training(const Execution& exec) {

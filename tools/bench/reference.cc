@@ -101,9 +101,16 @@ void TimeKernelReference(const Problem& p, bool inference, bool training, bool b
         });
   }
   if (inference) {
+    // With a residual, the inference is relu(bn(x) + z): z's prefix lies where x's does (the same
+    // geometry), and the add and ReLU are part of what the reference times.
+    const std::vector<float> z =
+        p.z != nullptr ? WidenPrefix(p.dtype, p.z.get(), n) : std::vector<float>();
     r->inference_seconds = scale_up * BestOf([&] {
                              reference::Normalize(x.data(), slice, mean.data(), variance.data(),
                                                   gamma.data(), beta.data(), kEpsilon, y.data());
+                             for (size_t k = 0; k < z.size(); ++k) {
+                               y[k] = std::max(y[k] + static_cast<double>(z[k]), 0.0);
+                             }
                            });
     r->inference_y = std::move(y);
   }

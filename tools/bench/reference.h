@@ -2,7 +2,7 @@
 // bnorm-bench's float64 references: the kernels' (moments, normalize, backward reduce and data)
 // and the Keras oracle for the layer's training and backward, timed on a prefix of x for large
 // tensors and scaled to the whole tensor (their cost is linear in the values), and the checks of
-// bnorm's inference output and dx against them.
+// bnorm's inference output (relu(bn(x) + z) with a residual) and dx against them.
 #ifndef BNORM_TOOLS_BENCH_REFERENCE_H_
 #define BNORM_TOOLS_BENCH_REFERENCE_H_
 

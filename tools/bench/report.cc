@@ -62,10 +62,14 @@ void PrintTableIntro(const Options& o, bool layer_training) {
     backward = ", backward " + std::to_string(5 * value_bytes) +
                " B/value: x and dy read twice, dx written";
   }
+  const std::string inference =
+      o.residual ? "inference y = relu(bn(x) + z) " + std::to_string(3 * value_bytes) +
+                       " B/value: x and z read, y written"
+                 : "inference " + std::to_string(2 * value_bytes) + " B/value";
   std::printf(
-      "GB/s on minimum traffic (inference %zu B/value, training %zu B/value%s); roof: copy GB/s "
+      "GB/s on minimum traffic (%s, training %zu B/value%s); roof: copy GB/s "
       "of the same buffers (best of memcpy and streaming stores), timed in turns with bnorm\n\n",
-      2 * value_bytes, 3 * value_bytes, backward.c_str());
+      inference.c_str(), 3 * value_bytes, backward.c_str());
 }
 
 void PrintTableHeader(bool compare) {
@@ -139,6 +143,9 @@ void PrintJson(const std::vector<Row>& rows, const Options& o) {
         {"speedup_vs_reference", Rounded(ratio(r.reference_seconds, r.stats.median))},
         {"max_abs_diff_vs_reference", Rounded(r.reference_max_abs_diff)},
     };
+    // Only under --residual, so that other runs keep their keys; false on the rows it leaves
+    // unchanged (training, backward).
+    if (o.residual) row["residual"] = r.residual;
     if (r.c->sweep) {
       const SweepPoint& point = *r.c->sweep;
       row["sweep"] = point.sweep;

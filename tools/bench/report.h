@@ -22,8 +22,9 @@ struct Row {
   int threads = 1;
   std::string target;
   Stats stats;
-  int volumes = 0;     // elements of traffic per value (Problem::Volumes)
-  double bytes = 0.0;  // minimum traffic of one call
+  bool residual = false;  // an inference that added z (--residual)
+  int volumes = 0;        // elements of traffic per value (Problem::Volumes)
+  double bytes = 0.0;     // minimum traffic of one call
   Roof roof;
   std::optional<double> reference_seconds;
   std::optional<double> reference_max_abs_diff;

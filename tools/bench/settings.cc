@@ -25,12 +25,13 @@ roof measured in the same run, and as a speedup over the float64 reference.)";
 
 constexpr char kFooter[] =
     R"(Traffic: inference reads x and writes y (2 elements per value: 8 bytes in f32,
-4 in bf16/f16), training reads x twice and writes y (3 elements: 12 or 6
-bytes), backward reads x and dy twice and writes dx (5 elements: 20 or 10
-bytes). The roof is the copy bandwidth of the same buffers with the same
-threads (x's bytes read, as many written): the faster of a memcpy and a
-streaming-store copy. The copies, bnorm and oneDNN are timed in turns, call
-after call, so that all see the same machine. Times below 1 ms print in us.
+4 in bf16/f16; with --residual it reads z too: 3 elements, 12 or 6 bytes),
+training reads x twice and writes y (3 elements: 12 or 6 bytes), backward
+reads x and dy twice and writes dx (5 elements: 20 or 10 bytes). The roof is
+the copy bandwidth of the same buffers with the same threads (x's bytes read,
+as many written): the faster of a memcpy and a streaming-store copy. The
+copies, bnorm and oneDNN are timed in turns, call after call, so that all see
+the same machine. Times below 1 ms print in us.
 
 The cache sweep and PyTorch on the same cases (tools/pytorch-bench.py takes
 the list as its --shapes-file; tools/plot-cache-sweep.py draws % of roof
@@ -249,6 +250,22 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
                "V). Inference is unchanged: Keras inference ignores\n"
                "ghost batches and renorm")
       ->group(what);
+  app.add_flag("--residual", o.residual,
+               "inference adds a residual in the same pass:\n"
+               "y = relu(bn(x) + z) (NormalizeParams::residual; ReLU\n"
+               "is fixed, the bench has no activation flag), z a seeded\n"
+               "tensor of x's shape and dtype in its own buffer. Its\n"
+               "traffic is 3 elements per value (x and z read, y\n"
+               "written); JSON rows gain residual (true on inference\n"
+               "rows) and count 3 traffic_volumes there; the reference\n"
+               "check adds z too. Training and backward rows are\n"
+               "unchanged. oneDNN 2.6 has no fused norm + add: with\n"
+               "--compare onednn its column is what an unfused engine\n"
+               "runs, batch_normalization inference into y, then a\n"
+               "binary add of z with a ReLU post-op in place on y,\n"
+               "timed as one call. Needs an inference pass (--mode\n"
+               "inference, both or all); not with --synchronized")
+      ->group(what);
   app.add_flag("--synchronized", o.synchronized,
                "under mpirun (a build with MPI): per case, a synchronized\n"
                "training step (Forward, Backward; one thread per rank)\n"
@@ -296,6 +313,15 @@ std::optional<Options> ParseOptions(int argc, char** argv, int* exit_status) {
   o.inference = mode == Mode::kInference || mode == Mode::kBoth || mode == Mode::kAll;
   o.training = mode == Mode::kTraining || mode == Mode::kBoth || mode == Mode::kAll;
   o.backward = mode == Mode::kBackward || mode == Mode::kAll;
+  // z is an input of the inference pass only: without one the flag would time nothing it names.
+  if (o.residual && !o.inference) {
+    Fail("--residual", std::string("adds z to the inference pass, which --mode ") +
+                           (mode == Mode::kTraining ? "training" : "backward") +
+                           " does not run; expected --mode inference, both or all");
+  }
+  if (o.residual && o.synchronized) {
+    Fail("--residual", "adds z to the inference pass; --synchronized times a training step only");
+  }
   const Layout case_layout = axes ? Layout::kAxis : layout.value_or(Layout::kNhwc);
   const std::vector<int> case_axes = axes.value_or(std::vector<int>{});
   for (const std::vector<int64_t>& shape : shapes) {

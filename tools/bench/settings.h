@@ -58,6 +58,9 @@ struct Options {
   std::string target;  // empty: dispatched best
   std::optional<int64_t> virtual_batch_size;
   bool renorm = false;
+  // Inference adds a seeded residual z and applies ReLU: y = relu(bn(x) + z), one pass
+  // (NormalizeParams::residual); training and backward are unchanged.
+  bool residual = false;
   int repeat = 20;
   double min_time = 0.2;
   bool json = false;
