@@ -13,8 +13,6 @@
 
 #include "bnorm/batch_norm.hpp"
 #include "bnorm/error.hpp"
-#include "src/ops/resident_training.h"
-#include "src/ops/streaming.h"
 #include "src/sync/in_process.h"
 #include "tests/sync_util.h"
 
@@ -78,29 +76,6 @@ TEST(Synchronized, NonAdjacentFeatureAxes) {
 TEST(Synchronized, UnevenAndEmptySlices) {
   ExpectMatchesOneProcess(Case({5, 0, 3}));
   ExpectMatchesOneProcess(Case({0, 0, 1, 7}, {2, 3}));
-}
-
-// Channels-first slices beyond the caches whose channels stay cached run in
-// chunks of channels that every rank agrees on (a chunk's statistics, merged
-// over the ranks, then its normalize while the chunk is still cached): still
-// one process on the concatenated batch, with renorm, and with a small slice
-// (which would not chunk on its own) and an empty one beside it.
-TEST(Synchronized, ChannelsFirstSlicesBeyondTheCachesRunInChunks) {
-  if (!kHeavyTests) GTEST_SKIP() << "slices beyond the caches: heavy tests are off in this build";
-  const Shape sample = {16, 48, 64};
-  const size_t sample_bytes = Count(sample) * sizeof(float);
-  const int64_t batch = static_cast<int64_t>(StreamingThresholdBytes() / sample_bytes + 1);
-  const Geometry slice = Geometry::Dense(static_cast<size_t>(batch), 16, 48 * 64);
-  ASSERT_GT(ResidentChunkChannels(DType::kFloat32, slice), 0u);
-  ASSERT_LT(ResidentChunkChannels(DType::kFloat32, slice), 16u);  // several chunks
-  SyncCase even = Case({batch, batch}, sample);
-  even.options.axis = {1};
-  ExpectMatchesOneProcess(even);
-  SyncCase mixed = Case({batch, 3, 0}, sample);
-  mixed.options.axis = {1};
-  mixed.options.renorm = true;
-  mixed.options.renorm_clipping.rmax = 1.5f;
-  ExpectMatchesOneProcess(mixed);
 }
 
 TEST(Synchronized, GloballyEmptyBatchUpdatesNothing) {

@@ -200,7 +200,7 @@ void BatchNorm::State::Backward(BatchNorm* layer, const void* x, const void* dy,
       RecordError(e, &header);
     }
     const Agreement agreed = Agree(*comm, header);
-    peers = Peers{comm, agreed.groups, agreed.count, AdjustmentTerms(), 0};
+    peers = Peers{comm, agreed.groups, agreed.count, AdjustmentTerms()};
   }
   const Peers* sync = comm != nullptr ? &peers : nullptr;
   const bool global_sums = sync != nullptr && options.synchronized_gradients;

@@ -128,7 +128,6 @@ void BatchNorm::State::CallSynchronized(BatchNorm* layer, const void* x, void* y
       CheckData(x, y, type, shape, total, !state->permutation.empty());
       header.groups = GhostCount(options, static_cast<size_t>(shape[0]));
       header.count = total / (state->channels * header.groups);
-      header.chunk_channels = state->SynchronizedChunkChannels(type, shape, header.groups);
     }
     try {
       adjustment = Adjust(options, shape, state->channels);
@@ -143,8 +142,7 @@ void BatchNorm::State::CallSynchronized(BatchNorm* layer, const void* x, void* y
   const Agreement agreed = Agree(comm, header);
   layer->state_ = state;
   State& s = *state;
-  const Peers peers{&comm, agreed.groups, agreed.count, std::move(adjustment),
-                    agreed.chunk_channels};
+  const Peers peers{&comm, agreed.groups, agreed.count, std::move(adjustment)};
   if (total != 0) {
     s.RunInLayout(options, x, y, type, shape, total, true, exec, &peers);
   } else {

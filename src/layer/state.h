@@ -85,7 +85,6 @@ struct Peers {
   size_t groups = 0;
   uint64_t count = 0;          // the values per group over every rank
   AdjustmentTerms adjustment;  // this rank's, asked for before the agreement
-  size_t chunk_channels = 0;   // the agreed chunks of the training forward (0: none)
 };
 
 // The ghost batches of a batch of `batch` samples: batch / virtual_batch_size
@@ -194,10 +193,6 @@ struct BatchNorm::State {
   void Train(const Options& options, const void* x, void* y, DType type,
              const std::vector<int64_t>& shape, const Geometry& g, const Execution& exec,
              const Peers* peers);
-  // The channels per chunk this rank asks for in a synchronized training
-  // forward of `shape` with `ghosts` ghost batches (0: none; training.cc).
-  size_t SynchronizedChunkChannels(DType type, const std::vector<int64_t>& shape,
-                                   size_t ghosts) const;
 };
 
 }  // namespace bnorm

@@ -175,16 +175,6 @@ class LayerFold : public ChannelFold {
   double epsilon_;
 };
 
-// Channels [first, first + count) of g, a view from the first one's values.
-Geometry ChannelRange(const Geometry& g, size_t first, size_t count, size_t* offset) {
-  Geometry part = g;
-  part.channels = count;
-  part.row_stride = g.RowStride();
-  part.channel_stride = g.ChannelStride();
-  *offset = first * g.ChannelStride();
-  return part;
-}
-
 // Each ghost through its own coefficients.
 void NormalizeGhosts(const char* x, char* y, DType type, const Geometry& view, size_t ghosts,
                      size_t sample_bytes, size_t total_elements, const Coefficients& k,
@@ -286,14 +276,6 @@ AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape
   return adjustment;
 }
 
-size_t BatchNorm::State::SynchronizedChunkChannels(DType type, const std::vector<int64_t>& shape,
-                                                   size_t ghosts) const {
-  // Ghost batches merge per ghost, and a transposed copy is channels-last:
-  // neither runs in chunks.
-  if (ghosts != 1 || !permutation.empty()) return 0;
-  return ResidentChunkChannels(type, PlanGeometry(shape.data(), rank, axes.data(), axes.size()));
-}
-
 void BatchNorm::State::Train(const Options& options, const void* x, void* y, DType type,
                              const std::vector<int64_t>& shape, const Geometry& g,
                              const Execution& exec, const Peers* peers) {
@@ -314,42 +296,12 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
       peers != nullptr ? peers->adjustment : Adjust(options, shape, channels);
   Moments ghost;
   Coefficients k;
-  double count = static_cast<double>(view.reduced());
-  // A synchronized forward in chunks of channels that stay cached (agreed by
-  // every rank): a chunk's statistics, merged over the ranks, then its
-  // normalize from the cache, so x is read from memory once here too.
-  const size_t chunk = peers != nullptr && ghosts == 1 ? peers->chunk_channels : 0;
-  if (chunk != 0) {
-    ghost = Moments{std::vector<double>(channels), std::vector<double>(channels)};
-    k = Coefficients{std::vector<float>(channels), std::vector<float>(channels),
-                     std::vector<float>(channels), std::vector<float>(channels)};
-    const LayerFold fold(options, adjustment, renorm_mean, renorm_stddev, gamma, beta, epsilon);
-    const size_t size = SizeOf(type);
-    double total = 0.0;
-    for (size_t first = 0; first < channels; first += chunk) {
-      const size_t n = std::min(chunk, channels - first);
-      size_t offset = 0;
-      const Geometry part = ChannelRange(g, first, n, &offset);
-      offset *= size;
-      double* mean = &ghost.mean[first];
-      double* variance = &ghost.variance[first];
-      if (!empty) BatchMoments(in + offset, type, part, mean, variance, exec);
-      total = MergeStatistics(*peers->comm, count, mean, variance, n);
-      if (total == 0.0) break;  // every rank's batch is empty (the same on every rank)
-      for (size_t c = first; c < first + n; ++c) {
-        fold(c, ghost.mean[c], ghost.variance[c], &k.hi[c], &k.lo[c], &k.scale[c], &k.shift[c]);
-      }
-      if (!empty) {
-        const NormalizeParams params{&k.hi[first], &k.lo[first], &k.scale[first], &k.shift[first]};
-        Normalize(in + offset, out + offset, type, part, params, exec);
-      }
-    }
-    count = total;
-  } else if (peers == nullptr && (ghosts == 1 || !options.renorm) && !empty &&
-             ChannelResident(type, g, view)) {
-    // Statistics and normalize channel by channel (per ghost): x is read from
-    // memory once. Not for renorm over ghosts (its r and d need every ghost's
-    // statistics).
+  // Statistics and normalize channel by channel (per ghost): x is read from
+  // memory once. Not when synchronized (every rank's statistics come before
+  // any normalize), nor for renorm over ghosts (its r and d need every
+  // ghost's statistics).
+  if (peers == nullptr && (ghosts == 1 || !options.renorm) && !empty &&
+      ChannelResident(type, g, view)) {
     const size_t groups = ghosts * channels;
     ghost = Moments{std::vector<double>(groups), std::vector<double>(groups)};
     k = Coefficients{std::vector<float>(groups), std::vector<float>(groups),
@@ -366,7 +318,8 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
   } else {
     ghost = GhostStatistics(in, type, view, ghosts, sample_bytes, g.elements(), exec);
   }
-  if (peers != nullptr && chunk == 0) {
+  double count = static_cast<double>(view.reduced());
+  if (peers != nullptr) {
     count = MergeStatistics(*peers->comm, count, ghost.mean.data(), ghost.variance.data(),
                             ghost.mean.size());
   }

@@ -23,13 +23,6 @@ bool ChannelResident(DType type, const Geometry& g, const Geometry& group) {
   return group.reduced() * SizeOf(type) <= ResidentChannelBytes();
 }
 
-size_t ResidentChunkChannels(DType type, const Geometry& g) {
-  if (!ChannelResident(type, g)) return 0;
-  const size_t fit = ResidentChannelBytes() / (g.reduced() * SizeOf(type));
-  const size_t fewest = (g.channels + kMaxResidentChunks - 1) / kMaxResidentChunks;
-  return std::min(g.channels, std::max(fit, fewest));
-}
-
 void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,
                       const ChannelFold& fold, double* mean, double* variance, float* hi, float* lo,
                       float* scale, float* shift, const Execution& exec) {

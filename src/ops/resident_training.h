@@ -23,15 +23,6 @@ bool ChannelResident(DType type, const Geometry& g);
 // caches, and one channel of the group small enough to stay cached.
 bool ChannelResident(DType type, const Geometry& g, const Geometry& group);
 
-// For a training forward whose statistics must be complete before any
-// normalize (a synchronized one: merged over every rank): the channels per
-// chunk such that a chunk's statistics pass leaves it cached for its
-// normalize, as many whole channels as stay cached together, and at most
-// kMaxResidentChunks chunks. 0 where ChannelResident is false (one chunk of
-// everything is as good).
-constexpr size_t kMaxResidentChunks = 64;
-size_t ResidentChunkChannels(DType type, const Geometry& g);
-
 // The per-channel coefficients of a training forward, y = ((x - hi) - lo) *
 // scale + shift, from the channel's batch mean and biased variance. Called
 // once per channel, from several threads at once for different channels.

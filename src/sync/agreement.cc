@@ -14,7 +14,7 @@ namespace bnorm {
 namespace {
 
 // "BNS" and the layout's version.
-constexpr uint32_t kHeaderMagic = 0x424e5302;
+constexpr uint32_t kHeaderMagic = 0x424e5301;
 // A disagreement names at most this many ranks besides rank 0.
 constexpr size_t kNamedRanks = 8;
 
@@ -170,10 +170,6 @@ Agreement Agree(Communicator& comm, const CallHeader& mine) {
   std::vector<size_t> which;
   for (size_t r = 0; r < ranks; ++r) {
     agreed.count += headers[r].count;
-    const size_t chunk = static_cast<size_t>(headers[r].chunk_channels);
-    if (chunk != 0 && (agreed.chunk_channels == 0 || chunk < agreed.chunk_channels)) {
-      agreed.chunk_channels = chunk;
-    }
     if (headers[r].groups == 0) continue;
     nonempty.push_back(headers[r]);
     which.push_back(r);

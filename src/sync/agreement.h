@@ -34,21 +34,16 @@ struct CallHeader {
   uint32_t momentum = 0, epsilon = 0, renorm_momentum = 0, flags = 0;
   int64_t virtual_batch_size = 0;  // 0: none
   uint64_t axes_hash = 0;          // the axis list and renorm_clipping
-  // The channels per chunk this rank's training forward would like (0: no
-  // chunks): the ranks take the smallest, so all run the same collectives.
-  uint64_t chunk_channels = 0;
-  int32_t error_code = 0;  // 0: no local error, else its ErrorCode
-  char message[172] = {};  // the local error's text (truncated)
+  int32_t error_code = 0;          // 0: no local error, else its ErrorCode
+  char message[180] = {};          // the local error's text (truncated)
 };
 static_assert(sizeof(CallHeader) == 256, "CallHeader is a fixed 256 bytes on every rank");
 
-// What the ranks agreed on: the groups of every non-empty rank, the values
-// per group over all ranks, and the channels per chunk of a chunked training
-// forward (the smallest any rank asked for; 0: none asked).
+// What the ranks agreed on: the groups of every non-empty rank and the
+// values per group over all ranks.
 struct Agreement {
   size_t groups = 0;
   uint64_t count = 0;
-  size_t chunk_channels = 0;
 };
 
 // This rank's header for call `sequence` of `kind` with these options (shape
