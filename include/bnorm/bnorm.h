@@ -336,10 +336,11 @@ BNORM_API bnorm_status bnorm_backward_data(const void* x, const void* dy, const 
  * and > 0, in double as the C++ calls take it. Channels-first tensors too
  * large to stay cached whose channel (the backward: a channel of x and of dy)
  * fits in what a core has cached are done channel by channel, so each input
- * is read from memory once. Each allocates its per-channel float coefficients
- * on every call (4 arrays of `channels` floats for the forward, 3 for the
- * backward), and its per-block partial sums (two doubles per channel and
- * block) when they exceed 16 KiB: tensors beyond the caches, or over 1024
+ * is read from memory once. Neither allocates on tensors the caches hold with
+ * up to 1024 channels: their per-channel float coefficients (4 arrays of
+ * `channels` floats for the forward, 3 for the backward) and per-block partial
+ * sums (two doubles per channel and block) live on the stack up to 16 KiB
+ * each, and on the heap beyond: tensors beyond the caches, or over 1024
  * channels. */
 
 /* The batch mean and biased variance of x per channel (bitwise bnorm_moments'),

@@ -4,11 +4,11 @@
 // BackwardReduce then BackwardData.
 #include <cmath>
 #include <string>
-#include <vector>
 
 #include "bnorm/backward.hpp"
 #include "bnorm/error.hpp"
 #include "src/ops/resident_backward.h"
+#include "src/parallel/partials.h"
 #include "src/plan/checks.h"
 
 namespace bnorm {
@@ -63,14 +63,17 @@ void TrainingBackward(const void* x, const void* dy, void* dx, DType type, const
     }
   }
   const size_t C = g.channels;
-  std::vector<float> k(C), a(C), b(C);
+  ChannelScratch coefficients(3 * C);
+  float* k = coefficients.get();
+  float* a = k + C;
+  float* b = a + C;
   const PlainConstants constants(variance, gamma, epsilon, static_cast<double>(g.reduced()));
   BackwardReduceParams reduce;
   reduce.mean_hi = mean_hi;
   reduce.mean_lo = mean_lo;
   if (ChannelResidentBackward(type, g)) {
-    ResidentBackward(x, dy, dx, type, g, reduce, constants, sum_dy, sum_dy_xmu, k.data(), a.data(),
-                     b.data(), exec);
+    ResidentBackward(x, dy, dx, type, g, reduce, constants, sum_dy, sum_dy_xmu, k, a,
+                     b, exec);
     return;
   }
   BackwardReduce(x, dy, type, g, reduce, sum_dy, sum_dy_xmu, exec);
@@ -78,9 +81,9 @@ void TrainingBackward(const void* x, const void* dy, void* dx, DType type, const
   BackwardDataParams data;
   data.mean_hi = mean_hi;
   data.mean_lo = mean_lo;
-  data.k = k.data();
-  data.a = a.data();
-  data.b = b.data();
+  data.k = k;
+  data.a = a;
+  data.b = b;
   BackwardData(x, dy, dx, type, g, data, exec);
 }
 

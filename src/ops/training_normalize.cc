@@ -3,12 +3,12 @@
 // pays (src/ops/resident_training.h), otherwise BatchMoments then Normalize.
 #include <cmath>
 #include <string>
-#include <vector>
 
 #include "bnorm/error.hpp"
 #include "bnorm/kernels.hpp"
 #include "dispatch/fold.h"
 #include "src/ops/resident_training.h"
+#include "src/parallel/partials.h"
 #include "src/plan/checks.h"
 
 namespace bnorm {
@@ -48,18 +48,22 @@ void TrainingNormalize(const void* x, void* y, DType type, const Geometry& g, co
   CheckPerChannelPresent("mean", mean, g.channels);
   CheckPerChannelPresent("variance", variance, g.channels);
   const size_t C = g.channels;
-  std::vector<float> hi(C), lo(C), scale(C), shift(C);
+  ChannelScratch coefficients(4 * C);
+  float* hi = coefficients.get();
+  float* lo = hi + C;
+  float* scale = lo + C;
+  float* shift = scale + C;
   const PlainFold fold(gamma, beta, epsilon);
   if (ChannelResident(type, g)) {
-    ResidentTraining(x, y, type, g, fold, mean, variance, hi.data(), lo.data(), scale.data(),
-                     shift.data(), exec);
+    ResidentTraining(x, y, type, g, fold, mean, variance, hi, lo, scale,
+                     shift, exec);
     return;
   }
   BatchMoments(x, type, g, mean, variance, exec);
   // The same fold across channels at once: bitwise PlainFold's.
-  dispatch::FoldTraining(mean, variance, gamma, beta, epsilon, C, hi.data(), lo.data(),
-                         scale.data(), shift.data());
-  Normalize(x, y, type, g, NormalizeParams{hi.data(), lo.data(), scale.data(), shift.data()}, exec);
+  dispatch::FoldTraining(mean, variance, gamma, beta, epsilon, C, hi, lo,
+                         scale, shift);
+  Normalize(x, y, type, g, NormalizeParams{hi, lo, scale, shift}, exec);
 }
 
 }  // namespace bnorm
