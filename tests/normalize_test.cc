@@ -23,24 +23,6 @@ namespace bnorm {
 namespace test {
 namespace {
 
-// Everything one Normalize comparison needs: parameters built from the exact
-// statistics of x and the reference output.
-struct Expected {
-  std::vector<double> mean, variance;
-  NormalizeSetup setup;
-  std::vector<double> y;
-};
-
-Expected ReferenceFor(const float* x, const Geometry& g, uint32_t seed) {
-  Expected e;
-  e.mean.resize(g.channels);
-  e.variance.resize(g.channels);
-  reference::Moments(x, g, e.mean.data(), e.variance.data());
-  e.setup = MakeNormalizeSetup(e.mean, e.variance, seed);
-  e.y = ReferenceOutput(x, g, e.mean, e.variance, e.setup);
-  return e;
-}
-
 // Normalize on the target of the test parameter.
 class NormalizeKernel : public TargetTest {};
 BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(NormalizeKernel);

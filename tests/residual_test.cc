@@ -31,24 +31,6 @@ namespace {
 class Residual : public TargetTest {};
 BNORM_INSTANTIATE_TARGET_TEST_SUITE_P(Residual);
 
-// Normalize parameters from the exact statistics of x, and the reference
-// output without the residual.
-struct Problem {
-  std::vector<double> mean, variance;
-  NormalizeSetup setup;
-  std::vector<double> y;
-};
-
-Problem ProblemFor(const float* x, const Geometry& g, uint32_t seed) {
-  Problem p;
-  p.mean.resize(g.channels);
-  p.variance.resize(g.channels);
-  reference::Moments(x, g, p.mean.data(), p.variance.data());
-  p.setup = MakeNormalizeSetup(p.mean, p.variance, seed);
-  p.y = ReferenceOutput(x, g, p.mean, p.variance, p.setup);
-  return p;
-}
-
 float Activated(Activation act, float v) {
   // As the kernels: NaN stays NaN, -0 stays -0 (it is not < 0).
   if (act == Activation::kNone) return v;
@@ -76,7 +58,7 @@ TEST_P(Residual, MatchesReference) {
       SCOPED_TRACE(Describe(g) + ", " + dist.name);
       const std::vector<float> x = Normal(g.elements(), dist, ++seed);
       const std::vector<float> z = Normal(g.elements(), kStandardNormal, ++seed);
-      Problem p = ProblemFor(x.data(), g, seed);
+      Expected p = ReferenceFor(x.data(), g, seed);
       for (size_t k = 0; k < z.size(); ++k) p.y[k] += z[k];
       NormalizeParams params = p.setup.params();
       params.residual = z.data();
@@ -94,7 +76,7 @@ TEST_P(Residual, IsBitwiseNormalizeThenAdd) {
     const size_t n = g.elements();
     std::vector<float> x = Normal(n, kLargeMean, kSeed);
     std::vector<float> z = Normal(n, 0.0, 3.0, kSeed + 1);
-    const Problem p = ProblemFor(x.data(), g, kSeed);
+    const Expected p = ReferenceFor(x.data(), g, kSeed);
     x[n / 2] = std::numeric_limits<float>::quiet_NaN();
     z[n / 3] = -std::numeric_limits<float>::infinity();
     std::vector<float> y0(n);
@@ -120,7 +102,7 @@ TEST_P(Residual, InPlaceMatchesOutOfPlace) {
     const size_t n = g.elements();
     const std::vector<float> x = Normal(n, kLargeMean, kSeed);
     const std::vector<float> z = Normal(n, kStandardNormal, kSeed + 1);
-    const Problem p = ProblemFor(x.data(), g, kSeed);
+    const Expected p = ReferenceFor(x.data(), g, kSeed);
     NormalizeParams params = p.setup.params();
     params.activation = Activation::kRelu;
     params.residual = z.data();
@@ -149,7 +131,7 @@ TEST_P(Residual, UnalignedBuffersMatchAndWriteNothingOutside) {
     const size_t n = g.elements();
     const std::vector<float> x0 = Normal(n, kLargeMean, kSeed);
     const std::vector<float> z0 = Normal(n, kStandardNormal, kSeed + 1);
-    const Problem p = ProblemFor(x0.data(), g, kSeed);
+    const Expected p = ReferenceFor(x0.data(), g, kSeed);
     std::vector<double> ref = p.y;
     for (size_t k = 0; k < n; ++k) ref[k] += z0[k];
     for (size_t xo : {0, 1, 3}) {
@@ -225,7 +207,7 @@ TEST_P(Residual, StridedViewReadsOnlyTheView) {
   const std::vector<float> zv = Normal(kBuffer, 0.0, 1.0, 8);
   ForEachOffset(g, [&](size_t k) { zb[kOffset + k] = zv[kOffset + k]; });
   const float* x = xb.data() + kOffset;
-  const Problem p = ProblemFor(x, g, kSeed);
+  const Expected p = ReferenceFor(x, g, kSeed);
   std::vector<double> ref = p.y;
   ForEachOffset(g, [&](size_t k) { ref[k] += zb[kOffset + k]; });
   NormalizeParams params = p.setup.params();
@@ -286,7 +268,7 @@ TEST_P(Residual, NonFiniteResidualFollowsIEEE) {
     SCOPED_TRACE(Describe(g));
     const size_t n = g.elements();
     std::vector<float> x = Normal(n, kStandardNormal, kSeed);
-    const Problem p = ProblemFor(x.data(), g, kSeed);
+    const Expected p = ReferenceFor(x.data(), g, kSeed);
     std::vector<float> z(n, 0.5f);
     z[1] = kInf;
     z[n / 2] = -kInf;

@@ -327,6 +327,24 @@ inline std::vector<double> ReferenceOutput(const float* x, const Geometry& g,
   return y;
 }
 
+// Everything one Normalize comparison needs: parameters built from the exact
+// statistics of x and the reference output.
+struct Expected {
+  std::vector<double> mean, variance;
+  NormalizeSetup setup;
+  std::vector<double> y;
+};
+
+inline Expected ReferenceFor(const float* x, const Geometry& g, uint32_t seed) {
+  Expected e;
+  e.mean.resize(g.channels);
+  e.variance.resize(g.channels);
+  reference::Moments(x, g, e.mean.data(), e.variance.data());
+  e.setup = MakeNormalizeSetup(e.mean, e.variance, seed);
+  e.y = ReferenceOutput(x, g, e.mean, e.variance, e.setup);
+  return e;
+}
+
 // Shapes and bitwise comparison shared by the layer, concurrency and
 // determinism tests.
 using Shape = std::vector<int64_t>;
