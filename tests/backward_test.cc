@@ -222,8 +222,9 @@ TEST_P(BackwardTest, StreamedOutputsMatchReference) {
 // reach the alignment lane by lane. Nothing outside dx is written.
 TEST_P(BackwardTest, StreamedDxIsBitwiseTheCachedDxAtAnyAlignment) {
   constexpr size_t kSlices = 8;
-  std::vector<std::pair<size_t, size_t>> shapes = {{64, 1}, {100, 1}, {16, 1001}};
-  if (!kHeavyTests) shapes.resize(1);  // emulators: the shifted rows alone
+  // Tensors beyond the caches take minutes per target under qemu.
+  if (!kHeavyTests) GTEST_SKIP() << "tensors beyond the caches: heavy tests are off in this build";
+  const std::vector<std::pair<size_t, size_t>> shapes = {{64, 1}, {100, 1}, {16, 1001}};
   for (const auto& [channels, inner] : shapes) {
     const size_t rows = StreamingSliceRows(channels * inner * sizeof(float));
     Case c;
