@@ -12,6 +12,7 @@
 
 #include "gtest/gtest.h"
 #include "src/ops/streaming.h"
+#include "tests/test_util.h"
 
 namespace bnorm {
 namespace {
@@ -83,6 +84,30 @@ TEST(CacheText, SizesAndCpuLists) {
   EXPECT_EQ(CountCpuList("3-1"), 0u);
   EXPECT_EQ(CountCpuList("a"), 0u);
   EXPECT_EQ(CountCpuList("0,"), 0u);
+}
+
+TEST(CacheOverride, ParsesEveryFieldAndRejectsTheMalformed) {
+  const CacheSizes c = ParseCacheOverride("l2=1M,llc=64M,llc_cpus=8");
+  EXPECT_EQ(c.l2_bytes, size_t{1} << 20);
+  EXPECT_EQ(c.llc_bytes, size_t{64} << 20);
+  EXPECT_EQ(c.llc_sharing_cpus, 8u);
+  EXPECT_EQ(c.source, "BNORM_CACHES");
+  EXPECT_EQ(ParseCacheOverride("llc=32M,l2=512K").llc_sharing_cpus, 1u);
+  for (const char* bad : {"", "l2=512K", "llc=32M", "l2=512K,llc=256K", "l2=512K,llc=32M,",
+                          "l2=512K,llc=32M,llc_cpus=0", "l2=512K,llc=32M,l3=1M", "l2,llc=32M",
+                          "l2=x,llc=32M"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(ParseCacheOverride(bad).l2_bytes, 0u);
+  }
+}
+
+// test_util.h sets BNORM_CACHES for every test binary.
+TEST(MachineCaches, FollowTheEnvironment) {
+  const CacheSizes& c = MachineCaches();
+  const CacheSizes want = ParseCacheOverride(std::getenv("BNORM_CACHES"));
+  EXPECT_EQ(c.source, "BNORM_CACHES");
+  EXPECT_EQ(c.l2_bytes, want.l2_bytes);
+  EXPECT_EQ(c.llc_bytes, want.llc_bytes);
 }
 
 TEST(MachineCaches, AreSaneAndSetTheStreamingThreshold) {

@@ -34,7 +34,9 @@ void ExpectCoversInMemoryOrder(const Geometry& g) {
     ASSERT_EQ(b.row / g.group_rows, (b.row + b.rows - 1) / g.group_rows) << "block " << i;
     ASSERT_LE(b.rows * b.channels * b.inner_count, kBlockElements) << "block " << i;
     const size_t start = g.RowOffset(b.row) + b.channel * g.ChannelStride() + b.inner_begin;
-    if (i > 0) ASSERT_GT(start, previous_start) << "block " << i << " goes back in memory";
+    if (i > 0) {
+      ASSERT_GT(start, previous_start) << "block " << i << " goes back in memory";
+    }
     previous_start = start;
     for (size_t r = b.row; r < b.row + b.rows; ++r) {
       for (size_t c = b.channel; c < b.channel + b.channels; ++c) {

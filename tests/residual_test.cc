@@ -228,7 +228,9 @@ TEST_P(Residual, StridedViewReadsOnlyTheView) {
   std::vector<bool> in_view(kBuffer, false);
   ForEachOffset(g, [&](size_t k) { in_view[kOffset + k] = true; });
   for (size_t i = 0; i < kBuffer; ++i) {
-    if (!in_view[i]) ASSERT_TRUE(IsSentinel(yb[i])) << "element " << i << " outside the view";
+    if (!in_view[i]) {
+      ASSERT_TRUE(IsSentinel(yb[i])) << "element " << i << " outside the view";
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -25,6 +26,14 @@
 
 namespace bnorm {
 namespace test {
+
+// Which tensors stream and which train channel by channel depends on the caches
+// (src/plan/caches.h). The tests' shapes are chosen for one machine's, the one
+// they were written on (512 KiB L2, a 32 MiB L3 shared by 2 CPUs), so every
+// test binary decides as there, on any machine, unless BNORM_CACHES is set
+// already. (Set before main: MachineCaches() reads it on first use.)
+inline const bool kTestCachesSet =
+    setenv("BNORM_CACHES", "l2=512K,llc=32M,llc_cpus=2", /*overwrite=*/0) == 0;
 
 // Values in the one big channel of the heavy cases: 10^7 as issue 2 asks, or
 // 10^6 in builds without heavy tests (sanitizers, emulators).

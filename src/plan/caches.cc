@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstdio>
 #include <fstream>
 
 namespace bnorm {
@@ -34,7 +35,56 @@ long long ParseWhole(const std::string& text) {
   return v;
 }
 
+// BNORM_CACHES's sizes over `c` when it is set and well-formed; a warning on
+// stderr (once: the caller runs once) and `c` unchanged when it is malformed.
+void ApplyEnvironment(CacheSizes* c) {
+  const char* text = std::getenv("BNORM_CACHES");
+  if (text == nullptr || *text == '\0') return;
+  const CacheSizes parsed = ParseCacheOverride(text);
+  if (parsed.l2_bytes == 0) {
+    std::fprintf(stderr,
+                 "bnorm: BNORM_CACHES=\"%s\" ignored: expected l2=SIZE,llc=SIZE[,llc_cpus=N] "
+                 "with SIZE as 512K, 32M or bytes and llc >= l2\n",
+                 text);
+    return;
+  }
+  *c = parsed;
+}
+
 }  // namespace
+
+CacheSizes ParseCacheOverride(const std::string& text) {
+  CacheSizes c;
+  c.llc_sharing_cpus = 1;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const size_t equals = item.find('=');
+    if (equals == std::string::npos) return CacheSizes{};
+    const std::string key = item.substr(0, equals);
+    const std::string value = item.substr(equals + 1);
+    if (key == "l2") {
+      c.l2_bytes = ParseCacheSize(value);
+      if (c.l2_bytes == 0) return CacheSizes{};
+    } else if (key == "llc") {
+      c.llc_bytes = ParseCacheSize(value);
+      if (c.llc_bytes == 0) return CacheSizes{};
+    } else if (key == "llc_cpus") {
+      const long long n = ParseWhole(value);
+      if (n <= 0) return CacheSizes{};
+      c.llc_sharing_cpus = static_cast<size_t>(n);
+    } else {
+      return CacheSizes{};
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (c.l2_bytes == 0 || c.llc_bytes < c.l2_bytes) return CacheSizes{};
+  c.source = "BNORM_CACHES";
+  return c;
+}
 
 size_t ParseCacheSize(const std::string& text) {
   if (text.empty()) return 0;
@@ -130,6 +180,7 @@ const CacheSizes& MachineCaches() {
       if (c.l2_bytes == 0) c.l2_bytes = kDefaultL2;
       if (c.llc_bytes == 0) c.llc_bytes = std::max(kDefaultLlc, c.l2_bytes);
     }
+    ApplyEnvironment(&c);
     return c;
   }();
   return caches;

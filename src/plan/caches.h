@@ -25,8 +25,15 @@ struct CacheSizes {
 CacheSizes ReadSysfsCaches(const std::string& cpu_dir);
 
 // This machine's, read once: sysfs for cpu0, else sysconf, else 512 KiB L2
-// and 16 MiB LLC.
+// and 16 MiB LLC. The environment variable BNORM_CACHES replaces them all
+// (e.g. "l2=512K,llc=32M,llc_cpus=2"): for a machine whose sysfs misreports,
+// and for tests and benchmarks that must decide as on another machine.
 const CacheSizes& MachineCaches();
+
+// BNORM_CACHES's value: "l2=SIZE,llc=SIZE[,llc_cpus=N]" (SIZE as
+// ParseCacheSize reads it, llc >= l2, N >= 1, default 1), source
+// "BNORM_CACHES"; all zero (l2_bytes 0) when malformed.
+CacheSizes ParseCacheOverride(const std::string& text);
 
 // How many bytes a pass may read of one channel and still find them cached
 // when its second pass comes (the channel-resident training and backward): half
