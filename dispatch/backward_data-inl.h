@@ -123,17 +123,21 @@ HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
     const size_t end = i + len;
     // Runs of 14x14 or 7x7 values start off the vector boundary: reach dx's.
     ForEachAlignmentVector(N, VectorPhase(dx + i), &i, end, partial);
+    const size_t whole = i + (end - i) / N * N;
+    size_t first = i, last = whole;  // the vectors that stream, if any
+    if (stream) StreamedLines(dx, i, whole, &first, &last);
+    const auto vector = [&](size_t at, bool streamed) {
+      StoreOut(d, t, DataVector<kMask>(d, t, x, dy, y, at, vhi, vlo, vk, va, vb), dx + at, streamed);
+    };
+    for (; i < first; i += N) vector(i, false);
     // Two vectors per iteration: two independent chains per loop trip.
-    for (; i + 2 * N <= end; i += 2 * N) {
+    for (; i + 2 * N <= last; i += 2 * N) {
       if (stream) PrefetchInputs<kMask>(x, dy, y, i);
-      const auto v0 = DataVector<kMask>(d, t, x, dy, y, i, vhi, vlo, vk, va, vb);
-      const auto v1 = DataVector<kMask>(d, t, x, dy, y, i + N, vhi, vlo, vk, va, vb);
-      StoreOut(d, t, v0, dx + i, stream);
-      StoreOut(d, t, v1, dx + i + N, stream);
+      vector(i, stream);
+      vector(i + N, stream);
     }
-    for (; i + N <= end; i += N) {
-      StoreOut(d, t, DataVector<kMask>(d, t, x, dy, y, i, vhi, vlo, vk, va, vb), dx + i, stream);
-    }
+    for (; i < last; i += N) vector(i, stream);
+    for (; i < whole; i += N) vector(i, false);
     // The run's tail in partial vectors.
     ForEachPartialVector(N, &i, end, partial);
   }

@@ -154,11 +154,19 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::
                             hn::Set(dc, scale), hn::Set(dc, shift));
       StoreAs(dc, t, Finish<kAct, kHasZ>(dc, t, v, zr + first), yr + first);
     };
+    const auto vector = [&](size_t i, bool streamed) {
+      const auto v = Affine(LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift);
+      StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v, zr + i), yr + i, streamed);
+    };
     size_t i = 0;
     // Runs of 14x14 or 7x7 values start off the vector boundary: reach y's.
     ForEachAlignmentVector(N, VectorPhase(yr), &i, len, partial);
+    const size_t whole = i + (len - i) / N * N;
+    size_t first = i, last = whole;  // the vectors that stream, if any
+    if (stream) StreamedLines(yr, i, whole, &first, &last);
+    for (; i < first; i += N) vector(i, false);
     // Two vectors per iteration: two independent chains per loop trip.
-    for (; i + 2 * N <= len; i += 2 * N) {
+    for (; i + 2 * N <= last; i += 2 * N) {
       if (ahead != nullptr) {
         ahead->Next();
       } else if (stream) {
@@ -167,15 +175,11 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::
         PrefetchAhead(xr + i);
         if constexpr (kHasZ) PrefetchAhead(zr + i);
       }
-      const auto v0 = Affine(LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift);
-      const auto v1 = Affine(LoadAs(d, t, xr + i + N), vhi, vlo, vscale, vshift);
-      StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v0, zr + i), yr + i, stream);
-      StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v1, zr + i + N), yr + i + N, stream);
+      vector(i, stream);
+      vector(i + N, stream);
     }
-    for (; i + N <= len; i += N) {
-      const auto v = Affine(LoadAs(d, t, xr + i), vhi, vlo, vscale, vshift);
-      StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v, zr + i), yr + i, stream);
-    }
+    for (; i < last; i += N) vector(i, stream);
+    for (; i < whole; i += N) vector(i, false);
     // The run's tail in partial vectors.
     ForEachPartialVector(N, &i, len, partial);
   }

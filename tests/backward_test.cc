@@ -224,7 +224,7 @@ TEST_P(BackwardTest, StreamedDxIsBitwiseTheCachedDxAtAnyAlignment) {
   constexpr size_t kSlices = 8;
   // Tensors beyond the caches take minutes per target under qemu.
   if (!kHeavyTests) GTEST_SKIP() << "tensors beyond the caches: heavy tests are off in this build";
-  const std::vector<std::pair<size_t, size_t>> shapes = {{64, 1}, {100, 1}, {16, 1001}};
+  const std::vector<std::pair<size_t, size_t>> shapes = {{64, 1}, {100, 1}, {16, 1001}, {64, 49}};
   for (const auto& [channels, inner] : shapes) {
     const size_t rows = StreamingSliceRows(channels * inner * sizeof(float));
     Case c;

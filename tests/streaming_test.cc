@@ -82,5 +82,10 @@ TEST_P(Streaming, ChannelsFirstLargeOutputMatchesTheCachedPath) {
   CheckSlices(64, 1001);
 }
 
+// Runs of 49 values (7x7 maps, 196 bytes) share cache lines with their
+// neighbours: only the lines a run fills alone stream, the shared ones take
+// plain stores; the bits are the cached path's all the same.
+TEST_P(Streaming, ChannelsFirstShortRunsMatchTheCachedPath) { CheckSlices(64, 49); }
+
 }  // namespace
 }  // namespace bnorm
