@@ -2,8 +2,10 @@
 // Channels-first moments (mean and M2 per channel of runs of contiguous values),
 // written once for every Highway target. The whole vectors of each run are
 // reduced per lane, each lane a sub-sample with its own float shift (like a
-// channels-last column, so pass 2 never waits for a horizontal reduction), in
-// two passes (sub_blocks-inl.h); the lanes combine once per channel and block.
+// channels-last column, so pass 2 never waits for a horizontal reduction): a
+// channel's first chunk in two passes (sub_blocks-inl.h), later ones in one
+// pass about the running mean unless it proves too far off (ShiftHeld); the
+// lanes combine once per channel and block.
 // Compiled once per target: included by moments.cc through foreach_target.h,
 // hence the toggling include guard.
 
@@ -15,6 +17,8 @@
 #endif
 
 #include <stddef.h>
+
+#include <utility>
 
 #include "dispatch/chan_merge.h"
 #include "dispatch/convert-inl.h"
@@ -102,6 +106,18 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
   }
   *s1_out = hn::Add(hn::Add(s1a, s1b), hn::Add(s1c, s1d));
   *s2_out = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
+}
+
+// Whether deviation sums s1 = Σ(x - m)/8 and s2 = Σ((x - m)/8)² over `k`
+// values per lane were taken about a shift m close enough to the values' mean
+// that the chunk's M2 = s2 - s1²/k keeps float accuracy: in every lane the
+// squared offset (s1/k)² is at most half the mean square s2/k (the M2 is then
+// at least half of s2, whose rounding error it inherits at most doubled).
+// NaN sums compare false and pass: NaN propagates either way.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE bool ShiftHeld(D d, V s1, V s2, double k) {
+  const V half_k = hn::Set(d, static_cast<float>(0.5 * k));
+  return hn::AllFalse(d, hn::Gt(hn::Mul(s1, s1), hn::Mul(half_k, s2)));
 }
 
 // Run tails of at most this many values in all are reduced by FewTailMoments:
@@ -223,28 +239,41 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
       const dispatch::RunChunk c = plan[k];
       return ChunkData<T>{x + c.offset, c.runs, c.vectors};
     };
-    // A software pipeline: pass 1 of chunk k + 1 runs before pass 2 of chunk
-    // k, which prefetches chunk k + 2. Pass 2 waits for its shifts; in the
-    // other order the next chunk's loads would queue behind that wait and
-    // memory would idle while pass 2 works from L1. Each chunk's operations
-    // and the merge order stay the same, so the results do too.
-    HWY_ALIGN float shifts[2][kMaxLanes] = {};
-    const auto chunk_shifts = [&](const ChunkData<T>& c, float* out) {
-      const float inv_k = 1.0f / static_cast<float>(c.runs * c.vectors);  // SubBlockMerge's
-      hn::Store(LaneShifts(d, t, c.x, c.runs, c.vectors * N, stride, inv_k), d, out);
+    // Chunk 0 is reduced in two passes about its own lane means. Every later
+    // chunk takes one pass about the running lane means as they stood a chunk
+    // earlier (so the shift is ready while the previous merge still runs),
+    // which stationary data keeps within a fraction of a standard deviation
+    // of the chunk's means; a chunk whose offset from that shift is not small
+    // against its spread (ShiftHeld) is redone in two passes from L1, so the
+    // float sums never hold more than a chunk's own spread. Pass 2 prefetches
+    // chunk k + 2. The choice depends on the data only: results stay
+    // independent of who walks the chunks.
+    const auto chunk_means = [&](const ChunkData<T>& c, float inv_k) {
+      return LaneShifts(d, t, c.x, c.runs, c.vectors * N, stride, inv_k);
     };
+    HWY_ALIGN float shift_buffers[2][kMaxLanes] = {};
+    float* shift = shift_buffers[0];      // the current chunk's
+    float* following = shift_buffers[1];  // the next chunk's
     double per_lane = 0.0;  // values per lane merged so far
     ChunkData<T> current = chunk_at(0);
-    chunk_shifts(current, shifts[0]);
+    hn::Store(chunk_means(current, 1.0f / static_cast<float>(current.runs * current.vectors)), d,
+              following);
     for (size_t k = 0; k < chunks; ++k) {
       const ChunkData<T> next = k + 1 < chunks ? chunk_at(k + 1) : ChunkData<T>{};
-      if (next.x != nullptr) chunk_shifts(next, shifts[(k + 1) & 1]);
       const ChunkData<T> ahead = k + 2 < chunks ? chunk_at(k + 2) : ChunkData<T>{};
+      std::swap(shift, following);
+      if (k > 0) {
+        for (size_t i = 0; i < N; ++i) following[i] = static_cast<float>(lane_mean[i]);
+      }  // (chunk 1 takes chunk 0's own means, left in `following`)
       const SubBlockMerge w(per_lane, current.runs * current.vectors);
-      const auto m = hn::Load(d, shifts[k & 1]);
+      auto m = hn::Load(d, shift);
       hn::Vec<decltype(d)> s1, s2;
       LaneDeviations(d, t, current.x, current.runs, current.vectors * N, stride, m, &s1, &s2,
                      ahead.x, ahead.runs, ahead.vectors * N);
+      if (k > 0 && !ShiftHeld(d, s1, s2, w.rows)) {
+        m = chunk_means(current, w.inv_k_f);
+        LaneDeviations(d, t, current.x, current.runs, current.vectors * N, stride, m, &s1, &s2);
+      }
       MergeSubBlockLanes(d, m, s1, s2, w, lane_mean, lane_m2);
       per_lane += w.rows;
       current = next;

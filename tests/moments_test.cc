@@ -92,6 +92,26 @@ TEST_P(MomentsKernelHeavy, ChannelsFirstChannelMatchesReference) {
   ExpectHeavyChannelMatchesReference(Geometry::Dense(kHeavyValues / 10000, 1, 10000));
 }
 
+// A channels-first channel's later chunks are reduced about the running mean,
+// and chunks that stray from it redo two passes: data whose mean jumps between
+// samples (by 2e4, about 1e-2 noise), steps inside a run or ramps must match
+// as stationary data does, on every target and with run tails.
+TEST_P(MomentsKernel, ChannelsFirstMatchesReferenceWhenTheMeanJumps) {
+  const Geometry g = Geometry::Dense(6, 3, 3141);
+  std::vector<float> x = Normal(g.elements(), 0.0, 1e-2, kSeed);
+  for (size_t n = 0; n < g.outer; ++n) {
+    for (size_t i = 0; i < g.inner; ++i) {
+      float* v = &x[(n * g.channels) * g.inner + i];
+      v[0] += static_cast<float>((n % 2 == 1 ? 1e4 : -1e4) + 1e3 * static_cast<double>(n));
+      v[g.inner] += i < 1500 ? 1e4f : 1e4f + 1.0f;
+      v[2 * g.inner] += 1e-3f * static_cast<float>(i);
+    }
+  }
+  const Stats ref = ReferenceMoments(x.data(), g);
+  const Stats got = KernelMoments(x.data(), g);
+  EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+}
+
 // One value per channel: the mean is that value and the variance 0. Only
 // channels-last can hold it (channels-first has inner > 1, so at least two
 // values per channel).
