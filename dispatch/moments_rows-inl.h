@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Channels-last moments (mean and M2, the sum of squared deviations, per
 // channel of rows of contiguous channels), written once for every Highway
-// target: vectorized across channels, reduced across rows in two-pass
-// sub-blocks of kSubRows rows (sub_blocks-inl.h). Compiled once per target:
-// included by moments.cc through foreach_target.h, hence the toggling include
-// guard.
+// target: vectorized across channels, reduced across rows in sub-blocks of
+// kSubRows rows, the first in two passes (sub_blocks-inl.h), later ones in one
+// pass about the running means unless those prove too far off (ShiftHeld).
+// Compiled once per target: included by moments.cc through foreach_target.h,
+// hence the toggling include guard.
 
 #if defined(BNORM_DISPATCH_MOMENTS_ROWS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef BNORM_DISPATCH_MOMENTS_ROWS_INL_H_
@@ -101,13 +102,15 @@ HWY_INLINE void AddDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT row,
 // accumulators: 4G independent chains, and at most kSubRows / 2 terms per
 // float sum. With `next` (the same columns of the next sub-block, which has k
 // rows too), each row's lines there are prefetched: pass 2 works from L1 and
-// would otherwise leave memory idle.
+// would otherwise leave memory idle. With `check_shift`, shifts that are not
+// close to the sub-block's means (ShiftHeld) merge nothing and return false.
 template <size_t G, class D, class T>
-HWY_INLINE void ColumnGroupDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t k,
+HWY_INLINE bool ColumnGroupDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t k,
                                       size_t stride, const float* HWY_RESTRICT shift,
                                       const SubBlockMerge& w, double* HWY_RESTRICT mean,
                                       double* HWY_RESTRICT m2,
-                                      const typename T::Raw* next = nullptr) {
+                                      const typename T::Raw* next = nullptr,
+                                      bool check_shift = false) {
   static_assert(G == 1 || G == 2 || G == 4, "column groups of 1, 2 or 4 vectors");
   using V = hn::Vec<D>;
   const size_t N = hn::Lanes(d);
@@ -134,16 +137,39 @@ HWY_INLINE void ColumnGroupDeviations(D d, T t, const typename T::Raw* HWY_RESTR
     AddDeviations<G>(d, t, x + (r + 1) * stride, scale, ms_0, ms_1, ms_2, ms_3, o1_0, o1_1, o1_2,
                      o1_3, o2_0, o2_1, o2_2, o2_3);
   }
-  MergeSubBlockLanes(d, m_0, hn::Add(e1_0, o1_0), hn::Add(e2_0, o2_0), w, mean, m2);
-  if constexpr (G >= 2) {
-    MergeSubBlockLanes(d, m_1, hn::Add(e1_1, o1_1), hn::Add(e2_1, o2_1), w, mean + N, m2 + N);
+  const V s1_0 = hn::Add(e1_0, o1_0), s2_0 = hn::Add(e2_0, o2_0);
+  const V s1_1 = hn::Add(e1_1, o1_1), s2_1 = hn::Add(e2_1, o2_1);
+  const V s1_2 = hn::Add(e1_2, o1_2), s2_2 = hn::Add(e2_2, o2_2);
+  const V s1_3 = hn::Add(e1_3, o1_3), s2_3 = hn::Add(e2_3, o2_3);
+  if (check_shift) {
+    bool held = ShiftHeld(d, s1_0, s2_0, w.rows);
+    if constexpr (G >= 2) held = held && ShiftHeld(d, s1_1, s2_1, w.rows);
+    if constexpr (G == 4) {
+      held = held && ShiftHeld(d, s1_2, s2_2, w.rows) && ShiftHeld(d, s1_3, s2_3, w.rows);
+    }
+    if (!held) return false;
   }
+  MergeSubBlockLanes(d, m_0, s1_0, s2_0, w, mean, m2);
+  if constexpr (G >= 2) MergeSubBlockLanes(d, m_1, s1_1, s2_1, w, mean + N, m2 + N);
   if constexpr (G == 4) {
-    MergeSubBlockLanes(d, m_2, hn::Add(e1_2, o1_2), hn::Add(e2_2, o2_2), w, mean + 2 * N,
-                       m2 + 2 * N);
-    MergeSubBlockLanes(d, m_3, hn::Add(e1_3, o1_3), hn::Add(e2_3, o2_3), w, mean + 3 * N,
-                       m2 + 3 * N);
+    MergeSubBlockLanes(d, m_2, s1_2, s2_2, w, mean + 2 * N, m2 + 2 * N);
+    MergeSubBlockLanes(d, m_3, s1_3, s2_3, w, mean + 3 * N, m2 + 3 * N);
   }
+  return true;
+}
+
+// One column group of G vectors of a sub-block: with `running` (a later
+// sub-block), one pass about the running means the shifts hold, redone in two
+// passes from L1 if they are off (ShiftHeld); otherwise two passes.
+template <size_t G, class D, class T>
+HWY_INLINE void ColumnGroupMoments(D d, T t, const typename T::Raw* HWY_RESTRICT x, size_t k,
+                                   size_t stride, float* HWY_RESTRICT shift,
+                                   const SubBlockMerge& w, double* HWY_RESTRICT mean,
+                                   double* HWY_RESTRICT m2, const typename T::Raw* next,
+                                   bool running) {
+  if (ColumnGroupDeviations<G>(d, t, x, k, stride, shift, w, mean, m2, next, running)) return;
+  ChunkShifts(d, t, x, k, stride, G * hn::Lanes(d), w.inv_k_f, shift);
+  ColumnGroupDeviations<G>(d, t, x, k, stride, shift, w, mean, m2);
 }
 
 // Channels per pass-1 chunk: kSubRows rows of them (16 KiB in float) stay in
@@ -162,8 +188,8 @@ constexpr size_t kGroupVectors = 4;
 // sub-block of kSubRows rows, whole vectors of channels in chunks of at most
 // kShiftChunk (pass 1 over the chunk, then pass 2 in column groups), then the
 // channels left over in partial vectors (no masked loads, which could fault on SSE4 or
-// read past the row). Pass 1 covers the whole chunk before any of pass 2, so
-// the chunk's loads from memory go out back to back (103 MB, one thread: 11.7
+// read past the row). In the first sub-block pass 1 covers the whole chunk
+// before any of pass 2, so the chunk's loads from memory go out back to back (103 MB, one thread: 11.7
 // -> 8.6 ms against both passes per column group), and pass 2 then finds the
 // chunk in L1.
 template <class T>
@@ -178,9 +204,16 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
     const size_t k = HWY_MIN(kSubRows, rows - r0);
     const typename T::Raw* HWY_RESTRICT block = x + r0 * stride;
     const SubBlockMerge w(static_cast<double>(r0), k);
+    // The first sub-block takes two passes; later ones shift by the running
+    // means, which stationary rows keep near each sub-block's own.
+    const bool running = r0 > 0;
     for (size_t c0 = 0; c0 < vector_channels; c0 += kShiftChunk) {
       const size_t width = HWY_MIN(kShiftChunk, vector_channels - c0);
-      ChunkShifts(d, t, block + c0, k, stride, width, w.inv_k_f, shift);
+      if (running) {
+        for (size_t j = 0; j < width; ++j) shift[j] = static_cast<float>(mean[c0 + j]);
+      } else {
+        ChunkShifts(d, t, block + c0, k, stride, width, w.inv_k_f, shift);
+      }
       // The next chunk, prefetched during pass 2: the next columns of this
       // sub-block, else the first of the next sub-block if this call has a
       // whole one (past its rows lies another block, maybe another thread's).
@@ -200,19 +233,19 @@ HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
       size_t j = 0;
       for (; j + kGroupVectors * N <= width; j += kGroupVectors * N) {
         const size_t c = c0 + j;
-        ColumnGroupDeviations<kGroupVectors>(d, t, block + c, k, stride, shift + j, w, mean + c,
-                                             m2 + c, next_group(j, kGroupVectors));
+        ColumnGroupMoments<kGroupVectors>(d, t, block + c, k, stride, shift + j, w, mean + c,
+                                          m2 + c, next_group(j, kGroupVectors), running);
       }
       if (j + 2 * N <= width) {  // C = 32 on AVX-512: two chains, not one after another
         const size_t c = c0 + j;
-        ColumnGroupDeviations<2>(d, t, block + c, k, stride, shift + j, w, mean + c, m2 + c,
-                                 next_group(j, 2));
+        ColumnGroupMoments<2>(d, t, block + c, k, stride, shift + j, w, mean + c, m2 + c,
+                              next_group(j, 2), running);
         j += 2 * N;
       }
       if (j < width) {
         const size_t c = c0 + j;
-        ColumnGroupDeviations<1>(d, t, block + c, k, stride, shift + j, w, mean + c, m2 + c,
-                                 next_group(j, 1));
+        ColumnGroupMoments<1>(d, t, block + c, k, stride, shift + j, w, mean + c, m2 + c,
+                              next_group(j, 1), running);
       }
     }
     size_t c = vector_channels;

@@ -108,18 +108,6 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
   *s2_out = hn::Add(hn::Add(s2a, s2b), hn::Add(s2c, s2d));
 }
 
-// Whether deviation sums s1 = Σ(x - m)/8 and s2 = Σ((x - m)/8)² over `k`
-// values per lane were taken about a shift m close enough to the values' mean
-// that the chunk's M2 = s2 - s1²/k keeps float accuracy: in every lane the
-// squared offset (s1/k)² is at most half the mean square s2/k (the M2 is then
-// at least half of s2, whose rounding error it inherits at most doubled).
-// NaN sums compare false and pass: NaN propagates either way.
-template <class D, class V = hn::Vec<D>>
-HWY_INLINE bool ShiftHeld(D d, V s1, V s2, double k) {
-  const V half_k = hn::Set(d, static_cast<float>(0.5 * k));
-  return hn::AllFalse(d, hn::Gt(hn::Mul(s1, s1), hn::Mul(half_k, s2)));
-}
-
 // Run tails of at most this many values in all are reduced by FewTailMoments:
 // below it, packing them and a lane reduction cost more than a plain loop (a
 // batch of one 14x14 map has 4 tail values).
@@ -262,9 +250,11 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
       const ChunkData<T> next = k + 1 < chunks ? chunk_at(k + 1) : ChunkData<T>{};
       const ChunkData<T> ahead = k + 2 < chunks ? chunk_at(k + 2) : ChunkData<T>{};
       std::swap(shift, following);
-      if (k > 0) {
-        for (size_t i = 0; i < N; ++i) following[i] = static_cast<float>(lane_mean[i]);
-      }  // (chunk 1 takes chunk 0's own means, left in `following`)
+      // The next chunk's shift: the lane means merged so far (chunk 1 takes
+      // chunk 0's own).
+      for (size_t i = 0; i < N; ++i) {
+        following[i] = k == 0 ? shift[i] : static_cast<float>(lane_mean[i]);
+      }
       const SubBlockMerge w(per_lane, current.runs * current.vectors);
       auto m = hn::Load(d, shift);
       hn::Vec<decltype(d)> s1, s2;

@@ -120,6 +120,21 @@ HWY_INLINE void MergeSubBlockLanes(D d, V m, V s1, V s2, const SubBlockMerge& w,
   }
 }
 
+// Whether deviation sums s1 = Σ(x - m)/8 and s2 = Σ((x - m)/8)² over `k`
+// values per lane, taken about a shift m that is not the values' own mean (a
+// running mean), are as good as two passes would give: in every lane s2 is
+// finite (deviations from a far shift can overflow where those from the
+// chunk's own mean would not; non-finite data fails too and is redone to the
+// same NaN or Inf) and the squared offset (s1/k)² is at most half the mean
+// square s2/k, so M2 = s2 - s1²/k is at least half of s2 and inherits its
+// rounding error at most doubled.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE bool ShiftHeld(D d, V s1, V s2, double k) {
+  const V half_k = hn::Set(d, static_cast<float>(0.5 * k));
+  const auto off = hn::Or(hn::Gt(hn::Mul(s1, s1), hn::Mul(half_k, s2)), hn::Not(hn::IsFinite(s2)));
+  return hn::AllFalse(d, off);
+}
+
 // The moments of Lanes(d) lanes of n values each (double means and M2s)
 // combined into one mean and M2: the mean of the lane means refined by its own
 // residual, and M2 the lanes' M2s plus n * Σ(lane mean - mean)² (Chan's

@@ -112,6 +112,39 @@ TEST_P(MomentsKernel, ChannelsFirstMatchesReferenceWhenTheMeanJumps) {
   EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
 }
 
+// The same for channels-last rows: later sub-blocks are reduced about the
+// running means, and rows whose means jump, step or ramp take the fallback.
+TEST_P(MomentsKernel, ChannelsLastMatchesReferenceWhenTheMeanJumps) {
+  const Geometry g = Geometry::Dense(300, 40, 1);
+  std::vector<float> x = Normal(g.elements(), 0.0, 1e-2, kSeed + 1);
+  for (size_t r = 0; r < g.outer; ++r) {
+    for (size_t c = 0; c < g.channels; ++c) {
+      const double offsets[3] = {(r / 40 % 2 == 1 ? 1e4 : -1e4) + 1e3 * static_cast<double>(r / 40),
+                                 r < 150 ? 1e4 : 1e4 + 1.0, 1e-3 * static_cast<double>(r)};
+      x[r * g.channels + c] += static_cast<float>(offsets[c % 3]);
+    }
+  }
+  const Stats ref = ReferenceMoments(x.data(), g);
+  const Stats got = KernelMoments(x.data(), g);
+  EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+}
+
+// Deviations from a running mean can be far larger than from a chunk's own
+// mean: samples (or rows) at 0, then the last tenth at 5e19 (variance 2.25e38,
+// within float's range) would overflow float squares about the running mean,
+// so those chunks take two passes and the variance stays finite and exact.
+TEST_P(MomentsKernel, AJumpOf5e19DoesNotOverflow) {
+  for (const Geometry& g : {Geometry::Dense(10, 2, 3000), Geometry::Dense(320, 24, 1)}) {
+    SCOPED_TRACE(Describe(g));
+    std::vector<float> x = Normal(g.elements(), 0.0, 1.0, kSeed + 2);
+    const size_t row = g.channels * g.inner;
+    for (size_t k = g.outer * 9 / 10 * row; k < x.size(); ++k) x[k] += 5e19f;
+    const Stats ref = ReferenceMoments(x.data(), g);
+    const Stats got = KernelMoments(x.data(), g);
+    EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+  }
+}
+
 // One value per channel: the mean is that value and the variance 0. Only
 // channels-last can hold it (channels-first has inner > 1, so at least two
 // values per channel).
