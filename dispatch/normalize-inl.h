@@ -185,6 +185,98 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::
   }
 }
 
+// Whether a streamed block of short runs goes through NormalizeSpanT: its
+// channels' runs lie back to back in a row (channel stride == len), runs of
+// at least a vector whose bytes do not fill whole cache lines, and short
+// enough (at most 4 KiB) that the lines they share are a large part of them.
+HWY_INLINE bool UseSpans(bool stream, size_t channels, size_t channel_stride, size_t len,
+                         size_t size) {
+  const size_t N = hn::Lanes(hn::ScalableTag<float>());
+  const size_t bytes = len * size;
+  return stream && channels > 1 && channel_stride == len && len >= N && bytes % kCacheLine != 0 &&
+         bytes <= 4096;
+}
+
+// Channels-first, streamed: one row's `channels` runs of `len` values lying
+// back to back (len >= Lanes), walked as one span in aligned whole vectors
+// across the channel boundaries; a vector that straddles one blends the two
+// channels' coefficients lane by lane. Every cache line but the span's first
+// and last is then written whole by non-temporal stores, where run by run
+// (NormalizeRunsT) the lines two runs share take plain stores (7x7 maps: 196
+// bytes, half their lines). Each value gets its channel's coefficients in the
+// same operations as in NormalizeRunsT: the same bits. The span's ends go
+// through one-lane vectors, not streamed. With `ahead`, one cache line of the
+// next block is prefetched per two vectors, as in NormalizeRunsT.
+template <Activation kAct, bool kHasZ, class T>
+HWY_INLINE void NormalizeSpanT(T t, const typename T::Raw* x, const typename T::Raw* z,
+                               typename T::Raw* y, size_t channels, size_t len,
+                               const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
+                               const float* HWY_RESTRICT scale, const float* HWY_RESTRICT shift,
+                               LineCursor* ahead) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const size_t n = channels * len;
+  const auto lo_of = [lo](size_t c) { return lo == nullptr ? 0.0f : lo[c]; };
+  // One value at a time, for the span's ends.
+  const auto single = [&](size_t i) {
+    const hn::CappedTag<float, 1> d1;
+    const size_t c = i / len;
+    const auto v = Affine(LoadAs(d1, t, x + i), hn::Set(d1, hi[c]), hn::Set(d1, lo_of(c)),
+                          hn::Set(d1, scale[c]), hn::Set(d1, shift[c]));
+    StoreAs(d1, t, Finish<kAct, kHasZ>(d1, t, v, z + i), y + i);
+  };
+  size_t i = 0;
+  const size_t phase = VectorPhase(y);
+  const size_t head = HWY_MIN(n, phase == 0 ? 0 : N - phase);
+  for (; i < head; ++i) single(i);
+  const size_t whole = i + (n - i) / N * N;
+  size_t first = i, last = whole;  // the vectors that stream
+  StreamedLines(y, i, whole, &first, &last);
+  // Coefficients of channel c (a) and c + 1 (b), moved along the span.
+  size_t c = i / len;
+  size_t boundary = (c + 1) * len;  // where channel c ends
+  const auto coefficients = [&](size_t ch, V* h, V* l, V* sc, V* sh) {
+    const size_t at = HWY_MIN(ch, channels - 1);  // past the last channel: never selected
+    *h = hn::Set(d, hi[at]);
+    *l = hn::Set(d, lo_of(at));
+    *sc = hn::Set(d, scale[at]);
+    *sh = hn::Set(d, shift[at]);
+  };
+  V ha, la, sa, fa, hb, lb, sb, fb;
+  coefficients(c, &ha, &la, &sa, &fa);
+  coefficients(c + 1, &hb, &lb, &sb, &fb);
+  bool prefetch = true;
+  for (; i < whole; i += N) {
+    const bool streamed = i >= first && i < last;
+    if (prefetch) {  // every other vector, as NormalizeRunsT does
+      if (ahead != nullptr) {
+        ahead->Next();
+      } else if (streamed) {
+        PrefetchAhead(x + i);
+        if constexpr (kHasZ) PrefetchAhead(z + i);
+      }
+    }
+    prefetch = !prefetch;
+    V v;
+    if (i + N <= boundary) {
+      v = Affine(LoadAs(d, t, x + i), ha, la, sa, fa);
+    } else {  // lanes [0, boundary - i) are channel c's, the rest c + 1's
+      const auto mine = hn::FirstN(d, boundary - i);
+      v = Affine(LoadAs(d, t, x + i), hn::IfThenElse(mine, ha, hb), hn::IfThenElse(mine, la, lb),
+                 hn::IfThenElse(mine, sa, sb), hn::IfThenElse(mine, fa, fb));
+    }
+    StoreOut(d, t, Finish<kAct, kHasZ>(d, t, v, z + i), y + i, streamed);
+    if (i + N >= boundary) {  // the next vector starts in channel c + 1
+      ++c;
+      boundary += len;
+      ha = hb, la = lb, sa = sb, fa = fb;
+      coefficients(c + 1, &hb, &lb, &sb, &fb);
+    }
+  }
+  for (; i < n; ++i) single(i);
+}
+
 // Calls f(tag, activation constant) for the runtime element type/activation.
 template <class F>
 HWY_INLINE void WithTypeAndActivation(DType type, Activation act, const F& f) {

@@ -70,9 +70,19 @@ HWY_NOINLINE void NormalizeRuns(const dispatch::RunsView& x, const void* z, void
     WithFlag(z != nullptr, [&](auto has_z) {
       // Without a residual z is never read: x stands in for it.
       const Raw* add = has_z ? static_cast<const Raw*>(z) : in;
+      constexpr Activation kAct = ActivationOf(decltype(act_tag)());
+      if (UseSpans(stream, x.channels, x.channel_stride, x.len, size)) {
+        for (size_t r = 0; r < x.runs; ++r) {
+          const size_t offset = r * x.stride;
+          NormalizeSpanT<kAct, decltype(has_z)::value>(tag, in + offset, add + offset,
+                                                       out + offset, x.channels, x.len, k.hi,
+                                                       k.lo, k.scale, k.shift, cursor);
+        }
+        return;
+      }
       for (size_t c = 0; c < x.channels; ++c) {
         const size_t offset = c * x.channel_stride;
-        NormalizeRunsT<ActivationOf(decltype(act_tag)()), decltype(has_z)::value>(
+        NormalizeRunsT<kAct, decltype(has_z)::value>(
             tag, in + offset, add + offset, out + offset, x.runs, x.len, x.stride, k.hi[c],
             k.lo == nullptr ? 0.0f : k.lo[c], k.scale[c], k.shift[c], stream, cursor);
       }

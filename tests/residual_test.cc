@@ -204,6 +204,7 @@ TEST_P(Residual, StreamedChannelsLastMatchesCached) {
 TEST_P(Residual, StreamedChannelsFirstMatchesCached) {
   if (!kHeavyTests) GTEST_SKIP() << "a tensor beyond the caches: heavy tests are off in this build";
   CheckStreamedMatchesCached(64, 1001);
+  CheckStreamedMatchesCached(64, 49);  // 7x7 maps: one span per row of channels
 }
 
 // A channel slice of an NHWC buffer: the residual has the view's strides, and

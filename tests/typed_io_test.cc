@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bnorm/dtype.hpp"
@@ -118,8 +119,9 @@ void CheckStreamingMatchesCached(DType dtype, const Geometry& whole, const Geome
 
 TEST_P(TypedIo, LargeOutputsStreamWithTheCachedBits) {
   for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
-    for (const size_t channels : {96, 64}) {
-      const size_t inner = channels == 96 ? 1 : 1001;
+    // Rows of 96 channels; runs of 1001 values; runs of 49 (7x7 maps, one span per row).
+    for (const auto& [channels, inner] :
+         std::vector<std::pair<size_t, size_t>>{{96, 1}, {64, 1001}, {64, 49}}) {
       const size_t rows = test::StreamingSliceRows(channels * inner * sizeof(uint16_t));
       CheckStreamingMatchesCached(dtype, Geometry::Dense(8 * rows, channels, inner),
                                   Geometry::Dense(rows, channels, inner));
