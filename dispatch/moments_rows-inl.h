@@ -189,9 +189,9 @@ constexpr size_t kGroupVectors = 4;
 // kShiftChunk (pass 1 over the chunk, then pass 2 in column groups), then the
 // channels left over in partial vectors (no masked loads, which could fault on SSE4 or
 // read past the row). In the first sub-block pass 1 covers the whole chunk
-// before any of pass 2, so the chunk's loads from memory go out back to back (103 MB, one thread: 11.7
-// -> 8.6 ms against both passes per column group), and pass 2 then finds the
-// chunk in L1.
+// before any of pass 2, so the chunk's loads from memory go out back to back
+// (103 MB, one thread: 11.7 -> 8.6 ms against both passes per column group),
+// and pass 2 then finds the chunk in L1.
 template <class T>
 HWY_INLINE void MomentsRowsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t rows,
                              size_t channels, size_t stride, double* HWY_RESTRICT mean,

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace bnorm {
 namespace {
@@ -35,6 +37,18 @@ long long ParseWhole(const std::string& text) {
   return v;
 }
 
+// The items of a comma-separated list, empty ones included ("0," has two),
+// so that a stray comma reads as a malformed item.
+std::vector<std::string> CommaItems(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  for (size_t comma; (comma = text.find(',', start)) != std::string::npos; start = comma + 1) {
+    items.push_back(text.substr(start, comma - start));
+  }
+  items.push_back(text.substr(start));
+  return items;
+}
+
 // BNORM_CACHES's sizes over `c` when it is set and well-formed; a warning on
 // stderr (once: the caller runs once) and `c` unchanged when it is malformed.
 void ApplyEnvironment(CacheSizes* c) {
@@ -56,11 +70,7 @@ void ApplyEnvironment(CacheSizes* c) {
 CacheSizes ParseCacheOverride(const std::string& text) {
   CacheSizes c;
   c.llc_sharing_cpus = 1;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = text.find(',', start);
-    const std::string item =
-        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : CommaItems(text)) {
     const size_t equals = item.find('=');
     if (equals == std::string::npos) return CacheSizes{};
     const std::string key = item.substr(0, equals);
@@ -78,8 +88,6 @@ CacheSizes ParseCacheOverride(const std::string& text) {
     } else {
       return CacheSizes{};
     }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   if (c.l2_bytes == 0 || c.llc_bytes < c.l2_bytes) return CacheSizes{};
   c.source = "BNORM_CACHES";
@@ -112,11 +120,7 @@ size_t ParseCacheSize(const std::string& text) {
 
 size_t CountCpuList(const std::string& list) {
   size_t count = 0;
-  size_t start = 0;
-  while (start <= list.size()) {
-    const size_t comma = list.find(',', start);
-    const std::string item =
-        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : CommaItems(list)) {
     const size_t dash = item.find('-');
     if (dash == std::string::npos) {
       if (ParseWhole(item) < 0) return 0;
@@ -127,8 +131,6 @@ size_t CountCpuList(const std::string& list) {
       if (lo < 0 || hi < lo) return 0;
       count += static_cast<size_t>(hi - lo + 1);
     }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return count;
 }
