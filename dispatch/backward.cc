@@ -72,12 +72,9 @@ HWY_NOINLINE void BackwardReduceRuns(const dispatch::RunsView& s,
   HWY_DASSERT(out.sum_dy != nullptr && out.sum_dy_xmu != nullptr);
   WithTypedInputs(
       s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
-        for (size_t c = 0; c < s.channels; ++c) {
-          const size_t o = c * s.channel_stride;
-          ReduceRunsT<decltype(mask)::value>(tag, x + o, dy + o, y + o, s.runs, s.len, s.stride,
-                                             in.mean_hi[c], in.mean_lo[c], from_memory,
-                                             out.sum_dy + c, out.sum_dy_xmu + c);
-        }
+        ReduceRunsT<decltype(mask)::value>(tag, x, dy, y, s.channels, s.channel_stride, s.runs,
+                                           s.len, s.stride, in.mean_hi, in.mean_lo, from_memory,
+                                           out.sum_dy, out.sum_dy_xmu);
       });
 }
 
@@ -100,10 +97,22 @@ HWY_NOINLINE void BackwardDataRows(const dispatch::RowsView& s,
 
 HWY_NOINLINE void BackwardDataRuns(const dispatch::RunsView& s,
                                    const dispatch::BackwardOperands& in,
-                                   const dispatch::BackwardCoefficients& k, void* dx, bool stream) {
+                                   const dispatch::BackwardCoefficients& k, void* dx, bool stream,
+                                   const dispatch::RunsView* next, const void* next_dy) {
   HWY_DASSERT(s.channels >= 1 && s.runs >= 1 && s.len >= 1);
   HWY_DASSERT(k.k != nullptr && k.a != nullptr && k.b != nullptr);
   HWY_DASSERT(dx != nullptr && reinterpret_cast<uintptr_t>(dx) % SizeOf(s.type) == 0);
+  HWY_DASSERT(next == nullptr || next_dy != nullptr);
+  const size_t size = SizeOf(s.type);
+  // The next block's x and dy: the same layout, two bases.
+  const auto cursor = [&](const void* base) {
+    return next == nullptr ? LineCursor(nullptr, 0, 0, 0, 0, 0)
+                           : LineCursor(base, next->channels, next->channel_stride * size,
+                                        next->runs, next->len * size, next->stride * size);
+  };
+  LineCursor ahead_x = cursor(next == nullptr ? nullptr : next->x), ahead_dy = cursor(next_dy);
+  LineCursor* cursor_x = next == nullptr ? nullptr : &ahead_x;
+  LineCursor* cursor_dy = next == nullptr ? nullptr : &ahead_dy;
   WithTypedInputs(
       s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
         using Raw = typename decltype(tag)::Raw;
@@ -111,7 +120,8 @@ HWY_NOINLINE void BackwardDataRuns(const dispatch::RunsView& s,
           const size_t o = c * s.channel_stride;
           DataRunsT<decltype(mask)::value>(tag, x + o, dy + o, y + o, static_cast<Raw*>(dx) + o,
                                            s.runs, s.len, s.stride, in.mean_hi[c], in.mean_lo[c],
-                                           k.k[c], k.a[c], k.b[c], stream);
+                                           k.k[c], k.a[c], k.b[c], stream, cursor_x,
+                                           cursor_dy);
         }
       });
   if (stream) hwy::FlushStream();
@@ -146,8 +156,8 @@ void BackwardDataRows(const RowsView& x, const BackwardOperands& in, const Backw
 }
 
 void BackwardDataRuns(const RunsView& x, const BackwardOperands& in, const BackwardCoefficients& k,
-                      void* dx, bool stream) {
-  HWY_DYNAMIC_DISPATCH(BackwardDataRuns)(x, in, k, dx, stream);
+                      void* dx, bool stream, const RunsView* next, const void* next_dy) {
+  HWY_DYNAMIC_DISPATCH(BackwardDataRuns)(x, in, k, dx, stream, next, next_dy);
 }
 
 }  // namespace dispatch

@@ -154,15 +154,25 @@ HWY_INLINE void ReduceRowsT(T t, const Raw* x, const Raw* dy, const Raw* y, size
   }
 }
 
+// A chunk to prefetch while another is summed: `delta` elements past the
+// summed chunk's start, `runs` runs of `full` values at the same stride.
+struct ChunkAhead {
+  ptrdiff_t delta = 0;
+  size_t runs = 0;
+  size_t full = 0;
+};
+
 // Channels-first, per lane: the sums of the whole vectors of `runs` runs of
 // `full` values (`stride` apart) into *s1 and *s2. Four accumulators hide the
 // FMA latency, each collecting at most a quarter of a chunk (16 vectors). With
-// `prefetch`, the loads are preceded by prefetches kPrefetchBytes ahead (one
-// core reads memory faster so, as the normalize pass measured).
+// `ahead` (tensors from memory), the lines of that chunk at the same places
+// are prefetched: two chunks ahead is 8 KiB of a long run, or the same
+// vectors several short runs (14x14 maps) on, where a fixed distance within
+// the run would land in another channel.
 template <Activation kMask, class D, class T, class Raw = typename T::Raw, class V = hn::Vec<D>>
 HWY_INLINE void RunChunkSums(D d, T t, const Raw* x, const Raw* dy, const Raw* y, size_t runs,
-                             size_t full, size_t stride, V hi, V lo, bool prefetch, V* s1_out,
-                             V* s2_out) {
+                             size_t full, size_t stride, V hi, V lo, const ChunkAhead* ahead,
+                             V* s1_out, V* s2_out) {
   const size_t N = hn::Lanes(d);
   const size_t step_bytes = 4 * N * sizeof(Raw);
   V s1a = hn::Zero(d), s1b = hn::Zero(d), s1c = hn::Zero(d), s1d = hn::Zero(d);
@@ -170,13 +180,12 @@ HWY_INLINE void RunChunkSums(D d, T t, const Raw* x, const Raw* dy, const Raw* y
   for (size_t run = 0; run < runs; ++run) {
     size_t i = run * stride;
     const size_t end = i + full;
+    const bool prefetch = ahead != nullptr && run < ahead->runs;
     for (; i + 4 * N <= end; i += 4 * N) {
-      if (prefetch) {
-        PrefetchLines(x + i + kPrefetchBytes / sizeof(Raw), step_bytes);
-        PrefetchLines(dy + i + kPrefetchBytes / sizeof(Raw), step_bytes);
-        if (kMask != Activation::kNone) {
-          PrefetchLines(y + i + kPrefetchBytes / sizeof(Raw), step_bytes);
-        }
+      if (prefetch && i - run * stride + 4 * N <= ahead->full) {
+        PrefetchLines(x + i + ahead->delta, step_bytes);
+        PrefetchLines(dy + i + ahead->delta, step_bytes);
+        if (kMask != Activation::kNone) PrefetchLines(y + i + ahead->delta, step_bytes);
       }
       AddSums<kMask>(d, t, x, dy, y, i, hi, lo, s1a, s2a);
       AddSums<kMask>(d, t, x, dy, y, i + N, hi, lo, s1b, s2b);
@@ -186,6 +195,11 @@ HWY_INLINE void RunChunkSums(D d, T t, const Raw* x, const Raw* dy, const Raw* y
     // A run's last vectors go round robin, continuing across runs (short runs
     // of one vector each must not all land in one accumulator).
     for (; i < end; i += N) {
+      if (prefetch && i - run * stride + N <= ahead->full) {
+        PrefetchLines(x + i + ahead->delta, N * sizeof(Raw));
+        PrefetchLines(dy + i + ahead->delta, N * sizeof(Raw));
+        if (kMask != Activation::kNone) PrefetchLines(y + i + ahead->delta, N * sizeof(Raw));
+      }
       V sum1 = s1a, sum2 = s2a;
       AddSums<kMask>(d, t, x, dy, y, i, hi, lo, sum1, sum2);
       s1a = s1b, s1b = s1c, s1c = s1d, s1d = sum1;
@@ -255,7 +269,7 @@ HWY_INLINE void PackedTailSums(D d, T t, const Raw* x, const Raw* dy, const Raw*
       // The packed deviations stand in for x around a zero mean (exact).
       hn::Vec<D> v1, v2;
       RunChunkSums<Activation::kNone>(d, F32(), packed_dev, packed_g, packed_g, 1, whole, 0,
-                                      hn::Zero(d), hn::Zero(d), false, &v1, &v2);
+                                      hn::Zero(d), hn::Zero(d), nullptr, &v1, &v2);
       AddLanes(d, v1, false, lane_s1);
       AddLanes(d, v2, false, lane_s2);
     }
@@ -266,53 +280,86 @@ HWY_INLINE void PackedTailSums(D d, T t, const Raw* x, const Raw* dy, const Raw*
   }
 }
 
-// Channels-first sums of one channel: `runs` runs of `len` values, `stride`
-// apart, written to *s1, *s2. The whole vectors are summed per lane in chunks
-// of at most kReduceChunkVectors vectors (a piece of one long run, or several
-// short runs together), each chunk's float lane sums added into double lane
-// sums, and the lanes added up once at the end, so short runs (14x14 maps) pay
-// no horizontal reduction per chunk. The run tails follow (packed, or value by
-// value when few).
+// Channels interleaved by the channels-first reduction (below).
+constexpr size_t kInterleavedChannels = 16;
+
+// Channels-first sums of `channels` channels `channel_stride` apart, each
+// `runs` runs of `len` values `stride` apart, written to s1[c], s2[c]. Per
+// channel the whole vectors are summed per lane in chunks of at most
+// kReduceChunkVectors vectors (a piece of one long run, or several short runs
+// together), each chunk's float lane sums added into double lane sums, and
+// the lanes added up once at the end, so short runs (14x14 maps) pay no
+// horizontal reduction per chunk. The run tails follow (packed, or value by
+// value when few). Short runs take chunk k of up to kInterleavedChannels
+// adjacent channels in turn before chunk k + 1: their runs lie back to back in
+// memory, which then streams forward, where a channel at a time jumps a row
+// stride per short run (7x7 maps: 196 bytes) and leaves memory idle. Each
+// channel's own operations are the same in either order: the same bits.
 template <Activation kMask, class T, class Raw = typename T::Raw>
-HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size_t runs, size_t len,
-                            size_t stride, float hi, float lo, bool from_memory, double* s1,
-                            double* s2) {
+HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size_t channels,
+                            size_t channel_stride, size_t runs, size_t len, size_t stride,
+                            const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
+                            bool from_memory, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t full = len - len % N;
   constexpr size_t kMaxLanes = hn::MaxLanes(d);
-  HWY_ALIGN double lane_s1[kMaxLanes] = {};
-  HWY_ALIGN double lane_s2[kMaxLanes] = {};
-  double rest1 = 0.0, rest2 = 0.0;
-  if (full > 0) {
-    const dispatch::RunChunks chunks(runs, full, stride, kReduceChunkVectors, N);
-    const auto vhi = hn::Set(d, hi), vlo = hn::Set(d, lo);
+  const dispatch::RunChunks chunks(runs, full, stride, kReduceChunkVectors, N);
+  const bool interleave = full < kReduceChunkVectors * N;
+  const size_t group = interleave ? kInterleavedChannels : 1;
+  HWY_ALIGN double lane_s1[kInterleavedChannels * kMaxLanes];
+  HWY_ALIGN double lane_s2[kInterleavedChannels * kMaxLanes];
+  for (size_t c0 = 0; c0 < channels; c0 += group) {
+    const size_t width = HWY_MIN(group, channels - c0);
+    for (size_t i = 0; i < width * N; ++i) lane_s1[i] = lane_s2[i] = 0.0;
     for (size_t k = 0; k < chunks.count(); ++k) {
       const dispatch::RunChunk c = chunks[k];
-      hn::Vec<decltype(d)> v1, v2;
-      RunChunkSums<kMask>(d, t, x + c.offset, dy + c.offset, y + c.offset, c.runs, c.vectors * N,
-                          stride, vhi, vlo, from_memory, &v1, &v2);
-      AddLanes(d, v1, false, lane_s1);
-      AddLanes(d, v2, false, lane_s2);
+      for (size_t j = 0; j < width; ++j) {
+        const size_t ch = c0 + j;
+        // Prefetched meanwhile: interleaved, the same chunk of the next
+        // channel (about a chunk of memory ahead); else this channel's chunk
+        // k + 2.
+        ChunkAhead ahead;
+        if (from_memory && interleave && ch + 1 < channels) {
+          ahead = ChunkAhead{static_cast<ptrdiff_t>(channel_stride), c.runs, c.vectors * N};
+        } else if (from_memory && !interleave && k + 2 < chunks.count()) {
+          const dispatch::RunChunk a = chunks[k + 2];
+          ahead = ChunkAhead{static_cast<ptrdiff_t>(a.offset - c.offset), a.runs, a.vectors * N};
+        }
+        const size_t o = ch * channel_stride + c.offset;
+        hn::Vec<decltype(d)> v1, v2;
+        RunChunkSums<kMask>(d, t, x + o, dy + o, y + o, c.runs, c.vectors * N, stride,
+                            hn::Set(d, hi[ch]), hn::Set(d, lo[ch]),
+                            ahead.runs > 0 ? &ahead : nullptr, &v1, &v2);
+        AddLanes(d, v1, false, lane_s1 + j * N);
+        AddLanes(d, v2, false, lane_s2 + j * N);
+      }
+    }
+    for (size_t j = 0; j < width; ++j) {
+      const size_t ch = c0 + j;
+      const size_t o = ch * channel_stride;
+      double* HWY_RESTRICT l1 = lane_s1 + j * N;
+      double* HWY_RESTRICT l2 = lane_s2 + j * N;
+      double rest1 = 0.0, rest2 = 0.0;
+      if (full < len) {
+        const size_t tail = len - full;
+        if (runs * tail <= kFewTailSums) {
+          FewTailSums<kMask>(t, x + o + full, dy + o + full, y + o + full, runs, tail, stride,
+                             hi[ch], lo[ch], &rest1, &rest2);
+        } else {
+          PackedTailSums<kMask>(d, t, x + o + full, dy + o + full, y + o + full, runs, tail,
+                                stride, hi[ch], lo[ch], l1, l2, &rest1, &rest2);
+        }
+      }
+      double sum1 = 0.0, sum2 = 0.0;
+      for (size_t lane = 0; lane < N; ++lane) {
+        sum1 += l1[lane];
+        sum2 += l2[lane];
+      }
+      s1[ch] = sum1 + rest1;
+      s2[ch] = sum2 + rest2;
     }
   }
-  if (full < len) {
-    const size_t tail = len - full;
-    if (runs * tail <= kFewTailSums) {
-      FewTailSums<kMask>(t, x + full, dy + full, y + full, runs, tail, stride, hi, lo, &rest1,
-                         &rest2);
-    } else {
-      PackedTailSums<kMask>(d, t, x + full, dy + full, y + full, runs, tail, stride, hi, lo,
-                            lane_s1, lane_s2, &rest1, &rest2);
-    }
-  }
-  double sum1 = 0.0, sum2 = 0.0;
-  for (size_t lane = 0; lane < N; ++lane) {
-    sum1 += lane_s1[lane];
-    sum2 += lane_s2[lane];
-  }
-  *s1 = sum1 + rest1;
-  *s2 = sum2 + rest2;
 }
 
 }  // namespace HWY_NAMESPACE
