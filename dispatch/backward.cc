@@ -57,7 +57,7 @@ HWY_NOINLINE void BackwardReduceRows(const dispatch::RowsView& s,
                                      const dispatch::BackwardOperands& in,
                                      const dispatch::BackwardSums& out, bool from_memory) {
   HWY_DASSERT(s.rows >= 1 && s.channels >= 1 && s.stride >= s.channels);
-  HWY_DASSERT(out.sum_dy != nullptr && out.sum_dy_xmu != nullptr);
+  HWY_DASSERT(out.sum_dy != nullptr && out.sum_dy_xmu != nullptr && out.stride == 1);
   WithTypedInputs(
       s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
         ReduceRowsT<decltype(mask)::value>(tag, x, dy, y, s.rows, s.channels, s.stride, in.mean_hi,
@@ -74,7 +74,7 @@ HWY_NOINLINE void BackwardReduceRuns(const dispatch::RunsView& s,
       s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
         ReduceRunsT<decltype(mask)::value>(tag, x, dy, y, s.channels, s.channel_stride, s.runs,
                                            s.len, s.stride, in.mean_hi, in.mean_lo, from_memory,
-                                           out.sum_dy, out.sum_dy_xmu);
+                                           out.stride, out.sum_dy, out.sum_dy_xmu);
       });
 }
 

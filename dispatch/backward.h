@@ -32,9 +32,12 @@ struct BackwardOperands {
   const float* mean_lo = nullptr;
 };
 
+// Channel c's sums go to sum_dy[c * stride] and sum_dy_xmu[c * stride] (the
+// channels-first layout of per-block partials; channels-last blocks: 1).
 struct BackwardSums {
   double* sum_dy = nullptr;
   double* sum_dy_xmu = nullptr;
+  size_t stride = 1;
 };
 
 // The data pass's per-channel coefficients (float32, `channels` of each).

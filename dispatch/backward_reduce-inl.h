@@ -280,61 +280,56 @@ HWY_INLINE void PackedTailSums(D d, T t, const Raw* x, const Raw* dy, const Raw*
   }
 }
 
-// Channels interleaved by the channels-first reduction (below).
+// Channels reduced together by ReduceRunsT: their lane sums stay in L1.
 constexpr size_t kInterleavedChannels = 16;
 
 // Channels-first sums of `channels` channels `channel_stride` apart, each
-// `runs` runs of `len` values `stride` apart, written to s1[c], s2[c]. Per
+// `runs` runs of `len` values `stride` apart, written to s1[c * out_stride]
+// and s2[c * out_stride]. Per
 // channel the whole vectors are summed per lane in chunks of at most
 // kReduceChunkVectors vectors (a piece of one long run, or several short runs
 // together), each chunk's float lane sums added into double lane sums, and
 // the lanes added up once at the end, so short runs (14x14 maps) pay no
 // horizontal reduction per chunk. The run tails follow (packed, or value by
-// value when few). Short runs take chunk k of up to kInterleavedChannels
-// adjacent channels in turn before chunk k + 1: their runs lie back to back in
-// memory, which then streams forward, where a channel at a time jumps a row
-// stride per short run (7x7 maps: 196 bytes) and leaves memory idle. Each
-// channel's own operations are the same in either order: the same bits.
+// value when few). Up to kInterleavedChannels channels are walked together in
+// memory order (ForEachInterleavedChunk): the same bits as one channel at a
+// time.
 template <Activation kMask, class T, class Raw = typename T::Raw>
 HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size_t channels,
                             size_t channel_stride, size_t runs, size_t len, size_t stride,
                             const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
-                            bool from_memory, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+                            bool from_memory, size_t out_stride, double* HWY_RESTRICT s1,
+                            double* HWY_RESTRICT s2) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t full = len - len % N;
   constexpr size_t kMaxLanes = hn::MaxLanes(d);
   const dispatch::RunChunks chunks(runs, full, stride, kReduceChunkVectors, N);
-  const bool interleave = full < kReduceChunkVectors * N;
-  const size_t group = interleave ? kInterleavedChannels : 1;
   HWY_ALIGN double lane_s1[kInterleavedChannels * kMaxLanes];
   HWY_ALIGN double lane_s2[kInterleavedChannels * kMaxLanes];
-  for (size_t c0 = 0; c0 < channels; c0 += group) {
-    const size_t width = HWY_MIN(group, channels - c0);
+  for (size_t c0 = 0; c0 < channels; c0 += kInterleavedChannels) {
+    const size_t width = HWY_MIN(kInterleavedChannels, channels - c0);
     for (size_t i = 0; i < width * N; ++i) lane_s1[i] = lane_s2[i] = 0.0;
-    for (size_t k = 0; k < chunks.count(); ++k) {
+    const size_t ahead_steps = from_memory ? dispatch::kChunksAhead : 0;
+    ForEachInterleavedChunk(chunks, width, ahead_steps, [&](size_t j, size_t k, size_t aj,
+                                                            size_t ak) {
       const dispatch::RunChunk c = chunks[k];
-      for (size_t j = 0; j < width; ++j) {
-        const size_t ch = c0 + j;
-        // Prefetched meanwhile: interleaved, the same chunk of the next
-        // channel (about a chunk of memory ahead); else this channel's chunk
-        // k + 2.
-        ChunkAhead ahead;
-        if (from_memory && interleave && ch + 1 < channels) {
-          ahead = ChunkAhead{static_cast<ptrdiff_t>(channel_stride), c.runs, c.vectors * N};
-        } else if (from_memory && !interleave && k + 2 < chunks.count()) {
-          const dispatch::RunChunk a = chunks[k + 2];
-          ahead = ChunkAhead{static_cast<ptrdiff_t>(a.offset - c.offset), a.runs, a.vectors * N};
-        }
-        const size_t o = ch * channel_stride + c.offset;
-        hn::Vec<decltype(d)> v1, v2;
-        RunChunkSums<kMask>(d, t, x + o, dy + o, y + o, c.runs, c.vectors * N, stride,
-                            hn::Set(d, hi[ch]), hn::Set(d, lo[ch]),
-                            ahead.runs > 0 ? &ahead : nullptr, &v1, &v2);
-        AddLanes(d, v1, false, lane_s1 + j * N);
-        AddLanes(d, v2, false, lane_s2 + j * N);
+      const size_t ch = c0 + j;
+      ChunkAhead ahead;
+      if (aj < width) {
+        const dispatch::RunChunk a = chunks[ak];
+        ahead = ChunkAhead{static_cast<ptrdiff_t>(aj * channel_stride + a.offset) -
+                               static_cast<ptrdiff_t>(j * channel_stride + c.offset),
+                           a.runs, a.vectors * N};
       }
-    }
+      const size_t o = ch * channel_stride + c.offset;
+      hn::Vec<decltype(d)> v1, v2;
+      RunChunkSums<kMask>(d, t, x + o, dy + o, y + o, c.runs, c.vectors * N, stride,
+                          hn::Set(d, hi[ch]), hn::Set(d, lo[ch]),
+                          ahead.runs > 0 ? &ahead : nullptr, &v1, &v2);
+      AddLanes(d, v1, false, lane_s1 + j * N);
+      AddLanes(d, v2, false, lane_s2 + j * N);
+    });
     for (size_t j = 0; j < width; ++j) {
       const size_t ch = c0 + j;
       const size_t o = ch * channel_stride;
@@ -356,8 +351,8 @@ HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size
         sum1 += l1[lane];
         sum2 += l2[lane];
       }
-      s1[ch] = sum1 + rest1;
-      s2[ch] = sum2 + rest2;
+      s1[ch * out_stride] = sum1 + rest1;
+      s2[ch * out_stride] = sum2 + rest2;
     }
   }
 }

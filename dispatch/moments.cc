@@ -34,16 +34,14 @@ HWY_NOINLINE void MomentsRows(const dispatch::RowsView& x, double* mean, double*
   });
 }
 
-HWY_NOINLINE void MomentsRuns(const dispatch::RunsView& x, double* mean, double* m2) {
+HWY_NOINLINE void MomentsRuns(const dispatch::RunsView& x, double* mean, double* m2,
+                              size_t out_stride, bool from_memory) {
   HWY_DASSERT(x.x != nullptr && mean != nullptr && m2 != nullptr);
   HWY_DASSERT(reinterpret_cast<uintptr_t>(x.x) % SizeOf(x.type) == 0);
-  HWY_DASSERT(x.channels >= 1 && x.runs >= 1 && x.len >= 1);
+  HWY_DASSERT(x.channels >= 1 && x.runs >= 1 && x.len >= 1 && out_stride >= 1);
   WithType(x.type, [&](auto tag) {
-    using Raw = typename decltype(tag)::Raw;
-    const Raw* data = static_cast<const Raw*>(x.x);
-    for (size_t c = 0; c < x.channels; ++c) {
-      MomentsRunsT(tag, data + c * x.channel_stride, x.runs, x.len, x.stride, mean + c, m2 + c);
-    }
+    MomentsRunsT(tag, static_cast<const typename decltype(tag)::Raw*>(x.x), x.channels,
+                 x.channel_stride, x.runs, x.len, x.stride, out_stride, from_memory, mean, m2);
   });
 }
 
@@ -62,8 +60,9 @@ void MomentsRows(const RowsView& x, double* mean, double* m2) {
   HWY_DYNAMIC_DISPATCH(MomentsRows)(x, mean, m2);
 }
 
-void MomentsRuns(const RunsView& x, double* mean, double* m2) {
-  HWY_DYNAMIC_DISPATCH(MomentsRuns)(x, mean, m2);
+void MomentsRuns(const RunsView& x, double* mean, double* m2, size_t out_stride,
+                 bool from_memory) {
+  HWY_DYNAMIC_DISPATCH(MomentsRuns)(x, mean, m2, out_stride, from_memory);
 }
 
 }  // namespace dispatch

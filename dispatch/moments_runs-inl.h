@@ -98,6 +98,9 @@ HWY_INLINE void LaneDeviations(D d, T t, const typename T::Raw* HWY_RESTRICT x, 
       s2d = hn::MulAdd(d3, d3, s2d);
     }
     for (; i < full; i += N) {  // round robin, as in LaneShifts
+      if (prefetch && i + N <= next_full) {
+        PrefetchLines(next + run * stride + i, N * sizeof(typename T::Raw));
+      }
       const V dv = hn::MulSub(LoadAs(d, t, p + i), scale, vm);
       const V sum1 = hn::Add(s1a, dv), sum2 = hn::MulAdd(dv, dv, s2a);
       s1a = s1b, s1b = s1c, s1c = s1d, s1d = sum1;
@@ -201,90 +204,113 @@ struct ChunkData {
   size_t vectors = 0;
 };
 
-// Channels-first moments of one channel: `runs` runs of `len` values, `stride`
-// apart. The whole vectors of the runs are reduced per lane, in chunks of at
-// most kRunChunkVectors vectors (a piece of one long run, or several short
-// runs together); each chunk's float lane moments merge into per-lane double
-// moments (as a channels-last sub-block does), and the lanes combine once at
-// the end, so short runs (e.g. 14x14 feature maps) pay no horizontal
-// reduction per chunk. The run tails (len % Lanes values per run) are packed
-// and reduced apart (PackedTailMoments, or FewTailMoments when they are few),
-// then merged.
+// Channels reduced together by MomentsRunsT: their per-lane state stays in L1.
+constexpr size_t kInterleavedChannels = 16;
+
+// Channels-first moments of `channels` channels `channel_stride` apart, each
+// `runs` runs of `len` values `stride` apart, into mean[c * out_stride] and
+// m2[c * out_stride]. Per channel, the whole vectors of the runs are reduced
+// per lane, in chunks of at most kRunChunkVectors vectors (a piece of one long
+// run, or several short runs together); each chunk's float lane moments merge
+// into per-lane double moments (as a channels-last sub-block does), and the
+// lanes combine once at the end, so short runs (e.g. 14x14 feature maps) pay
+// no horizontal reduction per chunk. The run tails (len % Lanes values per
+// run) are packed and reduced apart (PackedTailMoments, or FewTailMoments
+// when they are few), then merged. Up to kInterleavedChannels channels are
+// walked together in memory order (ForEachInterleavedChunk): the same bits
+// as one channel at a time. `from_memory`: x exceeds the caches, so chunks
+// are prefetched ahead of the walk.
 template <class T>
-HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t runs, size_t len,
-                             size_t stride, double* HWY_RESTRICT mean, double* HWY_RESTRICT m2) {
+HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t channels,
+                             size_t channel_stride, size_t runs, size_t len, size_t stride,
+                             size_t out_stride, bool from_memory, double* HWY_RESTRICT mean,
+                             double* HWY_RESTRICT m2) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t full = len - len % N;
   constexpr size_t kMaxLanes = hn::MaxLanes(d);
-  HWY_ALIGN double lane_mean[kMaxLanes] = {};
-  HWY_ALIGN double lane_m2[kMaxLanes] = {};
-  double count = 0.0;
-  if (full > 0) {
-    const dispatch::RunChunks plan(runs, full, stride, kRunChunkVectors, N);
-    const size_t chunks = plan.count();
-    const auto chunk_at = [&](size_t k) {
-      const dispatch::RunChunk c = plan[k];
-      return ChunkData<T>{x + c.offset, c.runs, c.vectors};
-    };
+  const dispatch::RunChunks plan(runs, full, stride, kRunChunkVectors, N);
+  // Per channel: the shift of its next chunk, its per-lane moments and the
+  // values per lane merged so far.
+  HWY_ALIGN float pending[kInterleavedChannels * kMaxLanes];
+  HWY_ALIGN double lane_mean[kInterleavedChannels * kMaxLanes];
+  HWY_ALIGN double lane_m2[kInterleavedChannels * kMaxLanes];
+  double per_lane[kInterleavedChannels];
+  for (size_t c0 = 0; c0 < channels; c0 += kInterleavedChannels) {
+    const size_t width = HWY_MIN(kInterleavedChannels, channels - c0);
+    const typename T::Raw* HWY_RESTRICT xc = x + c0 * channel_stride;
+    for (size_t i = 0; i < width * N; ++i) lane_mean[i] = lane_m2[i] = 0.0;
+    for (size_t j = 0; j < width; ++j) per_lane[j] = 0.0;
     // Chunk 0 is reduced in two passes about its own lane means. Every later
     // chunk takes one pass about the running lane means as they stood a chunk
     // earlier (so the shift is ready while the previous merge still runs),
     // which stationary data keeps within a fraction of a standard deviation
     // of the chunk's means; a chunk whose offset from that shift is not small
     // against its spread (ShiftHeld) is redone in two passes from L1, so the
-    // float sums never hold more than a chunk's own spread. Pass 2 prefetches
-    // chunk k + 2. The choice depends on the data only: results stay
-    // independent of who walks the chunks.
-    const auto chunk_means = [&](const ChunkData<T>& c, float inv_k) {
-      return LaneShifts(d, t, c.x, c.runs, c.vectors * N, stride, inv_k);
-    };
-    HWY_ALIGN float shift_buffers[2][kMaxLanes] = {};
-    float* shift = shift_buffers[0];      // the current chunk's
-    float* following = shift_buffers[1];  // the next chunk's
-    double per_lane = 0.0;  // values per lane merged so far
-    ChunkData<T> current = chunk_at(0);
-    hn::Store(chunk_means(current, 1.0f / static_cast<float>(current.runs * current.vectors)), d,
-              following);
-    for (size_t k = 0; k < chunks; ++k) {
-      const ChunkData<T> next = k + 1 < chunks ? chunk_at(k + 1) : ChunkData<T>{};
-      const ChunkData<T> ahead = k + 2 < chunks ? chunk_at(k + 2) : ChunkData<T>{};
-      std::swap(shift, following);
-      // The next chunk's shift: the lane means merged so far (chunk 1 takes
-      // chunk 0's own).
-      for (size_t i = 0; i < N; ++i) {
-        following[i] = k == 0 ? shift[i] : static_cast<float>(lane_mean[i]);
+    // float sums never hold more than a chunk's own spread. The choice
+    // depends on the data only: results stay independent of who walks the
+    // chunks.
+    const size_t ahead_steps = from_memory ? dispatch::kChunksAhead : 0;
+    ForEachInterleavedChunk(plan, width, ahead_steps, [&](size_t j, size_t k, size_t aj,
+                                                          size_t ak) {
+      const dispatch::RunChunk c = plan[k];
+      const typename T::Raw* HWY_RESTRICT chunk = xc + j * channel_stride + c.offset;
+      const size_t values = c.vectors * N;
+      const SubBlockMerge w(per_lane[j], c.runs * c.vectors);
+      float* HWY_RESTRICT shift = pending + j * N;
+      double* HWY_RESTRICT lm = lane_mean + j * N;
+      double* HWY_RESTRICT lm2 = lane_m2 + j * N;
+      hn::Vec<decltype(d)> m;
+      if (k == 0) {
+        // Chunk 1 takes chunk 0's own means too.
+        m = LaneShifts(d, t, chunk, c.runs, values, stride,
+                       1.0f / static_cast<float>(c.runs * c.vectors));
+        hn::Store(m, d, shift);
+      } else {
+        m = hn::Load(d, shift);
+        for (size_t i = 0; i < N; ++i) shift[i] = static_cast<float>(lm[i]);
       }
-      const SubBlockMerge w(per_lane, current.runs * current.vectors);
-      auto m = hn::Load(d, shift);
+      const typename T::Raw* ahead = nullptr;
+      dispatch::RunChunk a;
+      if (aj < width) {
+        a = plan[ak];
+        ahead = xc + aj * channel_stride + a.offset;
+      }
       hn::Vec<decltype(d)> s1, s2;
-      LaneDeviations(d, t, current.x, current.runs, current.vectors * N, stride, m, &s1, &s2,
-                     ahead.x, ahead.runs, ahead.vectors * N);
+      LaneDeviations(d, t, chunk, c.runs, values, stride, m, &s1, &s2, ahead, a.runs,
+                     a.vectors * N);
       if (k > 0 && !ShiftHeld(d, s1, s2, w.rows)) {
-        m = chunk_means(current, w.inv_k_f);
-        LaneDeviations(d, t, current.x, current.runs, current.vectors * N, stride, m, &s1, &s2);
+        m = LaneShifts(d, t, chunk, c.runs, values, stride, w.inv_k_f);
+        LaneDeviations(d, t, chunk, c.runs, values, stride, m, &s1, &s2);
       }
-      MergeSubBlockLanes(d, m, s1, s2, w, lane_mean, lane_m2);
-      per_lane += w.rows;
-      current = next;
-    }
-    CombineLanes(d, lane_mean, lane_m2, per_lane, mean, m2);
-    count = per_lane * static_cast<double>(N);
-  }
-  if (full < len) {
-    const size_t tail = len - full;
-    double tail_mean, tail_m2;
-    if (runs * tail <= kFewTailValues) {
-      FewTailMoments(t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
-    } else {
-      PackedTailMoments(d, t, x + full, runs, tail, stride, &tail_mean, &tail_m2);
-    }
-    const double n = static_cast<double>(runs);
-    if (count == 0.0) {
-      *mean = tail_mean;
-      *m2 = tail_m2;
-    } else {
-      ChanMerge(count, mean, m2, n * static_cast<double>(tail), tail_mean, tail_m2);
+      MergeSubBlockLanes(d, m, s1, s2, w, lm, lm2);
+      per_lane[j] += w.rows;
+    });
+    for (size_t j = 0; j < width; ++j) {
+      const typename T::Raw* HWY_RESTRICT xj = xc + j * channel_stride;
+      double* HWY_RESTRICT out_mean = mean + (c0 + j) * out_stride;
+      double* HWY_RESTRICT out_m2 = m2 + (c0 + j) * out_stride;
+      double count = 0.0;
+      if (full > 0) {
+        CombineLanes(d, lane_mean + j * N, lane_m2 + j * N, per_lane[j], out_mean, out_m2);
+        count = per_lane[j] * static_cast<double>(N);
+      }
+      if (full < len) {
+        const size_t tail = len - full;
+        double tail_mean, tail_m2;
+        if (runs * tail <= kFewTailValues) {
+          FewTailMoments(t, xj + full, runs, tail, stride, &tail_mean, &tail_m2);
+        } else {
+          PackedTailMoments(d, t, xj + full, runs, tail, stride, &tail_mean, &tail_m2);
+        }
+        const double n = static_cast<double>(runs);
+        if (count == 0.0) {
+          *out_mean = tail_mean;
+          *out_m2 = tail_m2;
+        } else {
+          ChanMerge(count, out_mean, out_m2, n * static_cast<double>(tail), tail_mean, tail_m2);
+        }
+      }
     }
   }
 }

@@ -39,6 +39,12 @@ class RunChunks {
 
   size_t count() const { return full_ == 0 ? 0 : count_; }
 
+  // The chunks in groups that end where runs end: the pieces of one long run,
+  // or one chunk of several short runs. Group `i` is chunks
+  // [GroupBegin(i), GroupBegin(i + 1)); every group has as many.
+  size_t groups() const { return full_ == 0 ? 0 : long_runs_ ? runs_ : count_; }
+  size_t GroupBegin(size_t i) const { return long_runs_ ? i * pieces_ : i; }
+
   RunChunk operator[](size_t k) const {
     if (long_runs_) {
       const size_t i0 = k % pieces_ * chunk_;
@@ -53,6 +59,45 @@ class RunChunks {
   bool long_runs_;
   size_t pieces_, runs_per_chunk_, count_;
 };
+
+// The walk of the channels-first reductions over `channels` channels that
+// share one chunk plan (a block's channels, whose runs in one row lie one
+// after another): group by group, and within a group channel by channel, so
+// memory is read forward along the rows where channel by channel it jumps a
+// row stride per run (and a page per run, more than the TLB holds). Each
+// channel still sees its own chunks in order: its results do not change.
+// Calls f(channel, chunk, ahead_channel, ahead_chunk) for every chunk; the
+// ahead pair is the chunk `ahead` steps later in the walk, to prefetch, or
+// ahead_channel == channels at the end and with ahead == 0.
+// From memory, four chunks (up to 16 KiB) ahead: one core's moments of
+// 32x256x56x56 in turns, 2 chunks ahead 0.85x the time of a channel at a time,
+// 4 ahead 0.58x, 8 ahead 0.66x. In cache, prefetches only cost.
+constexpr size_t kChunksAhead = 4;
+
+template <class F>
+void ForEachInterleavedChunk(const RunChunks& chunks, size_t channels, size_t ahead_steps,
+                             const F& f) {
+  const size_t groups = chunks.groups();
+  if (groups == 0) return;
+  const size_t per_group = chunks.GroupBegin(1);  // chunks per group and channel
+  const size_t steps = groups * channels * per_group;
+  size_t step = 0;
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t begin = chunks.GroupBegin(g), end = chunks.GroupBegin(g + 1);
+    for (size_t c = 0; c < channels; ++c) {
+      for (size_t k = begin; k < end; ++k, ++step) {
+        const size_t ahead = step + ahead_steps;
+        if (ahead_steps == 0 || ahead >= steps) {
+          f(c, k, channels, size_t{0});
+          continue;
+        }
+        const size_t ahead_group = ahead / (channels * per_group);
+        const size_t ahead_chunk = chunks.GroupBegin(ahead_group) + ahead % per_group;
+        f(c, k, ahead / per_group % channels, ahead_chunk);
+      }
+    }
+  }
+}
 
 }  // namespace dispatch
 }  // namespace bnorm

@@ -254,6 +254,41 @@ TEST_P(BackwardTest, StreamedDxIsBitwiseTheCachedDxAtAnyAlignment) {
   }
 }
 
+// The channels-first reduce walks up to 16 channels of a block (or tile)
+// together along the rows; every channel's sums must be bitwise those of its
+// strided slice reduced alone: short runs with tails (7x7, 14x14), runs of 5
+// and 1, long runs split into blocks (56x56) and more channels than one walk
+// takes, with the ReLU6 mask.
+TEST_P(BackwardTest, ChannelsWalkedTogetherMatchEachChannelAlone) {
+  const std::vector<std::pair<size_t, size_t>> cases = {{64, 49}, {9, 196}, {40, 5}, {7, 1},
+                                                        {24, 3136}, {3, 1043}};
+  for (const auto& [n, inner] : cases) {
+    Case c;
+    c.g = Geometry::Dense(n, 19, inner);
+    c.mask = Activation::kRelu6;
+    SCOPED_TRACE(Describe(c));
+    Problem p(c);
+    const size_t C = c.g.channels;
+    std::vector<double> s1(C), s2(C);
+    BackwardReduce(p.x.data(), p.dy.data(), c.type, c.g, p.reduce_params(c.mask), s1.data(),
+                   s2.data());
+    const Geometry alone =
+        PlanStridedGeometry({static_cast<int64_t>(n), 1, static_cast<int64_t>(inner)},
+                            {static_cast<int64_t>(C * inner), static_cast<int64_t>(inner), 1}, {1});
+    for (size_t ch = 0; ch < C; ++ch) {
+      const size_t offset = ch * inner * sizeof(float);
+      const BackwardReduceParams params{p.hi.data() + ch, p.lo.data() + ch, c.mask,
+                                        static_cast<const char*>(p.y.data()) + offset};
+      double one1 = 0.0, one2 = 0.0;
+      BackwardReduce(static_cast<const char*>(p.x.data()) + offset,
+                     static_cast<const char*>(p.dy.data()) + offset, c.type, alone, params, &one1,
+                     &one2);
+      EXPECT_TRUE(SameBits(std::vector<double>{s1[ch], s2[ch]}, std::vector<double>{one1, one2}))
+          << "channel " << ch;
+    }
+  }
+}
+
 // The sums and dx are bitwise the same serially and on 1, 2 or 3 threads.
 TEST_P(BackwardTest, ResultsDoNotDependOnTheThreadCount) {
   for (const Geometry& g : {Geometry::Dense(4096, 96, 1), Geometry::Dense(8, 17, 5000),

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bnorm/geometry.hpp"
@@ -110,6 +111,38 @@ TEST_P(MomentsKernel, ChannelsFirstMatchesReferenceWhenTheMeanJumps) {
   const Stats ref = ReferenceMoments(x.data(), g);
   const Stats got = KernelMoments(x.data(), g);
   EXPECT_TRUE(MomentsNear(got.mean, got.variance, ref.mean, ref.variance));
+}
+
+// Channels-first reductions walk up to 16 channels of a block (or tile)
+// together along the rows; every channel must come out bitwise as when it is
+// reduced alone (its strided slice, the same block rows): short runs with
+// tails (7x7, 14x14), runs of 5 and 1, long runs split into blocks (56x56),
+// more channels than one walk takes, and a mean that jumps between samples
+// (some chunks redo two passes).
+TEST_P(MomentsKernel, ChannelsWalkedTogetherMatchEachChannelAlone) {
+  const std::vector<std::pair<size_t, size_t>> cases = {{64, 49}, {9, 196}, {40, 5}, {7, 1},
+                                                        {24, 3136}, {3, 1043}};
+  uint32_t seed = kSeed;
+  for (const auto& [n, inner] : cases) {
+    const size_t channels = 19;
+    const Geometry g = Geometry::Dense(n, channels, inner);
+    SCOPED_TRACE(Describe(g));
+    std::vector<float> x = Normal(g.elements(), 3.0, 2.0, ++seed);
+    for (size_t s = 0; s < n; ++s) {  // channel 1 jumps by 1e4 every other sample
+      for (size_t i = 0; i < inner; ++i) x[(s * channels + 1) * inner + i] += s % 2 ? 1e4f : 0.0f;
+    }
+    const Stats together = KernelMoments(x.data(), g);
+    for (size_t c = 0; c < channels; ++c) {
+      const Geometry alone = PlanStridedGeometry(
+          {static_cast<int64_t>(n), 1, static_cast<int64_t>(inner)},
+          {static_cast<int64_t>(channels * inner), static_cast<int64_t>(inner), 1}, {1});
+      Stats one(1);
+      BatchMoments(x.data() + c * inner, alone, one.mean.data(), one.variance.data());
+      EXPECT_TRUE(SameBits(std::vector<double>{together.mean[c], together.variance[c]},
+                           std::vector<double>{one.mean[0], one.variance[0]}))
+          << "channel " << c;
+    }
+  }
 }
 
 // The same for channels-last rows: later sub-blocks are reduced about the

@@ -127,14 +127,15 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
   Partials partials(2 * C * per_channel);
   double* part_s1 = partials.get();
   double* part_s2 = part_s1 + C * per_channel;
-  ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
-    const Block b = plan[i];
-    const size_t slot = b.channel * per_channel + i % per_channel;
-    dispatch::BackwardReduceRuns(RunsBlockView(x, type, g, b),
-                                 Operands(dyb, yb, RunsBlockOffset(g, b, type), p.activation,
-                                          p.mean_hi + b.channel, p.mean_lo + b.channel),
-                                 dispatch::BackwardSums{part_s1 + slot, part_s2 + slot},
-                                 from_memory);
+  const ReductionTiles tiles(plan, g);
+  ForEachBlock(tiles.size(), g.elements(), exec, [&](size_t i) {
+    const Block b = tiles[i];
+    const size_t slot = tiles.slot(i);
+    dispatch::BackwardReduceRuns(
+        RunsBlockView(x, type, g, b),
+        Operands(dyb, yb, RunsBlockOffset(g, b, type), p.activation, p.mean_hi + b.channel,
+                 p.mean_lo + b.channel),
+        dispatch::BackwardSums{part_s1 + slot, part_s2 + slot, tiles.out_stride()}, from_memory);
   });
   for (size_t c = 0; c < C; ++c) {
     SumChannelBlocks(part_s1, part_s2, per_channel, c, &sum_dy[c], &sum_dy_xmu[c]);

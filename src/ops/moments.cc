@@ -14,6 +14,7 @@
 #include "dispatch/chan_merge.h"
 #include "src/ops/runs_block.h"
 #include "src/ops/runs_merge.h"
+#include "src/ops/streaming.h"
 #include "src/parallel/blocks.h"
 #include "src/parallel/partials.h"
 #include "src/plan/checks.h"
@@ -78,10 +79,15 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   double* part_mean = partials.get();
   double* part_m2 = part_mean + C * per_channel;
   double* counts = part_m2 + C * per_channel;
-  ForEachBlock(plan.size(), g.elements(), exec, [&](size_t i) {
-    const Block b = plan[i];
-    const size_t slot = b.channel * per_channel + i % per_channel;
-    dispatch::MomentsRuns(RunsBlockView(x, type, g, b), part_mean + slot, part_m2 + slot);
+  const ReductionTiles tiles(plan, g);
+  // As the training forward sees it (x and y): x alone a little over half the
+  // last-level cache is not kept there (64x2048x7x7, 26 MB of 32: 1.6x the
+  // time without prefetch).
+  const bool from_memory = ExceedsCaches(type, g);
+  ForEachBlock(tiles.size(), g.elements(), exec, [&](size_t i) {
+    const size_t slot = tiles.slot(i);
+    dispatch::MomentsRuns(RunsBlockView(x, type, g, tiles[i]), part_mean + slot, part_m2 + slot,
+                          tiles.out_stride(), from_memory);
   });
   // Every channel splits into blocks the same way: channel 0's give the counts.
   for (size_t k = 0; k < per_channel; ++k) {

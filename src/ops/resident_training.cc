@@ -51,7 +51,8 @@ void ResidentTraining(const void* x, void* y, DType type, const Geometry& g,
       const size_t i = first_block + k;
       const Block b = plan[i];
       const size_t slot = b.channel * per_channel + i % per_channel;
-      dispatch::MomentsRuns(view(b), part_mean + slot, part_m2 + slot);
+      dispatch::MomentsRuns(view(b), part_mean + slot, part_m2 + slot, /*out_stride=*/1,
+                            /*from_memory=*/true);
     }
     const Block unit = plan[first_block];
     for (size_t c = unit.channel; c < unit.channel + unit.channels; ++c) {

@@ -5,6 +5,7 @@
 #ifndef BNORM_SRC_OPS_RUNS_BLOCK_H_
 #define BNORM_SRC_OPS_RUNS_BLOCK_H_
 
+#include <algorithm>
 #include <cstddef>
 
 #include "bnorm/dtype.hpp"
@@ -30,6 +31,47 @@ inline dispatch::RunsView RunsBlockView(const void* base, DType type, const Geom
                             b.inner_count,
                             g.RowStride()};
 }
+
+// The channels-first reductions (moments, the backward's sums) hand the
+// kernels several channels' blocks of the same rows at once, which the
+// kernels walk along the rows (ForEachInterleavedChunk): a channel alone
+// jumps a row stride per run. A tile is BlockPlan block k of up to
+// kTileChannels adjacent channels (blocks of whole channels already hold
+// several); its channels' partials lie at slot(i) + j * out_stride(), the
+// BlockPlan layout of c * per_channel + k. Each partial is what its block
+// alone gives.
+class ReductionTiles {
+ public:
+  static constexpr size_t kTileChannels = 16;
+
+  ReductionTiles(const BlockPlan& plan, const Geometry& g)
+      : plan_(plan),
+        per_channel_(plan.per_channel()),
+        // Blocks that split a channel's runs into pieces stay as they are.
+        width_(plan.channels_per_block() == 1 && plan.size() > 0 &&
+                       plan[0].inner_count == g.inner
+                   ? kTileChannels
+                   : 1),
+        channels_(g.channels),
+        count_(width_ == 1 ? plan.size()
+                           : (g.channels + width_ - 1) / width_ * per_channel_) {}
+
+  size_t size() const { return count_; }
+  size_t out_stride() const { return per_channel_; }
+
+  Block operator[](size_t i) const {
+    if (width_ == 1) return plan_[i];
+    const size_t first = i / per_channel_ * width_;
+    Block b = plan_[first * per_channel_ + i % per_channel_];
+    b.channels = std::min(width_, channels_ - first);
+    return b;
+  }
+  size_t slot(size_t i) const { return (*this)[i].channel * per_channel_ + i % per_channel_; }
+
+ private:
+  const BlockPlan& plan_;
+  size_t per_channel_, width_, channels_, count_;
+};
 
 }  // namespace bnorm
 
