@@ -185,19 +185,19 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::
   }
 }
 
-// Whether a streamed block of short runs goes through NormalizeSpanT: its
-// channels' runs lie back to back in a row (channel stride == len), runs of
-// at least a vector whose bytes do not fill whole cache lines, and short
-// enough (at most 4 KiB) that the lines they share are a large part of them.
-HWY_INLINE bool UseSpans(bool stream, size_t channels, size_t channel_stride, size_t len,
-                         size_t size) {
+// Whether a block of short runs goes through NormalizeSpanT: its channels'
+// runs lie back to back in a row (channel stride == len), runs of at least a
+// vector whose bytes do not fill whole cache lines, and short enough (at most
+// 4 KiB) that the lines they share, or in cache the partial vectors at their
+// ends, are a large part of them.
+HWY_INLINE bool UseSpans(size_t channels, size_t channel_stride, size_t len, size_t size) {
   const size_t N = hn::Lanes(hn::ScalableTag<float>());
   const size_t bytes = len * size;
-  return stream && channels > 1 && channel_stride == len && len >= N && bytes % kCacheLine != 0 &&
+  return channels > 1 && channel_stride == len && len >= N && bytes % kCacheLine != 0 &&
          bytes <= 4096;
 }
 
-// Channels-first, streamed: one row's `channels` runs of `len` values lying
+// Channels-first: one row's `channels` runs of `len` values lying
 // back to back (len >= Lanes), walked as one span in aligned whole vectors
 // across the channel boundaries; a vector that straddles one blends the two
 // channels' coefficients lane by lane. Every cache line but the span's first
@@ -205,14 +205,15 @@ HWY_INLINE bool UseSpans(bool stream, size_t channels, size_t channel_stride, si
 // (NormalizeRunsT) the lines two runs share take plain stores (7x7 maps: 196
 // bytes, half their lines). Each value gets its channel's coefficients in the
 // same operations as in NormalizeRunsT: the same bits. The span's ends go
-// through one-lane vectors, not streamed. With `ahead`, one cache line of the
-// next block is prefetched per two vectors, as in NormalizeRunsT.
+// through one-lane vectors, not streamed; without `stream` nothing is. With
+// `ahead`, one cache line of the next block is prefetched per two vectors, as
+// in NormalizeRunsT.
 template <Activation kAct, bool kHasZ, class T>
 HWY_INLINE void NormalizeSpanT(T t, const typename T::Raw* x, const typename T::Raw* z,
                                typename T::Raw* y, size_t channels, size_t len,
                                const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
                                const float* HWY_RESTRICT scale, const float* HWY_RESTRICT shift,
-                               LineCursor* ahead) {
+                               bool stream, LineCursor* ahead) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
   const size_t N = hn::Lanes(d);
@@ -231,8 +232,8 @@ HWY_INLINE void NormalizeSpanT(T t, const typename T::Raw* x, const typename T::
   const size_t head = HWY_MIN(n, phase == 0 ? 0 : N - phase);
   for (; i < head; ++i) single(i);
   const size_t whole = i + (n - i) / N * N;
-  size_t first = i, last = whole;  // the vectors that stream
-  StreamedLines(y, i, whole, &first, &last);
+  size_t first = i, last = i;  // the vectors that stream
+  if (stream) StreamedLines(y, i, whole, &first, &last);
   // Coefficients of channel c (a) and c + 1 (b), moved along the span.
   size_t c = i / len;
   size_t boundary = (c + 1) * len;  // where channel c ends

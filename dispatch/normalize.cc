@@ -71,12 +71,12 @@ HWY_NOINLINE void NormalizeRuns(const dispatch::RunsView& x, const void* z, void
       // Without a residual z is never read: x stands in for it.
       const Raw* add = has_z ? static_cast<const Raw*>(z) : in;
       constexpr Activation kAct = ActivationOf(decltype(act_tag)());
-      if (UseSpans(stream, x.channels, x.channel_stride, x.len, size)) {
+      if (UseSpans(x.channels, x.channel_stride, x.len, size)) {
         for (size_t r = 0; r < x.runs; ++r) {
           const size_t offset = r * x.stride;
           NormalizeSpanT<kAct, decltype(has_z)::value>(tag, in + offset, add + offset,
                                                        out + offset, x.channels, x.len, k.hi,
-                                                       k.lo, k.scale, k.shift, cursor);
+                                                       k.lo, k.scale, k.shift, stream, cursor);
         }
         return;
       }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bnorm/dtype.hpp"
@@ -106,6 +107,40 @@ TEST_P(NormalizeKernel, UnalignedInputAndOutputMatchReference) {
         Normalize(x.data(), y.data(), g, e.setup.params());
         EXPECT_TRUE(OutputNear(y.data(), e.y.data(), g));
       }
+    }
+  }
+}
+
+// Short channels-first runs lying back to back (7x7, 14x14 maps, 17, 37 and
+// 1000 values) are walked as one span per row, blending two channels'
+// coefficients in the vector that straddles them: every channel must come out
+// bitwise as when its strided slice is normalized alone (run by run), at
+// every alignment of y.
+TEST_P(NormalizeKernel, SpansMatchEachChannelAlone) {
+  const std::vector<std::pair<size_t, size_t>> cases = {{7, 49}, {5, 196}, {9, 17}, {3, 1000},
+                                                        {4, 37}};
+  for (const auto& [n, inner] : cases) {
+    const size_t C = 19;
+    const Geometry g = Geometry::Dense(n, C, inner);
+    const std::vector<float> x = Normal(g.elements(), kLargeMean, kSeed);
+    const Expected e = ReferenceFor(x.data(), g, kSeed);
+    const Geometry alone =
+        PlanStridedGeometry({static_cast<int64_t>(n), 1, static_cast<int64_t>(inner)},
+                            {static_cast<int64_t>(C * inner), static_cast<int64_t>(inner), 1}, {1});
+    for (size_t y_offset : {0, 1, 3}) {
+      SCOPED_TRACE(Describe(g) + ", y offset " + std::to_string(y_offset));
+      GuardedBuffer together(g.elements(), y_offset), apart(g.elements(), y_offset);
+      Normalize(x.data(), together.data(), g, e.setup.params());
+      for (size_t c = 0; c < C; ++c) {
+        NormalizeParams p = e.setup.params();
+        p.mean_hi += c;
+        if (p.mean_lo != nullptr) p.mean_lo += c;
+        p.scale += c;
+        p.shift += c;
+        Normalize(x.data() + c * inner, apart.data() + c * inner, alone, p);
+      }
+      EXPECT_EQ(0, std::memcmp(together.data(), apart.data(), g.elements() * sizeof(float)));
+      EXPECT_TRUE(together.GuardsIntact());
     }
   }
 }
