@@ -151,6 +151,84 @@ HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
   }
 }
 
+// Channels-first: one row's `channels` runs of `len` values lying back to
+// back (len >= Lanes), walked as one span in vectors aligned to dx across the
+// channel boundaries, as NormalizeSpanT does: a vector that straddles two
+// channels blends their coefficients lane by lane, so each value gets its
+// channel's in the same operations as in DataRunsT (the same bits), and with
+// `stream` every cache line but the span's ends is written whole by
+// non-temporal stores. The span's ends go through one-lane vectors. With
+// `ahead_x` and `ahead_dy`, lines of the next block are prefetched as in
+// DataRunsT.
+template <Activation kMask, class T, class Raw = typename T::Raw>
+HWY_INLINE void DataSpanT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* dx, size_t channels,
+                          size_t len, const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
+                          const float* HWY_RESTRICT k, const float* HWY_RESTRICT a,
+                          const float* HWY_RESTRICT b, bool stream, LineCursor* ahead_x,
+                          LineCursor* ahead_dy) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const size_t n = channels * len;
+  const auto single = [&](size_t i) {
+    const hn::CappedTag<float, 1> d1;
+    const size_t c = i / len;
+    StoreAs(d1, t,
+            DataVector<kMask>(d1, t, x, dy, y, i, hn::Set(d1, hi[c]), hn::Set(d1, lo[c]),
+                              hn::Set(d1, k[c]), hn::Set(d1, a[c]), hn::Set(d1, b[c])),
+            dx + i);
+  };
+  size_t i = 0;
+  const size_t phase = VectorPhase(dx);
+  const size_t head = HWY_MIN(n, phase == 0 ? 0 : N - phase);
+  for (; i < head; ++i) single(i);
+  const size_t whole = i + (n - i) / N * N;
+  size_t first = i, last = i;  // the vectors that stream
+  if (stream) StreamedLines(dx, i, whole, &first, &last);
+  // The coefficients of channel c and of c + 1, moved along the span.
+  struct Coefficients {
+    V hi, lo, k, a, b;
+  };
+  const auto load = [&](size_t ch) {
+    const size_t at = HWY_MIN(ch, channels - 1);  // past the last channel: never selected
+    return Coefficients{hn::Set(d, hi[at]), hn::Set(d, lo[at]), hn::Set(d, k[at]),
+                        hn::Set(d, a[at]), hn::Set(d, b[at])};
+  };
+  size_t c = i / len;
+  size_t boundary = (c + 1) * len;  // where channel c ends
+  Coefficients ca = load(c), cb = load(c + 1);
+  bool prefetch = true;
+  for (; i < whole; i += N) {
+    const bool streamed = i >= first && i < last;
+    if (prefetch) {  // every other vector
+      if (ahead_x != nullptr) {
+        ahead_x->Next();
+        ahead_dy->Next();
+      } else if (streamed) {
+        PrefetchInputs<kMask>(x, dy, y, i);
+      }
+    }
+    prefetch = !prefetch;
+    V v;
+    if (i + N <= boundary) {
+      v = DataVector<kMask>(d, t, x, dy, y, i, ca.hi, ca.lo, ca.k, ca.a, ca.b);
+    } else {  // lanes [0, boundary - i) are channel c's, the rest c + 1's
+      const auto mine = hn::FirstN(d, boundary - i);
+      v = DataVector<kMask>(d, t, x, dy, y, i, hn::IfThenElse(mine, ca.hi, cb.hi),
+                            hn::IfThenElse(mine, ca.lo, cb.lo), hn::IfThenElse(mine, ca.k, cb.k),
+                            hn::IfThenElse(mine, ca.a, cb.a), hn::IfThenElse(mine, ca.b, cb.b));
+    }
+    StoreOut(d, t, v, dx + i, streamed);
+    if (i + N >= boundary) {  // the next vector starts in channel c + 1
+      ++c;
+      boundary += len;
+      ca = cb;
+      cb = load(c + 1);
+    }
+  }
+  for (; i < n; ++i) single(i);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace bnorm
 HWY_AFTER_NAMESPACE();

@@ -185,18 +185,6 @@ HWY_INLINE void NormalizeRunsT(T t, const typename T::Raw* x, const typename T::
   }
 }
 
-// Whether a block of short runs goes through NormalizeSpanT: its channels'
-// runs lie back to back in a row (channel stride == len), runs of at least a
-// vector whose bytes do not fill whole cache lines, and short enough (at most
-// 4 KiB) that the lines they share, or in cache the partial vectors at their
-// ends, are a large part of them.
-HWY_INLINE bool UseSpans(size_t channels, size_t channel_stride, size_t len, size_t size) {
-  const size_t N = hn::Lanes(hn::ScalableTag<float>());
-  const size_t bytes = len * size;
-  return channels > 1 && channel_stride == len && len >= N && bytes % kCacheLine != 0 &&
-         bytes <= 4096;
-}
-
 // Channels-first: one row's `channels` runs of `len` values lying
 // back to back (len >= Lanes), walked as one span in aligned whole vectors
 // across the channel boundaries; a vector that straddles one blends the two

@@ -71,6 +71,19 @@ HWY_INLINE void StreamedLines(const Raw* p, size_t i, size_t end, size_t* first,
   *last = i + (b - begin) / sizeof(Raw);
 }
 
+// Whether a channels-first block of short runs is walked as spans (one row's
+// runs as one run: NormalizeSpanT, DataSpanT): its channels' runs lie back
+// to back in a row (channel stride == len), runs of at least a vector whose
+// bytes do not fill whole cache lines, and short enough (at most 4 KiB) that
+// the lines they share (streamed), or the partial vectors at their ends (in
+// cache), are a large part of them.
+HWY_INLINE bool UseSpans(size_t channels, size_t channel_stride, size_t len, size_t size) {
+  const size_t N = hn::Lanes(hn::ScalableTag<float>());
+  const size_t bytes = len * size;
+  return channels > 1 && channel_stride == len && len >= N && bytes % kCacheLine != 0 &&
+         bytes <= 4096;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace bnorm
 HWY_AFTER_NAMESPACE();

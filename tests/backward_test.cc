@@ -255,10 +255,11 @@ TEST_P(BackwardTest, StreamedDxIsBitwiseTheCachedDxAtAnyAlignment) {
 }
 
 // The channels-first reduce walks up to 16 channels of a block (or tile)
-// together along the rows; every channel's sums must be bitwise those of its
-// strided slice reduced alone: short runs with tails (7x7, 14x14), runs of 5
-// and 1, long runs split into blocks (56x56) and more channels than one walk
-// takes, with the ReLU6 mask.
+// together along the rows, and the data pass rows of short runs as spans;
+// every channel's sums and dx must be bitwise those of its strided slice
+// alone: short runs with tails (7x7, 14x14), runs of 5 and 1, long runs
+// split into blocks (56x56) and more channels than one walk takes, with the
+// ReLU6 mask.
 TEST_P(BackwardTest, ChannelsWalkedTogetherMatchEachChannelAlone) {
   const std::vector<std::pair<size_t, size_t>> cases = {{64, 49}, {9, 196}, {40, 5}, {7, 1},
                                                         {24, 3136}, {3, 1043}};
@@ -286,6 +287,20 @@ TEST_P(BackwardTest, ChannelsWalkedTogetherMatchEachChannelAlone) {
       EXPECT_TRUE(SameBits(std::vector<double>{s1[ch], s2[ch]}, std::vector<double>{one1, one2}))
           << "channel " << ch;
     }
+    // The data pass walks rows of short runs as spans: dx bitwise as per
+    // channel (run by run).
+    std::vector<float> together(c.g.elements()), apart(c.g.elements());
+    BackwardData(p.x.data(), p.dy.data(), together.data(), c.type, c.g, p.data_params(c.mask));
+    for (size_t ch = 0; ch < C; ++ch) {
+      const size_t offset = ch * inner * sizeof(float);
+      const BackwardDataParams params{p.hi.data() + ch, p.lo.data() + ch, p.k.data() + ch,
+                                      p.a.data() + ch,  p.b.data() + ch,  c.mask,
+                                      static_cast<const char*>(p.y.data()) + offset};
+      BackwardData(static_cast<const char*>(p.x.data()) + offset,
+                   static_cast<const char*>(p.dy.data()) + offset, apart.data() + ch * inner,
+                   c.type, alone, params);
+    }
+    EXPECT_TRUE(SameBits(together, apart));
   }
 }
 
