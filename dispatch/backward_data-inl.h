@@ -185,18 +185,21 @@ HWY_INLINE void DataSpanT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
   const size_t whole = i + (n - i) / N * N;
   size_t first = i, last = i;  // the vectors that stream
   if (stream) StreamedLines(dx, i, whole, &first, &last);
-  // The coefficients of channel c and of c + 1, moved along the span.
-  struct Coefficients {
-    V hi, lo, k, a, b;
-  };
-  const auto load = [&](size_t ch) {
+  // The coefficients of channel c (suffix a) and c + 1 (b), moved along the
+  // span (separate variables: SVE vectors cannot be members of a struct).
+  const auto load = [&](size_t ch, V* vhi, V* vlo, V* vk, V* va, V* vb) {
     const size_t at = HWY_MIN(ch, channels - 1);  // past the last channel: never selected
-    return Coefficients{hn::Set(d, hi[at]), hn::Set(d, lo[at]), hn::Set(d, k[at]),
-                        hn::Set(d, a[at]), hn::Set(d, b[at])};
+    *vhi = hn::Set(d, hi[at]);
+    *vlo = hn::Set(d, lo[at]);
+    *vk = hn::Set(d, k[at]);
+    *va = hn::Set(d, a[at]);
+    *vb = hn::Set(d, b[at]);
   };
   size_t c = i / len;
   size_t boundary = (c + 1) * len;  // where channel c ends
-  Coefficients ca = load(c), cb = load(c + 1);
+  V hia, loa, ka, aa, ba, hib, lob, kb, ab, bb;
+  load(c, &hia, &loa, &ka, &aa, &ba);
+  load(c + 1, &hib, &lob, &kb, &ab, &bb);
   bool prefetch = true;
   for (; i < whole; i += N) {
     const bool streamed = i >= first && i < last;
@@ -211,19 +214,19 @@ HWY_INLINE void DataSpanT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
     prefetch = !prefetch;
     V v;
     if (i + N <= boundary) {
-      v = DataVector<kMask>(d, t, x, dy, y, i, ca.hi, ca.lo, ca.k, ca.a, ca.b);
+      v = DataVector<kMask>(d, t, x, dy, y, i, hia, loa, ka, aa, ba);
     } else {  // lanes [0, boundary - i) are channel c's, the rest c + 1's
       const auto mine = hn::FirstN(d, boundary - i);
-      v = DataVector<kMask>(d, t, x, dy, y, i, hn::IfThenElse(mine, ca.hi, cb.hi),
-                            hn::IfThenElse(mine, ca.lo, cb.lo), hn::IfThenElse(mine, ca.k, cb.k),
-                            hn::IfThenElse(mine, ca.a, cb.a), hn::IfThenElse(mine, ca.b, cb.b));
+      v = DataVector<kMask>(d, t, x, dy, y, i, hn::IfThenElse(mine, hia, hib),
+                            hn::IfThenElse(mine, loa, lob), hn::IfThenElse(mine, ka, kb),
+                            hn::IfThenElse(mine, aa, ab), hn::IfThenElse(mine, ba, bb));
     }
     StoreOut(d, t, v, dx + i, streamed);
     if (i + N >= boundary) {  // the next vector starts in channel c + 1
       ++c;
       boundary += len;
-      ca = cb;
-      cb = load(c + 1);
+      hia = hib, loa = lob, ka = kb, aa = ab, ba = bb;
+      load(c + 1, &hib, &lob, &kb, &ab, &bb);
     }
   }
   for (; i < n; ++i) single(i);
