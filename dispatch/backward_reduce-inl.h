@@ -311,13 +311,12 @@ HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size
     const size_t width = HWY_MIN(kInterleavedChannels, channels - c0);
     for (size_t i = 0; i < width * N; ++i) lane_s1[i] = lane_s2[i] = 0.0;
     const size_t ahead_steps = from_memory ? dispatch::kChunksAhead : 0;
-    ForEachInterleavedChunk(chunks, width, ahead_steps, [&](size_t j, size_t k, size_t aj,
-                                                            size_t ak) {
-      const dispatch::RunChunk c = chunks[k];
+    ForEachInterleavedChunk(chunks, width, ahead_steps, [&](size_t j, size_t,
+                                                            const dispatch::RunChunk& c, size_t aj,
+                                                            const dispatch::RunChunk& a) {
       const size_t ch = c0 + j;
       ChunkAhead ahead;
       if (aj < width) {
-        const dispatch::RunChunk a = chunks[ak];
         ahead = ChunkAhead{static_cast<ptrdiff_t>(aj * channel_stride + a.offset) -
                                static_cast<ptrdiff_t>(j * channel_stride + c.offset),
                            a.runs, a.vectors * N};

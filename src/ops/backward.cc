@@ -127,7 +127,7 @@ void BackwardReduce(const void* x, const void* dy, DType type, const Geometry& g
   Partials partials(2 * C * per_channel);
   double* part_s1 = partials.get();
   double* part_s2 = part_s1 + C * per_channel;
-  const ReductionTiles tiles(plan, g);
+  const ReductionTiles tiles(plan, g, from_memory);
   ForEachBlock(tiles.size(), g.elements(), exec, [&](size_t i) {
     const Block b = tiles[i];
     const size_t slot = tiles.slot(i);

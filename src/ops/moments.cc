@@ -79,11 +79,11 @@ void BatchMoments(const void* x, DType type, const Geometry& g, double* mean, do
   double* part_mean = partials.get();
   double* part_m2 = part_mean + C * per_channel;
   double* counts = part_m2 + C * per_channel;
-  const ReductionTiles tiles(plan, g);
   // As the training forward sees it (x and y): x alone a little over half the
   // last-level cache is not kept there (64x2048x7x7, 26 MB of 32: 1.6x the
   // time without prefetch).
   const bool from_memory = ExceedsCaches(type, g);
+  const ReductionTiles tiles(plan, g, from_memory);
   ForEachBlock(tiles.size(), g.elements(), exec, [&](size_t i) {
     const size_t slot = tiles.slot(i);
     dispatch::MomentsRuns(RunsBlockView(x, type, g, tiles[i]), part_mean + slot, part_m2 + slot,
