@@ -97,37 +97,25 @@ HWY_NOINLINE void BackwardDataRows(const dispatch::RowsView& s,
 
 HWY_NOINLINE void BackwardDataRuns(const dispatch::RunsView& s,
                                    const dispatch::BackwardOperands& in,
-                                   const dispatch::BackwardCoefficients& k, void* dx, bool stream,
-                                   const dispatch::RunsView* next, const void* next_dy) {
+                                   const dispatch::BackwardCoefficients& k, void* dx, bool stream) {
   HWY_DASSERT(s.channels >= 1 && s.runs >= 1 && s.len >= 1);
   HWY_DASSERT(k.k != nullptr && k.a != nullptr && k.b != nullptr);
   HWY_DASSERT(dx != nullptr && reinterpret_cast<uintptr_t>(dx) % SizeOf(s.type) == 0);
-  HWY_DASSERT(next == nullptr || next_dy != nullptr);
   const size_t size = SizeOf(s.type);
-  // The next block's x and dy: the same layout, two bases.
-  const auto cursor = [&](const void* base) {
-    return next == nullptr ? LineCursor(nullptr, 0, 0, 0, 0, 0)
-                           : LineCursor(base, next->channels, next->channel_stride * size,
-                                        next->runs, next->len * size, next->stride * size);
-  };
-  LineCursor ahead_x = cursor(next == nullptr ? nullptr : next->x), ahead_dy = cursor(next_dy);
-  LineCursor* cursor_x = next == nullptr ? nullptr : &ahead_x;
-  LineCursor* cursor_dy = next == nullptr ? nullptr : &ahead_dy;
   WithTypedInputs(
       s.x, s.type, in, [&](auto tag, auto mask, const auto* x, const auto* dy, const auto* y) {
         using Raw = typename decltype(tag)::Raw;
-        // Spans (DataSpanT), except runs of more than 256 bytes with the next
-        // block prefetched (the channel-resident backward): one thread, Zen
-        // 5, 64x256x14x14 (784-byte runs) took 1.3x the time as spans there,
-        // 64x2048x7x7 (196 bytes) 0.85x; without prefetching both gain.
-        const bool spans = UseSpans(s.channels, s.channel_stride, s.len, size) &&
-                           (next == nullptr || s.len * size <= 256);
-        if (spans) {
+        // Spans (DataSpanT), but streamed only for runs of at most 256 bytes:
+        // in the channel-resident backward (one thread, Zen 5) 64x256x14x14
+        // (784-byte runs) took 1.17x the time as spans, 64x2048x7x7 (196)
+        // 0.85x; in cache both gain.
+        if (UseSpans(s.channels, s.channel_stride, s.len, size) &&
+            (!stream || s.len * size <= 256)) {
           for (size_t r = 0; r < s.runs; ++r) {
             const size_t o = r * s.stride;
             DataSpanT<decltype(mask)::value>(tag, x + o, dy + o, y + o, static_cast<Raw*>(dx) + o,
                                              s.channels, s.len, in.mean_hi, in.mean_lo, k.k, k.a,
-                                             k.b, stream, cursor_x, cursor_dy);
+                                             k.b, stream);
           }
           return;
         }
@@ -135,8 +123,7 @@ HWY_NOINLINE void BackwardDataRuns(const dispatch::RunsView& s,
           const size_t o = c * s.channel_stride;
           DataRunsT<decltype(mask)::value>(tag, x + o, dy + o, y + o, static_cast<Raw*>(dx) + o,
                                            s.runs, s.len, s.stride, in.mean_hi[c], in.mean_lo[c],
-                                           k.k[c], k.a[c], k.b[c], stream, cursor_x,
-                                           cursor_dy);
+                                           k.k[c], k.a[c], k.b[c], stream);
         }
       });
   if (stream) hwy::FlushStream();
@@ -171,8 +158,8 @@ void BackwardDataRows(const RowsView& x, const BackwardOperands& in, const Backw
 }
 
 void BackwardDataRuns(const RunsView& x, const BackwardOperands& in, const BackwardCoefficients& k,
-                      void* dx, bool stream, const RunsView* next, const void* next_dy) {
-  HWY_DYNAMIC_DISPATCH(BackwardDataRuns)(x, in, k, dx, stream, next, next_dy);
+                      void* dx, bool stream) {
+  HWY_DYNAMIC_DISPATCH(BackwardDataRuns)(x, in, k, dx, stream);
 }
 
 }  // namespace dispatch

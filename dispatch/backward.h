@@ -57,15 +57,11 @@ void BackwardReduceRuns(const RunsView& x, const BackwardOperands& in, const Bac
 // Data passes: dx has the inputs' layout and type; dx may equal x, dy or y
 // (each element is read before it is written), any other overlap is the
 // caller's error; any alignment. With `stream`, whole aligned vectors of dx
-// use non-temporal stores and x, dy (and y) are prefetched ahead. With `next`
-// (a pass whose x and dy are cached: the channel-resident backward), the
-// lines of the next block's x (`next`) and dy (`next_dy`, x's layout) are
-// prefetched instead, so memory does not idle while this block works.
+// use non-temporal stores and x, dy (and y) are prefetched ahead.
 void BackwardDataRows(const RowsView& x, const BackwardOperands& in, const BackwardCoefficients& k,
                       void* dx, bool stream);
 void BackwardDataRuns(const RunsView& x, const BackwardOperands& in, const BackwardCoefficients& k,
-                      void* dx, bool stream, const RunsView* next = nullptr,
-                      const void* next_dy = nullptr);
+                      void* dx, bool stream);
 
 }  // namespace dispatch
 }  // namespace bnorm

@@ -102,14 +102,11 @@ HWY_INLINE void DataRowsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
 }
 
 // Channels-first: `runs` runs of `len` values of one channel, runs `stride`
-// elements apart, with that channel's coefficients. With `ahead_x` and
-// `ahead_dy` (the next block's x and dy, for a pass that reads its own from
-// cache), one cache line of each is prefetched per two vectors instead of x
-// and dy ahead of the loads.
+// elements apart, with that channel's coefficients.
 template <Activation kMask, class T, class Raw = typename T::Raw>
 HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* dx, size_t runs,
                           size_t len, size_t stride, float hi, float lo, float k, float a, float b,
-                          bool stream, LineCursor* ahead_x, LineCursor* ahead_dy) {
+                          bool stream) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const auto vhi = hn::Set(d, hi), vlo = hn::Set(d, lo);
@@ -135,12 +132,7 @@ HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
     for (; i < first; i += N) vector(i, false);
     // Two vectors per iteration: two independent chains per loop trip.
     for (; i + 2 * N <= last; i += 2 * N) {
-      if (ahead_x != nullptr) {
-        ahead_x->Next();
-        ahead_dy->Next();
-      } else if (stream) {
-        PrefetchInputs<kMask>(x, dy, y, i);
-      }
+      if (stream) PrefetchInputs<kMask>(x, dy, y, i);
       vector(i, stream);
       vector(i + N, stream);
     }
@@ -157,15 +149,12 @@ HWY_INLINE void DataRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
 // channels blends their coefficients lane by lane, so each value gets its
 // channel's in the same operations as in DataRunsT (the same bits), and with
 // `stream` every cache line but the span's ends is written whole by
-// non-temporal stores. The span's ends go through one-lane vectors. With
-// `ahead_x` and `ahead_dy`, lines of the next block are prefetched as in
-// DataRunsT.
+// non-temporal stores. The span's ends go through one-lane vectors.
 template <Activation kMask, class T, class Raw = typename T::Raw>
 HWY_INLINE void DataSpanT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* dx, size_t channels,
                           size_t len, const float* HWY_RESTRICT hi, const float* HWY_RESTRICT lo,
                           const float* HWY_RESTRICT k, const float* HWY_RESTRICT a,
-                          const float* HWY_RESTRICT b, bool stream, LineCursor* ahead_x,
-                          LineCursor* ahead_dy) {
+                          const float* HWY_RESTRICT b, bool stream) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
   const size_t N = hn::Lanes(d);
@@ -203,14 +192,7 @@ HWY_INLINE void DataSpanT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
   bool prefetch = true;
   for (; i < whole; i += N) {
     const bool streamed = i >= first && i < last;
-    if (prefetch) {  // every other vector
-      if (ahead_x != nullptr) {
-        ahead_x->Next();
-        ahead_dy->Next();
-      } else if (streamed) {
-        PrefetchInputs<kMask>(x, dy, y, i);
-      }
-    }
+    if (prefetch && streamed) PrefetchInputs<kMask>(x, dy, y, i);  // every other vector
     prefetch = !prefetch;
     V v;
     if (i + N <= boundary) {

@@ -67,18 +67,16 @@ void ResidentBackward(const void* x, const void* dy, void* dx, DType type, const
       SumChannelBlocks(part_s1, part_s2, per_channel, c, &sum_dy[c], &sum_dy_xmu[c]);
       constants(c, sum_dy[c], sum_dy_xmu[c], &k[c], &a[c], &b[c]);
     }
-    // While this unit's dx comes from cache, memory would idle: block j of
-    // the next unit (the same size as block j here) comes into L2 meanwhile.
+    // (Prefetching the next unit's x and dy into L2 meanwhile, as the
+    // resident training does, measured 1.07x the time on 32x256x56x56 and
+    // 1.21x on 8x32x112x112, one thread: x and dy of two units are twice a
+    // channel's worth of L2.)
     for (size_t j = 0; j < per_channel; ++j) {
       const Block blk = plan[first_block + j];
       const size_t c = blk.channel;
-      const bool has_next = u + 1 < units;
-      const Block next_blk = has_next ? plan[first_block + per_channel + j] : blk;
-      const dispatch::RunsView next = view(next_blk);
       dispatch::BackwardDataRuns(view(blk), operands(blk),
                                  dispatch::BackwardCoefficients{k + c, a + c, b + c},
-                                 out + offset_of(blk), /*stream=*/true,
-                                 has_next ? &next : nullptr, dyb + offset_of(next_blk));
+                                 out + offset_of(blk), /*stream=*/true);
     }
   });
 }
