@@ -167,13 +167,10 @@ HWY_INLINE void DataSpanT(T t, const Raw* x, const Raw* dy, const Raw* y, Raw* d
                               hn::Set(d1, k[c]), hn::Set(d1, a[c]), hn::Set(d1, b[c])),
             dx + i);
   };
+  size_t head, whole, first, last;
+  SpanParts(dx, n, stream, &head, &whole, &first, &last);
   size_t i = 0;
-  const size_t phase = VectorPhase(dx);
-  const size_t head = HWY_MIN(n, phase == 0 ? 0 : N - phase);
   for (; i < head; ++i) single(i);
-  const size_t whole = i + (n - i) / N * N;
-  size_t first = i, last = i;  // the vectors that stream
-  if (stream) StreamedLines(dx, i, whole, &first, &last);
   // The coefficients of channel c (suffix a) and c + 1 (b), moved along the
   // span (separate variables: SVE vectors cannot be members of a struct).
   const auto load = [&](size_t ch, V* vhi, V* vlo, V* vk, V* va, V* vb) {

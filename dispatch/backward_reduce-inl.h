@@ -280,20 +280,16 @@ HWY_INLINE void PackedTailSums(D d, T t, const Raw* x, const Raw* dy, const Raw*
   }
 }
 
-// Channels reduced together by ReduceRunsT: their lane sums stay in L1.
-constexpr size_t kInterleavedChannels = 16;
-
 // Channels-first sums of `channels` channels `channel_stride` apart, each
 // `runs` runs of `len` values `stride` apart, written to s1[c * out_stride]
-// and s2[c * out_stride]. Per
-// channel the whole vectors are summed per lane in chunks of at most
-// kReduceChunkVectors vectors (a piece of one long run, or several short runs
-// together), each chunk's float lane sums added into double lane sums, and
-// the lanes added up once at the end, so short runs (14x14 maps) pay no
-// horizontal reduction per chunk. The run tails follow (packed, or value by
-// value when few). Up to kInterleavedChannels channels are walked together in
-// memory order (ForEachInterleavedChunk): the same bits as one channel at a
-// time.
+// and s2[c * out_stride]. Per channel the whole vectors are summed per lane
+// in chunks of at most kReduceChunkVectors vectors (a piece of one long run,
+// or several short runs together), each chunk's float lane sums added into
+// double lane sums, and the lanes added up once at the end, so short runs
+// (14x14 maps) pay no horizontal reduction per chunk. The run tails follow
+// (packed, or value by value when few). Up to kInterleavedChannels channels
+// are walked together in memory order (ForEachInterleavedChunk), their lane
+// sums in L1: the same bits as one channel at a time.
 template <Activation kMask, class T, class Raw = typename T::Raw>
 HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size_t channels,
                             size_t channel_stride, size_t runs, size_t len, size_t stride,
@@ -305,10 +301,10 @@ HWY_INLINE void ReduceRunsT(T t, const Raw* x, const Raw* dy, const Raw* y, size
   const size_t full = len - len % N;
   constexpr size_t kMaxLanes = hn::MaxLanes(d);
   const dispatch::RunChunks chunks(runs, full, stride, kReduceChunkVectors, N);
-  HWY_ALIGN double lane_s1[kInterleavedChannels * kMaxLanes];
-  HWY_ALIGN double lane_s2[kInterleavedChannels * kMaxLanes];
-  for (size_t c0 = 0; c0 < channels; c0 += kInterleavedChannels) {
-    const size_t width = HWY_MIN(kInterleavedChannels, channels - c0);
+  HWY_ALIGN double lane_s1[dispatch::kInterleavedChannels * kMaxLanes];
+  HWY_ALIGN double lane_s2[dispatch::kInterleavedChannels * kMaxLanes];
+  for (size_t c0 = 0; c0 < channels; c0 += dispatch::kInterleavedChannels) {
+    const size_t width = HWY_MIN(dispatch::kInterleavedChannels, channels - c0);
     for (size_t i = 0; i < width * N; ++i) lane_s1[i] = lane_s2[i] = 0.0;
     const size_t ahead_steps = from_memory ? dispatch::kChunksAhead : 0;
     ForEachInterleavedChunk(chunks, width, ahead_steps, [&](size_t j, size_t,

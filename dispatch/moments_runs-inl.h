@@ -204,9 +204,6 @@ struct ChunkData {
   size_t vectors = 0;
 };
 
-// Channels reduced together by MomentsRunsT: their per-lane state stays in L1.
-constexpr size_t kInterleavedChannels = 16;
-
 // Channels-first moments of `channels` channels `channel_stride` apart, each
 // `runs` runs of `len` values `stride` apart, into mean[c * out_stride] and
 // m2[c * out_stride]. Per channel, the whole vectors of the runs are reduced
@@ -217,9 +214,9 @@ constexpr size_t kInterleavedChannels = 16;
 // no horizontal reduction per chunk. The run tails (len % Lanes values per
 // run) are packed and reduced apart (PackedTailMoments, or FewTailMoments
 // when they are few), then merged. Up to kInterleavedChannels channels are
-// walked together in memory order (ForEachInterleavedChunk): the same bits
-// as one channel at a time. `from_memory`: x exceeds the caches, so chunks
-// are prefetched ahead of the walk.
+// walked together in memory order (ForEachInterleavedChunk), their per-lane
+// state in L1: the same bits as one channel at a time. `from_memory`: x
+// exceeds the caches, so chunks are prefetched ahead of the walk.
 template <class T>
 HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t channels,
                              size_t channel_stride, size_t runs, size_t len, size_t stride,
@@ -232,12 +229,12 @@ HWY_INLINE void MomentsRunsT(T t, const typename T::Raw* HWY_RESTRICT x, size_t 
   const dispatch::RunChunks plan(runs, full, stride, kRunChunkVectors, N);
   // Per channel: the shift of its next chunk, its per-lane moments and the
   // values per lane merged so far.
-  HWY_ALIGN float pending[kInterleavedChannels * kMaxLanes];
-  HWY_ALIGN double lane_mean[kInterleavedChannels * kMaxLanes];
-  HWY_ALIGN double lane_m2[kInterleavedChannels * kMaxLanes];
-  double per_lane[kInterleavedChannels];
-  for (size_t c0 = 0; c0 < channels; c0 += kInterleavedChannels) {
-    const size_t width = HWY_MIN(kInterleavedChannels, channels - c0);
+  HWY_ALIGN float pending[dispatch::kInterleavedChannels * kMaxLanes];
+  HWY_ALIGN double lane_mean[dispatch::kInterleavedChannels * kMaxLanes];
+  HWY_ALIGN double lane_m2[dispatch::kInterleavedChannels * kMaxLanes];
+  double per_lane[dispatch::kInterleavedChannels];
+  for (size_t c0 = 0; c0 < channels; c0 += dispatch::kInterleavedChannels) {
+    const size_t width = HWY_MIN(dispatch::kInterleavedChannels, channels - c0);
     const typename T::Raw* HWY_RESTRICT xc = x + c0 * channel_stride;
     for (size_t i = 0; i < width * N; ++i) lane_mean[i] = lane_m2[i] = 0.0;
     for (size_t j = 0; j < width; ++j) per_lane[j] = 0.0;

@@ -215,13 +215,10 @@ HWY_INLINE void NormalizeSpanT(T t, const typename T::Raw* x, const typename T::
                           hn::Set(d1, scale[c]), hn::Set(d1, shift[c]));
     StoreAs(d1, t, Finish<kAct, kHasZ>(d1, t, v, z + i), y + i);
   };
+  size_t head, whole, first, last;
+  SpanParts(y, n, stream, &head, &whole, &first, &last);
   size_t i = 0;
-  const size_t phase = VectorPhase(y);
-  const size_t head = HWY_MIN(n, phase == 0 ? 0 : N - phase);
   for (; i < head; ++i) single(i);
-  const size_t whole = i + (n - i) / N * N;
-  size_t first = i, last = i;  // the vectors that stream
-  if (stream) StreamedLines(y, i, whole, &first, &last);
   // Coefficients of channel c (a) and c + 1 (b), moved along the span.
   size_t c = i / len;
   size_t boundary = (c + 1) * len;  // where channel c ends

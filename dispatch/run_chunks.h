@@ -47,11 +47,8 @@ class RunChunks {
   size_t groups() const { return full_ == 0 ? 0 : long_runs_ ? runs_ : count_; }
   size_t GroupBegin(size_t i) const { return long_runs_ ? i * pieces_ : i; }
 
-  RunChunk operator[](size_t k) const {
-    return long_runs_ ? At(k / pieces_, k % pieces_) : At(k, 0);
-  }
-  // Piece `piece` of group `group`, without a division (the walk below calls
-  // it per chunk, where three divisions cost a tenth of a chunk's time).
+  // Piece `piece` of group `group` (chunk GroupBegin(group) + piece), without
+  // a division: the walk below builds one per chunk.
   RunChunk At(size_t group, size_t piece) const {
     if (long_runs_) {
       const size_t i0 = piece * chunk_;
@@ -82,6 +79,11 @@ class RunChunks {
 // 32x256x56x56 in turns, 2 chunks ahead 0.85x the time of a channel at a time,
 // 4 ahead 0.58x, 8 ahead 0.66x.
 constexpr size_t kChunksAhead = 4;
+
+// Channels a channels-first reduction walks together: their per-lane state
+// stays in L1 (the kernels), and the tiles of src/ops/runs_block.h hold as
+// many.
+constexpr size_t kInterleavedChannels = 16;
 
 template <class F>
 void ForEachInterleavedChunk(const RunChunks& chunks, size_t channels, size_t ahead_steps,

@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "dispatch/convert-inl.h"
+#include "dispatch/partial_vectors-inl.h"
 #include "dispatch/prefetch-inl.h"
 #include "hwy/highway.h"
 
@@ -82,6 +83,20 @@ HWY_INLINE bool UseSpans(size_t channels, size_t channel_stride, size_t len, siz
   const size_t bytes = len * size;
   return channels > 1 && channel_stride == len && len >= N && bytes % kCacheLine != 0 &&
          bytes <= 4096;
+}
+
+// How a span of n values written at `out` splits (NormalizeSpanT,
+// DataSpanT): values [0, *head) and [*whole, n) one at a time, the vectors
+// aligned to out in between, of which [*first, *last) stream (with `stream`).
+template <class Raw>
+HWY_INLINE void SpanParts(const Raw* out, size_t n, bool stream, size_t* head, size_t* whole,
+                          size_t* first, size_t* last) {
+  const size_t N = hn::Lanes(hn::ScalableTag<float>());
+  const size_t phase = VectorPhase(out);
+  *head = HWY_MIN(n, phase == 0 ? 0 : N - phase);
+  *whole = *head + (n - *head) / N * N;
+  *first = *last = *head;
+  if (stream) StreamedLines(out, *head, *whole, first, last);
 }
 
 }  // namespace HWY_NAMESPACE

@@ -10,6 +10,7 @@
 
 #include "bnorm/dtype.hpp"
 #include "bnorm/geometry.hpp"
+#include "dispatch/run_chunks.h"
 #include "dispatch/views.h"
 #include "src/parallel/blocks.h"
 
@@ -35,15 +36,13 @@ inline dispatch::RunsView RunsBlockView(const void* base, DType type, const Geom
 // The channels-first reductions (moments, the backward's sums) hand the
 // kernels several channels' blocks of the same rows at once, which the
 // kernels walk along the rows (ForEachInterleavedChunk): a channel alone
-// jumps a row stride per run. A tile is BlockPlan block k of up to
-// kTileChannels adjacent channels (blocks of whole channels already hold
-// several); its channels' partials lie at slot(i) + j * out_stride(), the
-// BlockPlan layout of c * per_channel + k. Each partial is what its block
-// alone gives.
+// jumps a row stride per run. A tile is BlockPlan block k of as many
+// adjacent channels as the kernels walk together (blocks of whole channels
+// hold several already); its channels' partials lie at slot(i) + j *
+// out_stride(), the BlockPlan layout of c * per_channel + k. Each partial is
+// what its block alone gives.
 class ReductionTiles {
  public:
-  static constexpr size_t kTileChannels = 16;
-
   // Tiles only `from_memory` (tensors beyond the caches): in cache the walk
   // along the rows measured slower than a channel at a time (8x32x112x112,
   // 12.8 MB: 1.1-1.2x the time of the training forward and the backward).
@@ -53,7 +52,7 @@ class ReductionTiles {
         // Blocks that split a channel's runs into pieces stay as they are.
         width_(from_memory && plan.channels_per_block() == 1 && plan.size() > 0 &&
                        plan[0].inner_count == g.inner
-                   ? kTileChannels
+                   ? dispatch::kInterleavedChannels
                    : 1),
         channels_(g.channels),
         count_(width_ == 1 ? plan.size()
