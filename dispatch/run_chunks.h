@@ -30,7 +30,6 @@ class RunChunks {
       : runs_(runs),
         full_(full),
         stride_(stride),
-        lanes_(lanes),
         chunk_(max_vectors * lanes),
         long_runs_(full >= chunk_),
         pieces_(long_runs_ ? (full + chunk_ - 1) / chunk_ : 1),
@@ -60,7 +59,7 @@ class RunChunks {
   }
 
  private:
-  size_t runs_, full_, stride_, lanes_, chunk_;
+  size_t runs_, full_, stride_, chunk_;
   bool long_runs_;
   size_t pieces_, runs_per_chunk_, count_, chunk_vectors_, full_vectors_;
 };
