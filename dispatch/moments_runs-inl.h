@@ -18,8 +18,6 @@
 
 #include <stddef.h>
 
-#include <utility>
-
 #include "dispatch/chan_merge.h"
 #include "dispatch/convert-inl.h"
 #include "dispatch/partial_vectors-inl.h"
@@ -195,14 +193,6 @@ HWY_INLINE void PackedTailMoments(D d, T t, const typename T::Raw* HWY_RESTRICT 
               rest_m2);
   }
 }
-
-// A chunk of channels-first values (dispatch::RunChunk) at its first value.
-template <class T>
-struct ChunkData {
-  const typename T::Raw* x = nullptr;
-  size_t runs = 0;
-  size_t vectors = 0;
-};
 
 // Channels-first moments of `channels` channels `channel_stride` apart, each
 // `runs` runs of `len` values `stride` apart, into mean[c * out_stride] and

@@ -38,8 +38,6 @@ class RunChunks {
         chunk_vectors_(max_vectors),
         full_vectors_(lanes == 0 ? 0 : full / lanes) {}
 
-  size_t count() const { return full_ == 0 ? 0 : count_; }
-
   // The chunks in groups that end where runs end: the pieces of one long run,
   // or one chunk of several short runs. Group `i` is chunks
   // [GroupBegin(i), GroupBegin(i + 1)); every group has as many.
