@@ -3,7 +3,8 @@
 // with and without activation, serial and parallel), BatchMoments of a
 // cache-resident tensor, the C ABI's
 // bnorm_normalize and bnorm_layer_forward, and BatchNorm::Forward in inference
-// once the layer is built and has run once. Nor do the backward's engine calls
+// once the layer is built and has run once, nor BatchNorm::Forward in
+// training on cache-resident tensors after its first call. Nor do the backward's engine calls
 // (bnorm_backward_data always, bnorm_backward_reduce and BatchNorm::Backward
 // on cache-resident tensors). The one-call training operations allocate only
 // their per-channel coefficients on cache-resident tensors, as bnorm.h says.
@@ -116,10 +117,13 @@ TEST(Allocations, TheCounterSeesAllocations) {
   std::vector<float>* v = new std::vector<float>(100);
   delete v;
   EXPECT_EQ(g_allocations.load() - before, 2u);
-  // The library's own allocations count too (training allocates its statistics).
-  BatchNorm layer{Options()};
-  const std::vector<int64_t> shape{8, 4};
-  std::vector<float> x = test::Uniform(32, -4.0, 4.0, 1);
+  // The library's own allocations count too (feature axes apart work on a
+  // transposed copy, allocated per call).
+  Options options;
+  options.axis = {0, 2};
+  BatchNorm layer{options};
+  const std::vector<int64_t> shape{2, 4, 3};
+  std::vector<float> x = test::Uniform(24, -4.0, 4.0, 1);
   EXPECT_GT(AllocationsPerCalls([&] { layer.Forward(x.data(), x.data(), shape, true); }), 0u);
 }
 
@@ -233,6 +237,37 @@ TEST(Allocations, LayerInferenceForwardAllocatesNothing) {
                 }),
                 0u)
           << Count(c.shape) << " values, axis " << c.axis;
+    }
+  }
+}
+
+// A training call keeps its working values in the layer: after the first call,
+// cache-resident training allocates nothing, in every mode whose feature axes
+// are adjacent (plain, ghost batches, renorm, adjustment, fused).
+TEST(Allocations, LayerTrainingForwardAllocatesNothingOnceItHasRun) {
+  const auto adjustment = [](const std::vector<int64_t>&, float* scale, float* bias) {
+    scale[0] = 2.0f;
+    bias[0] = 0.5f;
+  };
+  for (const Case& c : {kCases[0], kCases[1]}) {
+    for (int mode = 0; mode < 5; ++mode) {
+      Options options;
+      options.axis = {c.axis};
+      if (mode == 1) options.virtual_batch_size = 1;
+      if (mode == 2) options.renorm = true;
+      if (mode == 3) options.adjustment = adjustment;
+      if (mode == 4) options.fused = Fused::kTrue;
+      BatchNorm layer(options);
+      const std::vector<float> x = test::Uniform(Count(c.shape), -4.0, 4.0, 8);
+      std::vector<float> y(x.size());
+      for (const Execution& exec : {Execution::Serial(), Execution::Parallel()}) {
+        EXPECT_EQ(AllocationsPerCalls([&] {
+                    layer.Forward(x.data(), y.data(), c.shape, true, exec);
+                    layer.Forward(x.data(), y.data(), c.shape, false, exec);
+                  }),
+                  0u)
+            << Count(c.shape) << " values, axis " << c.axis << ", mode " << mode;
+      }
     }
   }
 }

@@ -122,6 +122,36 @@ TEST(LayerBackward, InferenceIsAffine) {
   ExpectBackwardMatchesReference(renorm, {9, 7}, false, {23, 1.0, 2.0, 2});
 }
 
+// The inference coefficients and what an inference Backward keeps are
+// recomputed only when a variable changed: after a training call or new
+// weights, a layer gives bitwise what a fresh layer with those weights gives.
+TEST(LayerBackward, InferenceFollowsEveryChangeOfTheVariables) {
+  const std::vector<int64_t> shape{6, 5};
+  const std::vector<float> x = Uniform(30, -3.0, 2.0, 31), dy = Uniform(30, -1.0, 1.0, 32);
+  const auto infer = [&](BatchNorm* layer, std::vector<float>* y, std::vector<float>* dx) {
+    layer->Forward(x.data(), y->data(), shape, false);
+    layer->Backward(x.data(), dy.data(), dx->data(), shape);
+  };
+  BatchNorm layer(Axis({-1}));
+  std::vector<float> y(30), dx(30), fresh_y(30), fresh_dx(30);
+  infer(&layer, &y, &dx);
+  for (int step = 0; step < 3; ++step) {
+    if (step == 0) layer.Forward(x.data(), y.data(), shape, true);  // moves the moving statistics
+    if (step == 1) layer.set_gamma(Uniform(5, 0.5, 2.0, 33));
+    if (step == 2) layer.set_moving_variance(Uniform(5, 0.5, 2.0, 34));
+    infer(&layer, &y, &dx);
+    BatchNorm fresh(Axis({-1}));
+    fresh.Build(shape);
+    fresh.set_gamma(layer.gamma());
+    fresh.set_moving_mean(layer.moving_mean());
+    fresh.set_moving_variance(layer.moving_variance());
+    infer(&fresh, &fresh_y, &fresh_dx);
+    EXPECT_EQ(y, fresh_y) << "step " << step;
+    EXPECT_EQ(dx, fresh_dx) << "step " << step;
+    EXPECT_EQ(layer.gradient_gamma(), fresh.gradient_gamma()) << "step " << step;
+  }
+}
+
 TEST(LayerBackward, TrainableFalseGivesTheInferenceGradient) {
   Options o = Axis({-1});
   o.trainable = false;

@@ -130,7 +130,7 @@ void BatchNorm::State::CallSynchronized(BatchNorm* layer, const void* x, void* y
       header.count = total / (state->channels * header.groups);
     }
     try {
-      adjustment = Adjust(options, shape, state->channels);
+      Adjust(options, shape, state->channels, &adjustment);
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {

@@ -88,7 +88,8 @@ std::shared_ptr<BatchNorm::State> BatchNorm::State::Create(const Options& o,
     s->renorm_mean.assign(C, o.moving_mean_initializer.value);
     s->renorm_stddev.assign(C, stddev);
   }
-  s->RefreshInference();
+  s->inference_scale.resize(C);
+  s->inference_shift.resize(C);
   // Backward's arrays, allocated here once for a group per channel.
   s->saved.shape.reserve(s->rank);
   s->saved.Resize(C);
@@ -104,6 +105,7 @@ std::shared_ptr<BatchNorm::State> BatchNorm::State::Create(const Options& o,
 }
 
 void Saved::Resize(size_t groups) {
+  if (groups != mean_hi.size()) inference_of = kNone;
   mean_hi.resize(groups);
   mean_lo.resize(groups);
   rho.resize(groups);
@@ -124,6 +126,8 @@ void BatchNorm::State::SaveInference(const Geometry& g) {
   saved.view = g;
   saved.ghosts = 1;
   saved.sample_elements = 0;
+  if (saved.inference_of == version) return;
+  const NormalizeParams inference = InferenceParams();
   for (size_t c = 0; c < channels; ++c) {
     saved.mean_hi[c] = moving_mean[c];
     saved.mean_lo[c] = 0.0f;
@@ -133,9 +137,10 @@ void BatchNorm::State::SaveInference(const Geometry& g) {
     saved.adjustment_scale[c] = 1.0;
     saved.adjustment_bias[c] = 0.0;
     saved.gamma[c] = gamma[c];
-    saved.scale[c] = inference_scale[c];
-    saved.shift[c] = inference_shift[c];
+    saved.scale[c] = inference.scale[c];
+    saved.shift[c] = inference.shift[c];
   }
+  saved.inference_of = version;
 }
 
 std::vector<float>& BatchNorm::State::Get(Var v) {
@@ -184,20 +189,19 @@ void BatchNorm::State::Assign(BatchNorm* layer, Var v, const std::vector<float>&
                                  : v == Var::kBeta ? o.beta_constraint
                                                    : Constraint();
   if (constraint) constraint(variable.data(), variable.size());
-  layer->state_->RefreshInference();
-}
-
-void BatchNorm::State::RefreshInference() {
-  inference_scale.resize(channels);
-  inference_shift = beta;
-  for (size_t c = 0; c < channels; ++c) {
-    inference_scale[c] =
-        static_cast<float>(gamma[c] / std::sqrt(static_cast<double>(moving_variance[c]) + epsilon));
-  }
+  layer->state_->VariablesChanged();
 }
 
 // The moving mean is exactly a float: no low part.
-NormalizeParams BatchNorm::State::InferenceParams() const {
+NormalizeParams BatchNorm::State::InferenceParams() {
+  if (inference_version != version) {
+    for (size_t c = 0; c < channels; ++c) {
+      inference_scale[c] = static_cast<float>(
+          gamma[c] / std::sqrt(static_cast<double>(moving_variance[c]) + epsilon));
+      inference_shift[c] = beta[c];
+    }
+    inference_version = version;
+  }
   NormalizeParams params;
   params.mean_hi = moving_mean.data();
   params.scale = inference_scale.data();

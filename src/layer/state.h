@@ -66,6 +66,11 @@ struct Saved {
   // A synchronized Backward's sums over every rank: S1 of every group, then S2.
   std::vector<double> global_sums;
   std::vector<float> k, a, b;
+  // The variables' version (BatchNorm::State::version) whose inference values
+  // the arrays above hold, or kNone: an inference call after another with the
+  // same variables only records its geometry.
+  static constexpr uint64_t kNone = ~uint64_t{0};
+  uint64_t inference_of = kNone;
 
   // Sizes the per-group arrays for `groups` groups (no allocation once they
   // have held as many).
@@ -76,7 +81,40 @@ struct Saved {
 struct AdjustmentTerms {
   std::vector<float> scale, bias;
 };
-AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C);
+void Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C,
+            AdjustmentTerms* adjustment);
+
+// Per-channel mean and biased variance; per (ghost, channel) for the ghosts'
+// own statistics.
+struct Moments {
+  std::vector<double> mean, variance;
+  void Resize(size_t n) { mean.resize(n), variance.resize(n); }
+  void Zero(size_t n) { mean.assign(n, 0.0), variance.assign(n, 0.0); }
+};
+
+// Renorm's r and d per channel (1 and 0 without renorm), and the batch stddev
+// that the renorm statistics track (only with renorm).
+struct RenormCorrection {
+  std::vector<double> r, d, stddev;
+  void Resize(size_t n) { r.resize(n), d.resize(n), stddev.resize(n); }
+};
+
+// The normalize coefficients per (ghost, channel): the mean as a float pair,
+// the scale and the shift.
+struct Coefficients {
+  std::vector<float> hi, lo, scale, shift;
+  void Resize(size_t n) { hi.resize(n), lo.resize(n), scale.resize(n), shift.resize(n); }
+};
+
+// A training call's working values, kept between calls so that a training
+// call allocates nothing once a call of as many groups has run.
+struct TrainingScratch {
+  AdjustmentTerms adjustment;
+  Moments ghost;            // per group
+  Moments batch;            // per channel: the average over ghosts
+  RenormCorrection renorm;  // per channel
+  Coefficients coefficients;
+};
 
 // The ranks of a synchronized call and the ghost batches they agreed on
 // (src/sync/agreement.h); a rank whose batch is empty takes the others'.
@@ -105,11 +143,19 @@ struct BatchNorm::State {
   std::vector<float> gamma, beta, moving_mean, moving_variance;
   std::vector<float> moving_stddev, renorm_mean, renorm_stddev;
 
-  // Inference coefficients, refreshed whenever a variable changes, so that an
-  // inference call only reads the state and allocates nothing.
+  // Bumped by every change of a variable (VariablesChanged): what is derived
+  // from the variables is recomputed only when it moved, so a training loop
+  // never computes the inference coefficients and an inference loop once.
+  uint64_t version = 0;
+  void VariablesChanged() { ++version; }
+
+  // Inference coefficients (sized at build), valid for inference_version:
+  // InferenceParams refreshes them first when a variable has changed since.
   std::vector<float> inference_scale, inference_shift;
+  uint64_t inference_version = Saved::kNone;
 
   Saved saved;
+  TrainingScratch scratch;
   // The gradients of the last Backward (empty when not defined).
   std::vector<float> dgamma, dbeta, dadjustment_scale, dadjustment_bias;
 
@@ -124,9 +170,9 @@ struct BatchNorm::State {
   // Sets a variable (size checked, constraint applied, inference refreshed).
   static void Assign(BatchNorm* layer, Var v, const std::vector<float>& values);
 
-  // y = (x - moving_mean) * (gamma / sqrt(moving_variance + eps)) + beta.
-  void RefreshInference();
-  NormalizeParams InferenceParams() const;
+  // y = (x - moving_mean) * (gamma / sqrt(moving_variance + eps)) + beta,
+  // recomputed here when a variable has changed since the last call.
+  NormalizeParams InferenceParams();
 
   // Checks a later input against the built rank and feature sizes; returns
   // its element count.

@@ -19,24 +19,6 @@
 namespace bnorm {
 namespace {
 
-// Per-channel mean and biased variance; per (ghost, channel) for the ghosts'
-// own statistics.
-struct Moments {
-  std::vector<double> mean, variance;
-};
-
-// Renorm's r and d per channel (1 and 0 without renorm), and the batch stddev
-// that the renorm statistics track.
-struct RenormCorrection {
-  std::vector<double> r, d, stddev;
-};
-
-// The normalize coefficients per (ghost, channel): the mean as a float pair,
-// the scale and the shift.
-struct Coefficients {
-  std::vector<float> hi, lo, scale, shift;
-};
-
 // Ghost i of G holds samples i, i + G, i + 2G, ... (Keras reshapes [B, ...] to
 // [V, G, ...] and keeps axis 1): a view whose rows come in groups of one
 // sample's outer rows, G samples apart, starting at sample i.
@@ -61,37 +43,41 @@ Geometry GhostView(const Geometry& g, size_t batch, size_t ghosts, size_t* sampl
 
 // Each ghost's own mean and biased variance (the whole batch's when G = 1);
 // ghost i starts `sample_bytes` * i into x.
-Moments GhostStatistics(const char* x, DType type, const Geometry& view, size_t ghosts,
-                        size_t sample_bytes, size_t total_elements, const Execution& exec) {
+void GhostStatistics(const char* x, DType type, const Geometry& view, size_t ghosts,
+                     size_t sample_bytes, size_t total_elements, const Execution& exec, Moments* m) {
   const size_t C = view.channels;
-  Moments m{std::vector<double>(ghosts * C), std::vector<double>(ghosts * C)};
+  m->Resize(ghosts * C);
   ForEachBlock(ghosts, total_elements, exec, [&](size_t i) {
-    BatchMoments(x + i * sample_bytes, type, view, &m.mean[i * C], &m.variance[i * C], exec);
+    BatchMoments(x + i * sample_bytes, type, view, &m->mean[i * C], &m->variance[i * C], exec);
   });
-  return m;
 }
 
 // The statistics the moving averages see: the average over ghosts.
-Moments AverageOverGhosts(const Moments& ghost, size_t ghosts, size_t C) {
-  Moments batch{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
+void AverageOverGhosts(const Moments& ghost, size_t ghosts, size_t C, Moments* batch) {
+  if (ghosts == 1) {  // the batch's own (dividing by 1 and adding to 0 change nothing)
+    batch->mean = ghost.mean;
+    batch->variance = ghost.variance;
+    return;
+  }
+  batch->Zero(C);
   for (size_t i = 0; i < ghosts; ++i) {
     for (size_t c = 0; c < C; ++c) {
-      batch.mean[c] += ghost.mean[i * C + c] / static_cast<double>(ghosts);
-      batch.variance[c] += ghost.variance[i * C + c] / static_cast<double>(ghosts);
+      batch->mean[c] += ghost.mean[i * C + c] / static_cast<double>(ghosts);
+      batch->variance[c] += ghost.variance[i * C + c] / static_cast<double>(ghosts);
     }
   }
-  return batch;
 }
 
 // Renorm's r and d of one channel, from its batch statistics and the renorm
 // statistics before this call's update, clipped as renorm_clipping says (1
-// and 0 without renorm); and the batch stddev the renorm statistics track.
+// and 0 without renorm); and the batch stddev the renorm statistics track
+// (only with renorm: nothing else reads it).
 void RenormChannel(const Options& options, double mean, double variance, float renorm_mean,
                    float renorm_stddev, double epsilon, double* r, double* d, double* stddev) {
-  *stddev = std::sqrt(variance + epsilon);
   *r = 1.0;
   *d = 0.0;
   if (!options.renorm) return;
+  *stddev = std::sqrt(variance + epsilon);
   const RenormClipping& clip = options.renorm_clipping;
   const double rs = std::max<double>(renorm_stddev, std::sqrt(epsilon));
   *r = *stddev / rs;
@@ -101,17 +87,15 @@ void RenormChannel(const Options& options, double mean, double variance, float r
   if (clip.dmax) *d = std::clamp<double>(*d, -*clip.dmax, *clip.dmax);
 }
 
-RenormCorrection Renorm(const Options& options, const Moments& batch,
-                        const std::vector<float>& renorm_mean,
-                        const std::vector<float>& renorm_stddev, double epsilon) {
+void Renorm(const Options& options, const Moments& batch, const std::vector<float>& renorm_mean,
+            const std::vector<float>& renorm_stddev, double epsilon, RenormCorrection* rc) {
   const size_t C = batch.mean.size();
-  RenormCorrection rc{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C)};
+  rc->Resize(C);
   for (size_t c = 0; c < C; ++c) {
     RenormChannel(options, batch.mean[c], batch.variance[c], options.renorm ? renorm_mean[c] : 0.0f,
-                  options.renorm ? renorm_stddev[c] : 1.0f, epsilon, &rc.r[c], &rc.d[c],
-                  &rc.stddev[c]);
+                  options.renorm ? renorm_stddev[c] : 1.0f, epsilon, &rc->r[c], &rc->d[c],
+                  &rc->stddev[c]);
   }
-  return rc;
 }
 
 // y = ((x - mean) / sqrt(var + eps) * r + d) * adj_scale + adj_bias) * gamma + beta,
@@ -126,18 +110,15 @@ void FoldGroup(double mean, double variance, double r, double d, float adj_scale
 }
 
 // Every (ghost, channel) group's coefficients.
-Coefficients FoldCoefficients(const Moments& ghost, const RenormCorrection& rc,
-                              const AdjustmentTerms& adj, const std::vector<float>& gamma,
-                              const std::vector<float>& beta, double epsilon) {
+void FoldCoefficients(const Moments& ghost, const RenormCorrection& rc, const AdjustmentTerms& adj,
+                      const std::vector<float>& gamma, const std::vector<float>& beta,
+                      double epsilon, Coefficients* k) {
   const size_t n = ghost.mean.size(), C = gamma.size();
-  Coefficients k{std::vector<float>(n), std::vector<float>(n), std::vector<float>(n),
-                 std::vector<float>(n)};
-  for (size_t i = 0; i < n; ++i) {
-    const size_t c = i % C;
+  k->Resize(n);
+  for (size_t i = 0, c = 0; i < n; ++i, c = c + 1 == C ? 0 : c + 1) {
     FoldGroup(ghost.mean[i], ghost.variance[i], rc.r[c], rc.d[c], adj.scale[c], adj.bias[c],
-              gamma[c], beta[c], epsilon, &k.hi[i], &k.lo[i], &k.scale[i], &k.shift[i]);
+              gamma[c], beta[c], epsilon, &k->hi[i], &k->lo[i], &k->scale[i], &k->shift[i]);
   }
-  return k;
 }
 
 // The same fold for ResidentTraining, channel by channel as each channel's
@@ -237,6 +218,7 @@ void SaveTraining(const Geometry& view, size_t ghosts, size_t sample_elements, c
                   Saved* saved) {
   const size_t groups = ghost.mean.size(), C = gamma.size();
   saved->Resize(groups);
+  saved->inference_of = Saved::kNone;
   saved->view = view;
   saved->ghosts = ghosts;
   saved->sample_elements = sample_elements;
@@ -268,12 +250,13 @@ size_t GhostCount(const Options& options, size_t batch) {
   return batch / v;
 }
 
-AdjustmentTerms Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C) {
-  AdjustmentTerms adjustment{std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f)};
+void Adjust(const Options& options, const std::vector<int64_t>& shape, size_t C,
+            AdjustmentTerms* adjustment) {
+  adjustment->scale.assign(C, 1.0f);
+  adjustment->bias.assign(C, 0.0f);
   if (options.adjustment) {
-    options.adjustment(shape, adjustment.scale.data(), adjustment.bias.data());
+    options.adjustment(shape, adjustment->scale.data(), adjustment->bias.data());
   }
-  return adjustment;
 }
 
 void BatchNorm::State::Train(const Options& options, const void* x, void* y, DType type,
@@ -292,10 +275,12 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
 
   // A synchronized call asked for the adjustment before the ranks agreed, so
   // that an adjustment that throws fails every rank alike.
-  const AdjustmentTerms adjustment =
-      peers != nullptr ? peers->adjustment : Adjust(options, shape, channels);
-  Moments ghost;
-  Coefficients k;
+  TrainingScratch& w = scratch;
+  if (peers == nullptr) Adjust(options, shape, channels, &w.adjustment);
+  const AdjustmentTerms& adjustment = peers != nullptr ? peers->adjustment : w.adjustment;
+  Moments& ghost = w.ghost;
+  Coefficients& k = w.coefficients;
+  bool normalized = false;
   // Statistics and normalize channel by channel (per ghost): x is read from
   // memory once. Not when synchronized (every rank's statistics come before
   // any normalize), nor for renorm over ghosts (its r and d need every
@@ -303,9 +288,8 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
   if (peers == nullptr && (ghosts == 1 || !options.renorm) && !empty &&
       ChannelResident(type, g, view)) {
     const size_t groups = ghosts * channels;
-    ghost = Moments{std::vector<double>(groups), std::vector<double>(groups)};
-    k = Coefficients{std::vector<float>(groups), std::vector<float>(groups),
-                     std::vector<float>(groups), std::vector<float>(groups)};
+    ghost.Resize(groups);
+    k.Resize(groups);
     const LayerFold fold(options, adjustment, renorm_mean, renorm_stddev, gamma, beta, epsilon);
     ForEachBlock(ghosts, g.elements(), exec, [&](size_t i) {
       const size_t at = i * channels;
@@ -313,10 +297,11 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
                        &ghost.mean[at], &ghost.variance[at], &k.hi[at], &k.lo[at], &k.scale[at],
                        &k.shift[at], exec);
     });
+    normalized = true;
   } else if (empty) {
-    ghost = Moments{std::vector<double>(ghosts * channels), std::vector<double>(ghosts * channels)};
+    ghost.Zero(ghosts * channels);
   } else {
-    ghost = GhostStatistics(in, type, view, ghosts, sample_bytes, g.elements(), exec);
+    GhostStatistics(in, type, view, ghosts, sample_bytes, g.elements(), exec, &ghost);
   }
   double count = static_cast<double>(view.reduced());
   if (peers != nullptr) {
@@ -327,16 +312,17 @@ void BatchNorm::State::Train(const Options& options, const void* x, void* y, DTy
   saved.count = count;
   saved.ghosts = ghosts;
   if (count == 0.0) return;  // every rank's batch is empty: nothing learns
-  const Moments batch_moments = AverageOverGhosts(ghost, ghosts, channels);
-  const RenormCorrection rc = Renorm(options, batch_moments, renorm_mean, renorm_stddev, epsilon);
-  if (k.hi.empty()) {
-    k = FoldCoefficients(ghost, rc, adjustment, gamma, beta, epsilon);
+  AverageOverGhosts(ghost, ghosts, channels, &w.batch);
+  Renorm(options, w.batch, renorm_mean, renorm_stddev, epsilon, &w.renorm);
+  if (!normalized) {
+    FoldCoefficients(ghost, w.renorm, adjustment, gamma, beta, epsilon, &k);
     if (!empty) NormalizeGhosts(in, out, type, view, ghosts, sample_bytes, g.elements(), k, exec);
   }
-  SaveTraining(view, ghosts, sample_elements, ghost, rc, adjustment, k, gamma, epsilon, &saved);
-  UpdateMovingAverages(options, fused, epsilon, g.reduced(), batch_moments, rc,
+  SaveTraining(view, ghosts, sample_elements, ghost, w.renorm, adjustment, k, gamma, epsilon,
+               &saved);
+  UpdateMovingAverages(options, fused, epsilon, g.reduced(), w.batch, w.renorm,
                        {moving_mean, moving_variance, moving_stddev, renorm_mean, renorm_stddev});
-  RefreshInference();
+  VariablesChanged();
 }
 
 }  // namespace bnorm
