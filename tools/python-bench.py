@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """bnorm from Python: the call overhead of the module, and bnorm against PyTorch from Python.
 
-1. Overhead: median time of layer(x) (inference and training) and of bnorm.normalize on a
-   1x64x28x28 NCHW float32 tensor, against bnorm-bench's time for the same case in C++
-   (--bnorm-bench, default build/tools/bnorm-bench; skipped when it is not there). The
-   difference is what Python, the argument checks and the output allocation add.
+1. Overhead: median time of layer(x) (inference and training), layer.backward(dy) and
+   bnorm.normalize(..., out=) on a 1x64x28x28 NCHW float32 tensor, against the same C++ call
+   timed inside the module (bnorm._timing: same layer, arrays and threads, output preallocated),
+   in turns (--rounds). The difference is what Python, the argument checks, the new output
+   array and the GIL add.
 2. Peer: bnorm.BatchNormalization against torch.nn.functional.batch_norm (training and
    inference forward) and PyTorch's batch-norm backward kernel (aten.native_batch_norm_backward,
    what autograd runs) against layer.backward, on every shape of --shapes-file (default
@@ -20,12 +21,14 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
+import statistics
 import sys
+import time
 
 import numpy as np
 
 import bnorm
+from bnorm import _timing as timing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OVERHEAD_SHAPE = (1, 64, 28, 28)
@@ -51,14 +54,14 @@ def parse_args(argv):
                         help="thread count for both libraries (default: all cores)")
     parser.add_argument("--repeat", type=pb.positive_int, default=20)
     parser.add_argument("--min-time", type=pb.seconds, default=0.2)
-    parser.add_argument("--bnorm-bench", default=os.path.join(HERE, "..", "build", "tools",
-                                                              "bnorm-bench"))
+    parser.add_argument("--rounds", type=pb.positive_int, default=7,
+                        help="overhead: rounds of Python calls and C++ calls in turns")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny run that only proves every part works (one small shape)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeat, args.min_time = 3, 0.0
+        args.repeat, args.min_time, args.rounds = 3, 0.0, 1
         cases = [((2, 8, 4, 4), "nchw"), ((2, 8, 4, 4), "nhwc"), ((16, 8), "nhwc")]
     else:
         cases = [(shape, "nhwc") for shape in args.shape]
@@ -98,39 +101,59 @@ def time_bnorm(x, axis, args):
     return rows
 
 
-def cpp_seconds(args, layout):
-    """bnorm-bench's median seconds per mode for the overhead shape, or {} without it."""
-    if not os.path.exists(args.bnorm_bench):
-        return {}
-    command = [args.bnorm_bench, "--shape", ",".join(map(str, OVERHEAD_SHAPE)), "--layout",
-               layout, "--mode", "both", "--threads", str(args.threads), "--repeat",
-               str(args.repeat), "--min-time", str(args.min_time), "--json"]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        print(f"python-bench: {' '.join(command)} failed: {result.stderr.strip()}",
-              file=sys.stderr)
-        return {}
-    return {row["mode"]: row["seconds"] for row in json.loads(result.stdout)}
+def python_call_seconds(call, calls):
+    """Seconds of each of `calls` calls, timed as bnorm._timing times the C++ ones."""
+    seconds = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - t0)
+    return seconds
 
 
 def overhead(args):
+    """Each op from Python against the same C++ call inside the module (bnorm._timing: the same
+    layer, arrays and threads, its output preallocated), in turns: `rounds` rounds of a block of
+    Python calls then a block of C++ calls, after a warm-up. The medians over every call."""
     x, axis = layer_input(OVERHEAD_SHAPE, "nchw")
-    python = time_bnorm(x, axis, args)
+    dy = np.ones_like(x)
+    layer = bnorm.BatchNormalization(axis=axis, momentum=0.99, epsilon=1e-3)
     mean, variance = bnorm.moments(x, axis=axis)
-    scale, shift = bnorm.fold(None, None, mean.astype(np.float32), variance)
+    mean = mean.astype(np.float32)
+    scale, shift = bnorm.fold(None, None, mean, variance)
     out = np.empty_like(x)
-    python["normalize"] = pb.measure(
-        lambda: bnorm.normalize(x, mean, scale, shift, axis=axis, out=out), args.repeat,
-        args.min_time)
-    cpp = cpp_seconds(args, "nchw")
+
+    def backward_python():
+        layer(x, training=True)
+        return lambda: layer.backward(dy)
+
+    def backward_cpp(calls):
+        layer(x, training=True)
+        return timing.backward(layer, dy, calls)
+
+    ops = {
+        "inference": (lambda: lambda: layer(x, training=False),
+                      lambda calls: timing.forward(layer, x, False, calls)),
+        "training": (lambda: lambda: layer(x, training=True),
+                     lambda calls: timing.forward(layer, x, True, calls)),
+        "backward": (backward_python, backward_cpp),
+        "normalize": (lambda: lambda: bnorm.normalize(x, mean, scale, shift, axis=axis, out=out),
+                      lambda calls: timing.normalize(x, mean, scale, shift, axis, calls)),
+    }
+    block = max(args.repeat, 200)
     rows = []
-    for op, stats in python.items():
-        cpp_op = {"normalize": "inference"}.get(op, op)
-        row = {"op": op, "python_seconds": stats["seconds"],
-               "cpp_seconds": cpp.get(cpp_op)}
-        row["overhead_seconds"] = (stats["seconds"] - row["cpp_seconds"]
-                                   if row["cpp_seconds"] else None)
-        rows.append(row)
+    for op, (python_call, cpp_calls) in ops.items():
+        python_times, cpp_times = [], []
+        call = python_call()
+        python_call_seconds(call, block)  # warm-up
+        cpp_calls(block)
+        for _ in range(args.rounds):
+            call = python_call()
+            python_times += python_call_seconds(call, block)
+            cpp_times += cpp_calls(block)
+        py_s, cpp_s = statistics.median(python_times), statistics.median(cpp_times)
+        rows.append({"op": op, "python_seconds": py_s, "cpp_seconds": cpp_s,
+                     "overhead_seconds": py_s - cpp_s, "calls": len(python_times)})
     return rows
 
 
@@ -194,7 +217,8 @@ def main():
         print()
         return
     print(f"python-bench: {args.threads} thread(s); overhead on "
-          f"{'x'.join(map(str, OVERHEAD_SHAPE))} nchw float32 (C++: bnorm-bench)")
+          f"{'x'.join(map(str, OVERHEAD_SHAPE))} nchw float32 (C++: the same call in the "
+          f"module, in turns)")
     print(f"{'op':<10} {'python us':>10} {'C++ us':>10} {'extra us':>10}")
     for row in result["overhead"]:
         print(f"{row['op']:<10} {us(row['python_seconds']):>10} {us(row['cpp_seconds']):>10} "

@@ -51,6 +51,10 @@ class Layer {
   const std::string& name() const { return name_; }
   std::string Repr() const;
 
+  // The C++ calls behind Call and Backward on float32 data, timed in place (timing.cc).
+  std::vector<double> TimeForward(py::handle x, bool training, int calls);
+  std::vector<double> TimeBackward(py::handle dy, int calls);
+
  private:
   // The variable names in Keras' weight order for these options.
   std::vector<std::string> WeightNames() const;
@@ -85,6 +89,7 @@ ParsedArguments ParseArguments(const py::dict& arguments);
 py::dict MakeConfig(const py::dict& arguments, const std::string& name, bool trainable);
 
 void RegisterLayer(py::module_& m);
+void RegisterTiming(py::module_& m);
 
 }  // namespace python
 }  // namespace bnorm

@@ -16,4 +16,5 @@ PYBIND11_MODULE(bnorm, m) {
   bnorm::python::RegisterLayer(m);
   bnorm::python::RegisterEngine(m);
   bnorm::python::RegisterThreads(m);
+  bnorm::python::RegisterTiming(m);
 }
