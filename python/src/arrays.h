@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "bnorm/dtype.hpp"
@@ -41,6 +42,8 @@ Tensor ReadTensor(py::handle x, const char* name);
 
 // A new C-order array of `shape` with the element type of `like`.
 py::array NewArray(Element element, const std::vector<int64_t>& shape);
+// The element type of an array of this dtype as bnorm keeps it, or none (a dtype to cast).
+std::optional<Element> ElementOf(const py::dtype& dtype);
 
 // An output the caller gave (`out=`): must already be a C-contiguous, aligned, writable
 // ndarray of `element` and `shape`: nothing is copied back, so nothing is converted. Throws

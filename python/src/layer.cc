@@ -135,8 +135,15 @@ py::array Layer::Backward(py::handle dy_value) {
                        dy.shape, threads->exec);
     }
   }
-  const std::vector<int64_t> params = layer_->parameter_shape();
+  gradients_stale_ = true;  // the dict is built when `gradients` is read
+  return dx;
+}
+
+const py::dict& Layer::gradients() {
+  if (!gradients_stale_) return gradients_;
   py::dict gradients;
+  std::lock_guard<std::mutex> lock(*mutex_);  // a call on another thread may be running
+  const std::vector<int64_t> params = layer_->parameter_shape();
   const std::pair<const char*, const std::vector<float>*> all[] = {
       {"gamma", &layer_->gradient_gamma()},
       {"beta", &layer_->gradient_beta()},
@@ -146,7 +153,8 @@ py::array Layer::Backward(py::handle dy_value) {
     if (!values->empty()) gradients[key] = ToArray(*values, params);
   }
   gradients_ = gradients;
-  return dx;
+  gradients_stale_ = false;
+  return gradients_;
 }
 
 void Layer::Build(py::handle input_shape) {

@@ -47,7 +47,8 @@ class Layer {
   void set_trainable(py::handle value);
   bool built() const { return layer_->built(); }
   py::object fused() const;
-  const py::dict& gradients() const { return gradients_; }
+  // The last backward's parameter gradients, as arrays made at the first read after it.
+  const py::dict& gradients();
   const std::string& name() const { return name_; }
   std::string Repr() const;
 
@@ -76,6 +77,7 @@ class Layer {
   py::object last_x_ = py::none();
   Element last_element_ = Element::kFloat32;
   py::dict gradients_;
+  bool gradients_stale_ = false;  // a backward ran since gradients_ was built
 };
 
 // The parsing of Keras' arguments into bnorm::Options (layer_config.cc).
