@@ -60,12 +60,6 @@ bool Readable(const py::array& a) {
          NativeOrder(py::detail::array_descriptor_proxy(proxy->descr)->byteorder);
 }
 
-size_t ShapeElements(const std::vector<int64_t>& shape) {
-  size_t n = 1;
-  for (int64_t s : shape) n *= static_cast<size_t>(s);
-  return n;
-}
-
 std::vector<int64_t> ShapeOf(const py::array& a) {
   return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
@@ -84,7 +78,7 @@ std::vector<T> ReadValues(py::handle value, const char* name, const std::vector<
   py::array a = AsArray(value, name);
   const py::dtype type = a.dtype();
   if (type.kind() == 'f' && type.itemsize() == static_cast<ssize_t>(sizeof(T)) && Readable(a) &&
-      static_cast<size_t>(a.size()) == ShapeElements(shape) && SameUpToOnes(ShapeOf(a), shape)) {
+      SameUpToOnes(ShapeOf(a), shape)) {
     // Already T, contiguous and in native order: no numpy call.
     const T* data = static_cast<const T*>(a.data());
     return std::vector<T>(data, data + a.size());
