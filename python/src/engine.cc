@@ -136,22 +136,36 @@ const float* DataOrNull(const std::vector<float>& v, py::handle value) {
   return value.is_none() ? nullptr : v.data();
 }
 
+}  // namespace
+
+NormalizeArguments ReadNormalizeArguments(py::handle x_value, py::handle mean_value,
+                                          py::handle scale_value, py::handle shift_value,
+                                          py::handle axis) {
+  NormalizeArguments a;
+  a.x = ReadTensor(x_value, "x");
+  const std::vector<int> axes = ReadAxes(axis, "axis");
+  a.geometry = PlanGeometry(a.x.shape, axes);
+  const std::vector<int64_t> shape = ParameterShape(a.x.shape, axes);
+  const bool split = ReadMean(mean_value, shape, &a.mean_hi, &a.mean_lo);
+  a.scale = ReadParameter(scale_value, "scale", shape);
+  a.shift = ReadParameter(shift_value, "shift", shape);
+  a.params.mean_hi = a.mean_hi.data();
+  a.params.mean_lo = split ? a.mean_lo.data() : nullptr;
+  a.params.scale = a.scale.data();
+  a.params.shift = a.shift.data();
+  return a;
+}
+
+namespace {
+
 py::object NormalizeFn(py::handle x_value, py::handle mean_value, py::handle scale_value,
                        py::handle shift_value, py::handle axis, py::handle activation,
                        py::handle out, py::handle residual_value) {
-  const Tensor x = ReadTensor(x_value, "x");
-  const std::vector<int> axes = ReadAxes(axis, "axis");
-  const Geometry g = PlanGeometry(x.shape, axes);
-  const std::vector<int64_t> shape = ParameterShape(x.shape, axes);
-  std::vector<float> mean_hi, mean_lo;
-  const bool split = ReadMean(mean_value, shape, &mean_hi, &mean_lo);
-  const std::vector<float> scale = ReadParameter(scale_value, "scale", shape);
-  const std::vector<float> shift = ReadParameter(shift_value, "shift", shape);
-  NormalizeParams params;
-  params.mean_hi = mean_hi.data();
-  params.mean_lo = split ? mean_lo.data() : nullptr;
-  params.scale = scale.data();
-  params.shift = shift.data();
+  NormalizeArguments a =
+      ReadNormalizeArguments(x_value, mean_value, scale_value, shift_value, axis);
+  const Tensor& x = a.x;
+  const Geometry& g = a.geometry;
+  NormalizeParams& params = a.params;
   params.activation = ReadActivation(activation);
   Tensor residual;
   if (!residual_value.is_none()) {

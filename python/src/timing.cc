@@ -11,8 +11,8 @@
 #include <mutex>
 #include <vector>
 
-#include "args.h"
 #include "arrays.h"
+#include "engine.h"
 #include "bnorm/kernels.hpp"
 #include "errors.h"
 #include "layer.h"
@@ -92,29 +92,20 @@ void RegisterTiming(py::module_& m) {
       "float32 dy into one preallocated dx.");
   t.def(
       "normalize",
-      [](py::handle x_value, py::handle mean_value, py::handle scale_value,
-         py::handle shift_value, py::handle axis, int calls) {
-        const Tensor x = ReadTensor(x_value, "x");
-        const std::vector<int> axes = ReadAxes(axis, "axis");
-        const Geometry g = PlanGeometry(x.shape, axes);
-        const std::vector<int64_t> shape = ParameterShape(x.shape, axes);
-        const std::vector<float> mean = ReadParameter(mean_value, "mean", shape);
-        const std::vector<float> scale = ReadParameter(scale_value, "scale", shape);
-        const std::vector<float> shift = ReadParameter(shift_value, "shift", shape);
-        NormalizeParams params;
-        params.mean_hi = mean.data();
-        params.scale = scale.data();
-        params.shift = shift.data();
-        py::array y = NewArray(x.element, x.shape);
+      [](py::handle x, py::handle mean, py::handle scale, py::handle shift, py::handle axis,
+         int calls) {
+        const NormalizeArguments a = ReadNormalizeArguments(x, mean, scale, shift, axis);
+        py::array y = NewArray(a.x.element, a.x.shape);
         void* out = y.mutable_data();
         const auto threads = CurrentThreads();
-        return Time(calls,
-                    [&] { Normalize(x.data(), out, x.type, g, params, threads->exec); });
+        return Time(calls, [&] {
+          Normalize(a.x.data(), out, a.x.type, a.geometry, a.params, threads->exec);
+        });
       },
       py::arg("x"), py::arg("mean"), py::arg("scale"), py::arg("shift"), py::arg("axis"),
       py::arg("calls"),
-      "Seconds of each of `calls` bnorm::Normalize calls (float32 mean) into one preallocated "
-      "y.");
+      "Seconds of each of `calls` bnorm::Normalize calls, with bnorm.normalize's arguments, "
+      "into one preallocated y.");
 }
 
 }  // namespace python

@@ -54,11 +54,6 @@ void GhostStatistics(const char* x, DType type, const Geometry& view, size_t gho
 
 // The statistics the moving averages see: the average over ghosts.
 void AverageOverGhosts(const Moments& ghost, size_t ghosts, size_t C, Moments* batch) {
-  if (ghosts == 1) {  // the batch's own (dividing by 1 and adding to 0 change nothing)
-    batch->mean = ghost.mean;
-    batch->variance = ghost.variance;
-    return;
-  }
   batch->Zero(C);
   for (size_t i = 0; i < ghosts; ++i) {
     for (size_t c = 0; c < C; ++c) {
